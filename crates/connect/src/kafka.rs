@@ -1,0 +1,254 @@
+//! Kafka clients over rdkafka: topic administration, producing, consuming, and the embedded
+//! broker.
+//!
+//! Everything here is synchronous (rdkafka's base clients, polled from our own threads): a
+//! persistent query is a loop of poll → process → produce → flush → commit on one thread, which
+//! keeps the at-least-once ordering (offsets committed only after the outputs are acknowledged)
+//! easy to see.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::TopicPartitionList;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("Kafka error: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One Kafka record, as read or to be written.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// A topic as listed by the broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: i32,
+    pub replicas: i32,
+}
+
+/// librdkafka's in-process mock cluster, used when no bootstrap servers are given.
+pub struct EmbeddedBroker {
+    cluster: MockCluster<'static, DefaultProducerContext>,
+}
+
+// SAFETY: the mock cluster handle is only used through librdkafka's mock API, whose calls are
+// enqueued to the cluster's own thread and are safe to make from any thread.
+unsafe impl Send for EmbeddedBroker {}
+unsafe impl Sync for EmbeddedBroker {}
+
+impl EmbeddedBroker {
+    pub fn start() -> Result<Self, KafkaError> {
+        Ok(EmbeddedBroker { cluster: MockCluster::new(1)? })
+    }
+
+    pub fn bootstrap_servers(&self) -> String {
+        self.cluster.bootstrap_servers()
+    }
+
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), KafkaError> {
+        Ok(self.cluster.create_topic(name, partitions, 1)?)
+    }
+}
+
+/// How to reach Kafka: bootstrap servers plus librdkafka properties passed through to every client.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub properties: BTreeMap<String, String>,
+    /// Set when the cluster is the embedded broker (topic creation goes through it).
+    pub embedded: Option<Arc<EmbeddedBroker>>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("embedded", &self.embedded.is_some())
+            .finish()
+    }
+}
+
+/// Sets a property unless the user's properties already set it.
+fn set_default(c: &mut ClientConfig, key: &str, value: &str) {
+    if c.get(key).is_none() {
+        c.set(key, value);
+    }
+}
+
+impl KafkaConfig {
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in &self.properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    pub fn producer(&self) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaError> {
+        let mut c = self.client_config();
+        set_default(&mut c, "linger.ms", "5");
+        set_default(&mut c, "message.timeout.ms", "30000");
+        Ok(c.create()?)
+    }
+
+    /// A consumer in `group`, with offsets committed explicitly.
+    pub fn consumer(&self, group: &str, auto_offset_reset: &str) -> Result<BaseConsumer, KafkaError> {
+        let mut c = self.client_config();
+        c.set("group.id", group);
+        c.set("enable.auto.commit", "false");
+        c.set("auto.offset.reset", auto_offset_reset);
+        set_default(&mut c, "session.timeout.ms", "6000");
+        set_default(&mut c, "heartbeat.interval.ms", "1000");
+        set_default(&mut c, "max.poll.interval.ms", "300000");
+        set_default(&mut c, "enable.partition.eof", "false");
+        Ok(c.create()?)
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+        Ok(self.client_config().create()?)
+    }
+
+    /// Creates a topic unless it exists. Returns false when it already existed.
+    pub fn create_topic(&self, name: &str, partitions: i32, replicas: i16) -> Result<bool, KafkaError> {
+        if self.topic(name)?.is_some() {
+            return Ok(false);
+        }
+        if let Some(broker) = &self.embedded {
+            broker.create_topic(name, partitions)?;
+            return Ok(true);
+        }
+        let admin = self.admin()?;
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas as i32));
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures::executor::block_on(admin.create_topics([&topic], &opts))?;
+        for r in results {
+            if let Err((t, code)) = r {
+                if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
+                    return Err(KafkaError::Other(format!("Failed to create topic {t}: {code}")));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<(), KafkaError> {
+        if self.embedded.is_some() {
+            // The mock cluster cannot delete topics; the catalog forgets it.
+            return Ok(());
+        }
+        let admin = self.admin()?;
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = futures::executor::block_on(admin.delete_topics(&[name], &opts))?;
+        for r in results {
+            if let Err((t, code)) = r {
+                return Err(KafkaError::Other(format!("Failed to delete topic {t}: {code}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// All topics, or one when `only` is given.
+    pub fn topics(&self, only: Option<&str>) -> Result<Vec<TopicInfo>, KafkaError> {
+        let consumer: BaseConsumer = self.client_config().create()?;
+        let metadata = consumer.fetch_metadata(only, Duration::from_secs(10))?;
+        let mut topics: Vec<TopicInfo> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| TopicInfo {
+                name: t.name().to_string(),
+                partitions: t.partitions().len() as i32,
+                replicas: t.partitions().first().map(|p| p.replicas().len() as i32).unwrap_or(1),
+            })
+            .collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    pub fn topic(&self, name: &str) -> Result<Option<TopicInfo>, KafkaError> {
+        // A metadata request for one topic may auto-create it on some brokers, so list all.
+        Ok(self.topics(None)?.into_iter().find(|t| t.name == name))
+    }
+}
+
+/// Converts a consumed message into a `Record`.
+pub fn record_of<M: Message>(m: &M) -> Record {
+    let headers = m
+        .headers()
+        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+        .unwrap_or_default();
+    Record {
+        topic: m.topic().to_string(),
+        partition: m.partition(),
+        offset: m.offset(),
+        timestamp: m.timestamp().to_millis().unwrap_or(0),
+        key: m.key().map(|k| k.to_vec()),
+        value: m.payload().map(|v| v.to_vec()),
+        headers,
+    }
+}
+
+/// Sends a record; the caller flushes. Retries while the local queue is full.
+pub fn send(producer: &ThreadedProducer<DefaultProducerContext>, r: &Record) -> Result<(), KafkaError> {
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in &r.headers {
+        headers = headers.insert(Header { key: k, value: v.as_deref() });
+    }
+    loop {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic).timestamp(r.timestamp).headers(headers.clone());
+        if let Some(k) = &r.key {
+            rec = rec.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            rec = rec.payload(v.as_slice());
+        }
+        if r.partition >= 0 {
+            rec = rec.partition(r.partition);
+        }
+        match producer.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Flushes the producer, failing if it cannot deliver in time.
+pub fn flush(producer: &ThreadedProducer<DefaultProducerContext>) -> Result<(), KafkaError> {
+    Ok(producer.flush(Duration::from_secs(30))?)
+}
+
+/// Commits the next offsets to read for the given (topic, partition) → last processed offset.
+pub fn commit(consumer: &BaseConsumer, processed: &BTreeMap<(String, i32), i64>) -> Result<(), KafkaError> {
+    if processed.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in processed {
+        tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(offset + 1))?;
+    }
+    Ok(consumer.commit(&tpl, CommitMode::Sync)?)
+}

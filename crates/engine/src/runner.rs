@@ -1,0 +1,310 @@
+//! Running queries on Kafka: one thread per query, each a loop of
+//! poll → process → produce → flush → commit.
+//!
+//! Offsets are committed only after every output record of the batch has been acknowledged by the
+//! broker (at-least-once). Bad records never stop a query: they are skipped, logged with
+//! `tracing`, and written to the processing-log topic with their topic, partition and offset.
+
+use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
+use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
+use runnel_plan::Value;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Records per micro-batch, and how long to wait for a batch to fill.
+const MAX_BATCH: usize = 1000;
+const LINGER: Duration = Duration::from_millis(20);
+
+/// Counters of a running query, shown by DESCRIBE EXTENDED and EXPLAIN.
+#[derive(Debug, Default)]
+pub struct QueryStats {
+    pub processed: AtomicU64,
+    pub produced: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// A query thread and the flag that stops it.
+pub struct Running {
+    pub stop: Arc<AtomicBool>,
+    pub thread: Option<JoinHandle<()>>,
+    pub stats: Arc<QueryStats>,
+}
+
+impl Running {
+    /// Asks the thread to stop and waits for its last batch to be flushed and committed.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls up to `MAX_BATCH` records, waiting at most `LINGER` after the first one.
+fn poll_batch(consumer: &BaseConsumer, stop: &AtomicBool) -> Vec<Record> {
+    let mut batch = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut linger_until: Option<Instant> = None;
+    while batch.len() < MAX_BATCH && !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let until = linger_until.unwrap_or(deadline);
+        if now >= until {
+            break;
+        }
+        match consumer.poll(until - now) {
+            Some(Ok(m)) => {
+                batch.push(record_of(&m));
+                linger_until.get_or_insert(now + LINGER);
+            }
+            Some(Err(e)) => {
+                tracing::warn!("consumer error: {e}");
+                break;
+            }
+            None => break,
+        }
+    }
+    batch
+}
+
+/// Writes processing-log entries to `tracing` and to the processing-log topic.
+pub struct ProcessingLog {
+    pub topic: String,
+    pub query_id: String,
+}
+
+impl ProcessingLog {
+    pub fn write(&self, producer: &ThreadedProducer<DefaultProducerContext>, entry: &ProcessingLogEntry) {
+        tracing::warn!(
+            query = %self.query_id,
+            topic = %entry.topic,
+            partition = entry.partition,
+            offset = entry.offset,
+            "record skipped: {}",
+            entry.message
+        );
+        let value = serde_json::json!({
+            "level": "ERROR",
+            "logger": format!("processing.{}", self.query_id),
+            "time": chrono::Utc::now().timestamp_millis(),
+            "message": {
+                "type": 0,
+                "recordProcessingError": {
+                    "errorMessage": entry.message,
+                    "topic": entry.topic,
+                    "partition": entry.partition,
+                    "offset": entry.offset,
+                },
+            },
+        });
+        let record = Record {
+            topic: self.topic.clone(),
+            partition: -1,
+            value: Some(value.to_string().into_bytes()),
+            timestamp: chrono::Utc::now().timestamp_millis(),
+            ..Default::default()
+        };
+        if let Err(e) = send(producer, &record) {
+            tracing::error!("cannot write to the processing log topic {}: {e}", self.topic);
+        }
+    }
+}
+
+/// Starts a persistent query: reads the source topic in consumer group `group`, writes the sink.
+pub fn spawn_persistent(
+    task: Arc<QueryTask>,
+    kafka: KafkaConfig,
+    group: String,
+    auto_offset_reset: String,
+    log: ProcessingLog,
+) -> Result<Running, crate::EngineError> {
+    let consumer = kafka.consumer(&group, &auto_offset_reset)?;
+    consumer.subscribe(&[task.source_topic()]).map_err(runnel_connect::kafka::KafkaError::from)?;
+    let producer = kafka.producer()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(QueryStats::default());
+    let (stop2, stats2) = (stop.clone(), stats.clone());
+    let thread = std::thread::Builder::new()
+        .name(format!("query-{}", log.query_id))
+        .spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let batch = poll_batch(&consumer, &stop2);
+                if batch.is_empty() {
+                    continue;
+                }
+                if let Err(e) = process_and_commit(&task, &batch, &consumer, &producer, &log, &stats2) {
+                    tracing::error!(query = %log.query_id, "batch failed, will be retried after restart: {e}");
+                    // Without a commit the batch is re-read after a restart (at-least-once).
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            let _ = flush(&producer);
+            tracing::info!(query = %log.query_id, "query stopped");
+        })
+        .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
+    Ok(Running { stop, thread: Some(thread), stats })
+}
+
+fn process_and_commit(
+    task: &QueryTask,
+    batch: &[Record],
+    consumer: &BaseConsumer,
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    log: &ProcessingLog,
+    stats: &QueryStats,
+) -> Result<(), crate::EngineError> {
+    let out = task.process(batch)?;
+    stats.processed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats.failed.fetch_add(out.errors.len() as u64, Ordering::Relaxed);
+    for e in &out.errors {
+        log.write(producer, e);
+    }
+    for row in &out.rows {
+        match task.encode(row) {
+            Ok(record) => {
+                send(producer, &record)?;
+                stats.produced.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(message) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                log.write(
+                    producer,
+                    &ProcessingLogEntry { topic: task.source_topic().to_string(), partition: row.partition, offset: row.offset, message },
+                );
+            }
+        }
+    }
+    flush(producer)?;
+    let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for r in batch {
+        let e = processed.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
+        *e = (*e).max(r.offset);
+    }
+    commit(consumer, &processed)?;
+    Ok(())
+}
+
+/// A transient push query: rows arrive on `rows` until `limit` or until the receiver is dropped
+/// or `stop` is set.
+pub struct PushQuery {
+    pub query_id: String,
+    pub columns: Vec<(String, runnel_sql::SqlType)>,
+    pub rows: Receiver<Vec<Value>>,
+    pub running: Running,
+    pub limit: Option<u64>,
+}
+
+pub fn spawn_push(
+    task: Arc<QueryTask>,
+    kafka: KafkaConfig,
+    group: String,
+    auto_offset_reset: String,
+    limit: Option<u64>,
+    sender: SyncSender<Vec<Value>>,
+    query_id: String,
+) -> Result<Running, crate::EngineError> {
+    let consumer = kafka.consumer(&group, &auto_offset_reset)?;
+    consumer.subscribe(&[task.source_topic()]).map_err(runnel_connect::kafka::KafkaError::from)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(QueryStats::default());
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("push-{query_id}"))
+        .spawn(move || {
+            let mut sent = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                let batch = poll_batch(&consumer, &stop2);
+                if batch.is_empty() {
+                    continue;
+                }
+                let out = match task.process(&batch) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        tracing::error!(query = %query_id, "push query failed: {e}");
+                        return;
+                    }
+                };
+                for e in &out.errors {
+                    tracing::warn!(query = %query_id, topic = %e.topic, partition = e.partition, offset = e.offset, "record skipped: {}", e.message);
+                }
+                for OutputRow { values, .. } in out.rows {
+                    if sender.send(values).is_err() {
+                        return;
+                    }
+                    sent += 1;
+                    if limit.is_some_and(|l| sent >= l) {
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
+    Ok(Running { stop, thread: Some(thread), stats })
+}
+
+/// `PRINT topic`: raw records as they arrive, formatted as ksqlDB prints them.
+pub fn spawn_print(
+    kafka: KafkaConfig,
+    topic: String,
+    from_beginning: bool,
+    limit: Option<u64>,
+    sender: SyncSender<String>,
+) -> Result<Running, crate::EngineError> {
+    let group = format!("_runnel-print-{}-{}", topic, chrono::Utc::now().timestamp_millis());
+    let consumer = kafka.consumer(&group, if from_beginning { "earliest" } else { "latest" })?;
+    consumer.subscribe(&[topic.as_str()]).map_err(runnel_connect::kafka::KafkaError::from)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("print-{topic}"))
+        .spawn(move || {
+            let mut sent = 0u64;
+            while !stop2.load(Ordering::Relaxed) {
+                for r in poll_batch(&consumer, &stop2) {
+                    if sender.send(print_line(&r)).is_err() {
+                        return;
+                    }
+                    sent += 1;
+                    if limit.is_some_and(|l| sent >= l) {
+                        return;
+                    }
+                }
+            }
+        })
+        .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
+    Ok(Running { stop, thread: Some(thread), stats: Arc::new(QueryStats::default()) })
+}
+
+fn printable(bytes: &Option<Vec<u8>>) -> String {
+    match bytes {
+        None => "<null>".to_string(),
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(s) => s.to_string(),
+            Err(_) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        },
+    }
+}
+
+/// One record as `PRINT` shows it.
+pub fn print_line(r: &Record) -> String {
+    let time = chrono::DateTime::from_timestamp_millis(r.timestamp)
+        .map(|t| t.format("%Y/%m/%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| r.timestamp.to_string());
+    format!(
+        "rowtime: {time} Z, key: {}, value: {}, partition: {}",
+        printable(&r.key),
+        printable(&r.value),
+        r.partition
+    )
+}

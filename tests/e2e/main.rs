@@ -6,7 +6,6 @@
 //! test so runs can share a broker.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::Message;
 use runnel_connect::kafka::{EmbeddedBroker, KafkaConfig, Record};
 use runnel_engine::{Backend, Engine};
 use std::collections::BTreeMap;
@@ -26,22 +25,34 @@ fn unique(prefix: &str) -> String {
 }
 
 fn external_bootstrap() -> Option<String> {
-    std::env::var("RUNNEL_TEST_BOOTSTRAP").ok().filter(|s| !s.is_empty())
+    std::env::var("RUNNEL_TEST_BOOTSTRAP")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 fn kafka() -> KafkaConfig {
     match external_bootstrap() {
-        Some(b) => KafkaConfig { bootstrap_servers: b, properties: BTreeMap::new(), embedded: None },
+        Some(b) => KafkaConfig {
+            bootstrap_servers: b,
+            properties: BTreeMap::new(),
+            embedded: None,
+        },
         None => {
             let broker = EmbeddedBroker::start().expect("embedded broker");
-            KafkaConfig { bootstrap_servers: broker.bootstrap_servers(), properties: BTreeMap::new(), embedded: Some(Arc::new(broker)) }
+            KafkaConfig {
+                bootstrap_servers: broker.bootstrap_servers(),
+                properties: BTreeMap::new(),
+                embedded: Some(Arc::new(broker)),
+            }
         }
     }
 }
 
 /// Reads `n` records from `topic` (from the beginning), or fails after a deadline.
 fn read(kafka: &KafkaConfig, topic: &str, n: usize) -> Vec<Record> {
-    let consumer: BaseConsumer = kafka.consumer(&unique("reader"), "earliest").expect("consumer");
+    let consumer: BaseConsumer = kafka
+        .consumer(&unique("reader"), "earliest")
+        .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut out = Vec::new();
@@ -50,7 +61,12 @@ fn read(kafka: &KafkaConfig, topic: &str, n: usize) -> Vec<Record> {
             out.push(runnel_connect::kafka::record_of(&m.detach()));
         }
     }
-    assert_eq!(out.len(), n, "expected {n} records on {topic}, got {}: {out:?}", out.len());
+    assert_eq!(
+        out.len(),
+        n,
+        "expected {n} records on {topic}, got {}: {out:?}",
+        out.len()
+    );
     out
 }
 
@@ -63,7 +79,9 @@ fn produce(kafka: &KafkaConfig, records: &[Record]) {
 }
 
 fn text(b: &Option<Vec<u8>>) -> String {
-    b.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_else(|| "<null>".into())
+    b.as_ref()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_else(|| "<null>".into())
 }
 
 #[test]
@@ -108,21 +126,44 @@ fn csas_filters_projects_and_logs_bad_records() {
         ))
         .expect("csas");
     let out = read(&kafka, &output, 2);
-    let mut got: Vec<(Vec<u8>, String, i64)> =
-        out.iter().map(|r| (r.key.clone().unwrap_or_default(), text(&r.value), r.timestamp)).collect();
+    let mut got: Vec<(Vec<u8>, String, i64)> = out
+        .iter()
+        .map(|r| {
+            (
+                r.key.clone().unwrap_or_default(),
+                text(&r.value),
+                r.timestamp,
+            )
+        })
+        .collect();
     got.sort();
     assert_eq!(
         got,
         vec![
-            (1i32.to_be_bytes().to_vec(), r#"{"WHO":"ALICE","DOUBLED":21.0,"MORE":3}"#.to_string(), 1_001),
-            (4i32.to_be_bytes().to_vec(), r#"{"WHO":"CAROL","DOUBLED":200.0,"MORE":null}"#.to_string(), 1_004),
+            (
+                1i32.to_be_bytes().to_vec(),
+                r#"{"WHO":"ALICE","DOUBLED":21.0,"MORE":3}"#.to_string(),
+                1_001
+            ),
+            (
+                4i32.to_be_bytes().to_vec(),
+                r#"{"WHO":"CAROL","DOUBLED":200.0,"MORE":null}"#.to_string(),
+                1_004
+            ),
         ]
     );
-    assert!(out.iter().all(|r| r.headers == vec![("h".to_string(), Some(b"v".to_vec()))]), "headers are carried");
+    assert!(
+        out.iter()
+            .all(|r| r.headers == vec![("h".to_string(), Some(b"v".to_vec()))]),
+        "headers are carried"
+    );
     // The malformed record is in the processing log with its position, and nothing else is lost.
     let log = read(&kafka, &format!("{service}ksql_processing_log"), 1);
     let entry = text(&log[0].value);
-    assert!(entry.contains(&input) && entry.contains("\"offset\":1"), "processing log entry: {entry}");
+    assert!(
+        entry.contains(&input) && entry.contains("\"offset\":1"),
+        "processing log entry: {entry}"
+    );
     engine.shutdown();
 }
 
@@ -130,15 +171,27 @@ fn csas_filters_projects_and_logs_bad_records() {
 fn bad_statements_are_rejected_with_clear_errors() {
     let kafka = kafka();
     let mut engine = Engine::new(Backend::Kafka(kafka), BTreeMap::new());
-    let err = engine.execute_script("CREATE STREAM x (a INT) WITH (KAFKA_TOPIC='t' VALUE_FORMAT='JSON');").unwrap_err();
-    assert!(err.to_string().contains("line 1:"), "parse errors have a position: {err}");
-    let err = engine.execute_script("SELECT * FROM nowhere EMIT CHANGES;").unwrap_err();
+    let err = engine
+        .execute_script("CREATE STREAM x (a INT) WITH (KAFKA_TOPIC='t' VALUE_FORMAT='JSON');")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("line 1:"),
+        "parse errors have a position: {err}"
+    );
+    let err = engine
+        .execute_script("SELECT * FROM nowhere EMIT CHANGES;")
+        .unwrap_err();
     assert!(err.to_string().contains("NOWHERE does not exist"), "{err}");
     let topic = unique("missing");
     let err = engine
-        .execute_script(&format!("CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON');"))
+        .execute_script(&format!(
+            "CREATE STREAM s (a INT) WITH (KAFKA_TOPIC='{topic}', VALUE_FORMAT='JSON');"
+        ))
         .unwrap_err();
-    assert!(err.to_string().contains("PARTITIONS"), "says how to create the topic: {err}");
+    assert!(
+        err.to_string().contains("PARTITIONS"),
+        "says how to create the topic: {err}"
+    );
 }
 
 fn runnel() -> Command {
@@ -148,7 +201,14 @@ fn runnel() -> Command {
 #[test]
 fn quickstart_runs_from_the_cli() {
     let mut cmd = runnel();
-    cmd.args(["run", concat!(env!("CARGO_MANIFEST_DIR"), "/../../sql-examples/quickstart.sql"), "--exit"]);
+    cmd.args([
+        "run",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../sql-examples/quickstart.sql"
+        ),
+        "--exit",
+    ]);
     if let Some(b) = external_bootstrap() {
         cmd.args(["--bootstrap-servers", &b, "--define", "unused=1"]);
     }
@@ -156,9 +216,18 @@ fn quickstart_runs_from_the_cli() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("Created query with ID CSAS_LONG_READS_"), "{stdout}");
-    assert!(stdout.contains("/DOCS/INTRO") && stdout.contains("45.0") && stdout.contains("hn"), "{stdout}");
-    assert!(stdout.contains("/DOCS/SQL") && stdout.contains("direct"), "{stdout}");
+    assert!(
+        stdout.contains("Created query with ID CSAS_LONG_READS_"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/DOCS/INTRO") && stdout.contains("45.0") && stdout.contains("hn"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/DOCS/SQL") && stdout.contains("direct"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Limit Reached"), "{stdout}");
 }
 
@@ -167,7 +236,11 @@ fn cli_reports_bad_sql_with_position_and_fails() {
     let dir = std::env::temp_dir().join(unique("badsql"));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let file = dir.join("bad.sql");
-    std::fs::write(&file, "SHOW STREAMS;\nCREATE STREAM oops (a INT WITH (KAFKA_TOPIC='x');\n").expect("write");
+    std::fs::write(
+        &file,
+        "SHOW STREAMS;\nCREATE STREAM oops (a INT WITH (KAFKA_TOPIC='x');\n",
+    )
+    .expect("write");
     let mut cmd = runnel();
     cmd.args(["run", file.to_str().expect("utf8 path"), "--exit"]);
     if let Some(b) = external_bootstrap() {
@@ -176,5 +249,8 @@ fn cli_reports_bad_sql_with_position_and_fails() {
     let out = cmd.output().expect("run runnel");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("bad.sql") && stderr.contains("line 2:"), "{stderr}");
+    assert!(
+        stderr.contains("bad.sql") && stderr.contains("line 2:"),
+        "{stderr}"
+    );
 }

@@ -17,7 +17,11 @@ use std::time::Duration;
 mod test_runner;
 
 #[derive(Parser)]
-#[command(name = "runnel", version, about = "Streaming SQL on Kafka, compatible with ksqlDB")]
+#[command(
+    name = "runnel",
+    version,
+    about = "Streaming SQL on Kafka, compatible with ksqlDB"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,7 +73,8 @@ fn parse_pair(s: &str) -> Result<(String, String)> {
 }
 
 fn read_properties_file(path: &PathBuf) -> Result<Vec<(String, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
@@ -78,7 +83,9 @@ fn read_properties_file(path: &PathBuf) -> Result<Vec<(String, String)>> {
 }
 
 /// Splits properties into engine settings (`ksql.*`, `auto.offset.reset`) and librdkafka ones.
-fn split_properties(args: &KafkaArgs) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+fn split_properties(
+    args: &KafkaArgs,
+) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
     let mut all = Vec::new();
     if let Some(f) = &args.properties_file {
         all.extend(read_properties_file(f)?);
@@ -105,17 +112,33 @@ fn split_properties(args: &KafkaArgs) -> Result<(BTreeMap<String, String>, BTree
 fn kafka_config(args: &KafkaArgs) -> Result<(KafkaConfig, BTreeMap<String, String>)> {
     let (engine, client) = split_properties(args)?;
     let bootstrap = args.bootstrap_servers.clone().or_else(|| {
-        let from_file = args.properties_file.as_ref().and_then(|f| read_properties_file(f).ok());
-        from_file.and_then(|p| p.into_iter().find(|(k, _)| k == "bootstrap.servers").map(|(_, v)| v))
+        let from_file = args
+            .properties_file
+            .as_ref()
+            .and_then(|f| read_properties_file(f).ok());
+        from_file.and_then(|p| {
+            p.into_iter()
+                .find(|(k, _)| k == "bootstrap.servers")
+                .map(|(_, v)| v)
+        })
     });
     let config = match bootstrap {
-        Some(b) => KafkaConfig { bootstrap_servers: b, properties: client, embedded: None },
+        Some(b) => KafkaConfig {
+            bootstrap_servers: b,
+            properties: client,
+            embedded: None,
+        },
         None => {
-            let broker = EmbeddedBroker::start().context("cannot start the embedded Kafka broker")?;
+            let broker =
+                EmbeddedBroker::start().context("cannot start the embedded Kafka broker")?;
             let bootstrap = broker.bootstrap_servers();
             eprintln!("Embedded Kafka broker (librdkafka mock cluster) at {bootstrap}");
             eprintln!("  it keeps at most ~5 MiB per partition; use --bootstrap-servers for real workloads");
-            KafkaConfig { bootstrap_servers: bootstrap, properties: client, embedded: Some(Arc::new(broker)) }
+            KafkaConfig {
+                bootstrap_servers: bootstrap,
+                properties: client,
+                embedded: Some(Arc::new(broker)),
+            }
         }
     };
     Ok((config, engine))
@@ -126,7 +149,12 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn install_ctrl_c() {
     std::thread::spawn(|| {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
         rt.block_on(async {
             loop {
                 if tokio::signal::ctrl_c().await.is_err() {
@@ -140,13 +168,27 @@ fn install_ctrl_c() {
 
 fn print_push(query: runnel_engine::runner::PushQuery) {
     let widths: Vec<usize> = query.columns.iter().map(|(n, _)| n.len().max(12)).collect();
-    let sep = format!("+{}+", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    let sep = format!(
+        "+{}+",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
     let line = |cells: Vec<String>| {
-        let body: Vec<String> = cells.iter().zip(widths.iter()).map(|(c, w)| format!(" {c:<w$} ")).collect();
+        let body: Vec<String> = cells
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!(" {c:<w$} "))
+            .collect();
         format!("|{}|", body.join("|"))
     };
     println!("{sep}");
-    println!("{}", line(query.columns.iter().map(|(n, _)| n.clone()).collect()));
+    println!(
+        "{}",
+        line(query.columns.iter().map(|(n, _)| n.clone()).collect())
+    );
     println!("{sep}");
     let mut count = 0u64;
     let mut running = query.running;
@@ -194,7 +236,8 @@ fn show(output: StatementOutput) {
 }
 
 fn run(file: PathBuf, kafka: KafkaArgs, exit: bool, defines: Vec<String>) -> Result<()> {
-    let sql = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let sql = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
     let (config, engine_props) = kafka_config(&kafka)?;
     let mut engine = Engine::new(Backend::Kafka(config), engine_props);
     for d in &defines {
@@ -202,7 +245,9 @@ fn run(file: PathBuf, kafka: KafkaArgs, exit: bool, defines: Vec<String>) -> Res
         engine.variables.insert(k, v);
     }
     install_ctrl_c();
-    let statements = engine.parse(&sql).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let statements = engine
+        .parse(&sql)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     for stmt in statements {
         if INTERRUPTED.load(Ordering::SeqCst) {
             break;
@@ -217,7 +262,15 @@ fn run(file: PathBuf, kafka: KafkaArgs, exit: bool, defines: Vec<String>) -> Res
         }
     }
     if !exit && !engine.queries.is_empty() {
-        eprintln!("{} persistent quer{} running; press Ctrl-C to stop", engine.queries.len(), if engine.queries.len() == 1 { "y" } else { "ies" });
+        eprintln!(
+            "{} persistent quer{} running; press Ctrl-C to stop",
+            engine.queries.len(),
+            if engine.queries.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
         while !INTERRUPTED.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -230,13 +283,19 @@ fn run(file: PathBuf, kafka: KafkaArgs, exit: bool, defines: Vec<String>) -> Res
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,runnel=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,runnel=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { file, kafka, exit, defines } => run(file, kafka, exit, defines),
+        Command::Run {
+            file,
+            kafka,
+            exit,
+            defines,
+        } => run(file, kafka, exit, defines),
         Command::Test(args) => test_runner::main(args),
     };
     if let Err(e) = result {

@@ -58,7 +58,9 @@ unsafe impl Sync for EmbeddedBroker {}
 
 impl EmbeddedBroker {
     pub fn start() -> Result<Self, KafkaError> {
-        Ok(EmbeddedBroker { cluster: MockCluster::new(1)? })
+        Ok(EmbeddedBroker {
+            cluster: MockCluster::new(1)?,
+        })
     }
 
     pub fn bootstrap_servers(&self) -> String {
@@ -113,7 +115,11 @@ impl KafkaConfig {
     }
 
     /// A consumer in `group`, with offsets committed explicitly.
-    pub fn consumer(&self, group: &str, auto_offset_reset: &str) -> Result<BaseConsumer, KafkaError> {
+    pub fn consumer(
+        &self,
+        group: &str,
+        auto_offset_reset: &str,
+    ) -> Result<BaseConsumer, KafkaError> {
         let mut c = self.client_config();
         c.set("group.id", group);
         c.set("enable.auto.commit", "false");
@@ -130,7 +136,12 @@ impl KafkaConfig {
     }
 
     /// Creates a topic unless it exists. Returns false when it already existed.
-    pub fn create_topic(&self, name: &str, partitions: i32, replicas: i16) -> Result<bool, KafkaError> {
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replicas: i16,
+    ) -> Result<bool, KafkaError> {
         if self.topic(name)?.is_some() {
             return Ok(false);
         }
@@ -145,7 +156,9 @@ impl KafkaConfig {
         for r in results {
             if let Err((t, code)) = r {
                 if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                    return Err(KafkaError::Other(format!("Failed to create topic {t}: {code}")));
+                    return Err(KafkaError::Other(format!(
+                        "Failed to create topic {t}: {code}"
+                    )));
                 }
             }
         }
@@ -162,7 +175,9 @@ impl KafkaConfig {
         let results = futures::executor::block_on(admin.delete_topics(&[name], &opts))?;
         for r in results {
             if let Err((t, code)) = r {
-                return Err(KafkaError::Other(format!("Failed to delete topic {t}: {code}")));
+                return Err(KafkaError::Other(format!(
+                    "Failed to delete topic {t}: {code}"
+                )));
             }
         }
         Ok(())
@@ -179,7 +194,11 @@ impl KafkaConfig {
             .map(|t| TopicInfo {
                 name: t.name().to_string(),
                 partitions: t.partitions().len() as i32,
-                replicas: t.partitions().first().map(|p| p.replicas().len() as i32).unwrap_or(1),
+                replicas: t
+                    .partitions()
+                    .first()
+                    .map(|p| p.replicas().len() as i32)
+                    .unwrap_or(1),
             })
             .collect();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
@@ -196,7 +215,11 @@ impl KafkaConfig {
 pub fn record_of<M: Message>(m: &M) -> Record {
     let headers = m
         .headers()
-        .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec())))
+                .collect()
+        })
         .unwrap_or_default();
     Record {
         topic: m.topic().to_string(),
@@ -210,13 +233,21 @@ pub fn record_of<M: Message>(m: &M) -> Record {
 }
 
 /// Sends a record; the caller flushes. Retries while the local queue is full.
-pub fn send(producer: &ThreadedProducer<DefaultProducerContext>, r: &Record) -> Result<(), KafkaError> {
+pub fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    r: &Record,
+) -> Result<(), KafkaError> {
     let mut headers = OwnedHeaders::new();
     for (k, v) in &r.headers {
-        headers = headers.insert(Header { key: k, value: v.as_deref() });
+        headers = headers.insert(Header {
+            key: k,
+            value: v.as_deref(),
+        });
     }
     loop {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic).timestamp(r.timestamp).headers(headers.clone());
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic)
+            .timestamp(r.timestamp)
+            .headers(headers.clone());
         if let Some(k) = &r.key {
             rec = rec.key(k.as_slice());
         }
@@ -228,7 +259,12 @@ pub fn send(producer: &ThreadedProducer<DefaultProducerContext>, r: &Record) -> 
         }
         match producer.send(rec) {
             Ok(()) => return Ok(()),
-            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                _,
+            )) => {
                 producer.poll(Duration::from_millis(10));
             }
             Err((e, _)) => return Err(e.into()),
@@ -242,7 +278,10 @@ pub fn flush(producer: &ThreadedProducer<DefaultProducerContext>) -> Result<(), 
 }
 
 /// Commits the next offsets to read for the given (topic, partition) → last processed offset.
-pub fn commit(consumer: &BaseConsumer, processed: &BTreeMap<(String, i32), i64>) -> Result<(), KafkaError> {
+pub fn commit(
+    consumer: &BaseConsumer,
+    processed: &BTreeMap<(String, i32), i64>,
+) -> Result<(), KafkaError> {
     if processed.is_empty() {
         return Ok(());
     }

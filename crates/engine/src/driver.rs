@@ -16,9 +16,14 @@ pub fn run_to_completion(engine: &mut Engine) -> Result<Vec<ProcessingLogEntry>,
     let tasks: Vec<_> = engine.queries.iter().map(|q| q.task.clone()).collect();
     for task in tasks {
         let Backend::Memory(topics) = &mut engine.backend else {
-            return Err(EngineError::Internal("the deterministic driver needs the memory backend".into()));
+            return Err(EngineError::Internal(
+                "the deterministic driver needs the memory backend".into(),
+            ));
         };
-        let input: Vec<Record> = topics.get(task.source_topic()).map(|t| t.records.clone()).unwrap_or_default();
+        let input: Vec<Record> = topics
+            .get(task.source_topic())
+            .map(|t| t.records.clone())
+            .unwrap_or_default();
         let mut produced = Vec::new();
         for record in &input {
             let out = task.process(std::slice::from_ref(record))?;

@@ -11,12 +11,12 @@ pub mod runner;
 pub mod task;
 
 use output::{QuerySummary, StatementOutput};
-use runnel_connect::kafka::{send, flush, KafkaConfig, KafkaError, Record, TopicInfo};
+use runnel_connect::kafka::{flush, send, KafkaConfig, KafkaError, Record, TopicInfo};
 use runnel_plan::catalog::{Catalog, ColumnKind, Source};
 use runnel_plan::ddl::{self, FormatDefaults};
 use runnel_plan::expr::{Analyzer, Scope};
 use runnel_plan::functions::{FunctionConfig, FunctionRegistry};
-use runnel_plan::query::{plan_select, PlanTarget, ROWTIME};
+use runnel_plan::query::{plan_select, PlanOptions, PlanTarget, SelectPlan, ROWTIME};
 use runnel_plan::{PlanError, Value};
 use runnel_sql::{ParseError, ParsedStatement, SourceKind, Statement};
 use std::collections::{BTreeMap, HashMap};
@@ -41,7 +41,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub fn statement(message: impl Into<String>) -> Self {
-        EngineError::Statement { message: message.into(), unsupported: false }
+        EngineError::Statement {
+            message: message.into(),
+            unsupported: false,
+        }
     }
 
     pub fn unsupported(feature: &str) -> Self {
@@ -51,7 +54,10 @@ impl EngineError {
 
 impl From<PlanError> for EngineError {
     fn from(e: PlanError) -> Self {
-        EngineError::Statement { message: e.message, unsupported: e.unsupported }
+        EngineError::Statement {
+            message: e.message,
+            unsupported: e.unsupported,
+        }
     }
 }
 
@@ -142,15 +148,41 @@ impl Engine {
     }
 
     pub fn service_id(&self) -> String {
-        self.property(SERVICE_ID).unwrap_or_else(|| "default_".to_string())
+        self.property(SERVICE_ID)
+            .unwrap_or_else(|| "default_".to_string())
     }
 
     fn format_defaults(&self) -> FormatDefaults {
         FormatDefaults {
-            key_format: self.property("ksql.persistence.default.format.key").unwrap_or_else(|| "KAFKA".into()),
+            key_format: self
+                .property("ksql.persistence.default.format.key")
+                .unwrap_or_else(|| "KAFKA".into()),
             value_format: self.property("ksql.persistence.default.format.value"),
-            wrap_single_values: self.property("ksql.persistence.wrap.single.values").and_then(|v| v.parse().ok()),
+            wrap_single_values: self
+                .property("ksql.persistence.wrap.single.values")
+                .and_then(|v| v.parse().ok()),
         }
+    }
+
+    fn plan(
+        &self,
+        query: &runnel_sql::Query,
+        target: PlanTarget,
+        sink: Option<&str>,
+    ) -> Result<SelectPlan, EngineError> {
+        let options = PlanOptions {
+            new_planner: self
+                .property("ksql.new.query.planner.enabled")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        };
+        Ok(plan_select(
+            query,
+            &self.catalog,
+            &self.functions,
+            target,
+            sink,
+            &options,
+        )?)
     }
 
     pub fn function_config(&self) -> FunctionConfig {
@@ -163,24 +195,44 @@ impl Engine {
 
     /// Parses (after `${var}` substitution) and executes every statement of a script in order,
     /// stopping at the first failure.
+    // The error carries the outputs completed before the failure; scripts are not a hot path.
+    #[allow(clippy::result_large_err)]
     pub fn execute_script(&mut self, sql: &str) -> Result<Vec<StatementOutput>, StatementError> {
         let mut done = Vec::new();
         let statements = match self.parse(sql) {
             Ok(s) => s,
-            Err(error) => return Err(StatementError { statement: sql.trim().to_string(), error, completed: done }),
+            Err(error) => {
+                return Err(StatementError {
+                    statement: sql.trim().to_string(),
+                    error,
+                    completed: done,
+                })
+            }
         };
         for stmt in statements {
             match self.execute(&stmt) {
                 Ok(out) => done.push(out),
-                Err(error) => return Err(StatementError { statement: stmt.text.clone(), error, completed: done }),
+                Err(error) => {
+                    return Err(StatementError {
+                        statement: stmt.text.clone(),
+                        error,
+                        completed: done,
+                    })
+                }
             }
         }
         Ok(done)
     }
 
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>, EngineError> {
-        let enabled = self.property("ksql.variable.substitution.enable").is_none_or(|v| v != "false");
-        let text = if enabled { runnel_sql::substitute_variables(sql, &self.variables)? } else { sql.to_string() };
+        let enabled = self
+            .property("ksql.variable.substitution.enable")
+            .is_none_or(|v| v != "false");
+        let text = if enabled {
+            runnel_sql::substitute_variables(sql, &self.variables)?
+        } else {
+            sql.to_string()
+        };
         Ok(runnel_sql::parse_statements(&text)?)
     }
 
@@ -190,28 +242,53 @@ impl Engine {
             Statement::CreateSource(create) => self.create_source(create, &text),
             Statement::CreateAsSelect(c) => self.create_as_select(c, &text),
             Statement::InsertInto { target, query, .. } => self.insert_into(target, query, &text),
-            Statement::InsertValues { target, columns, values } => {
-                self.insert_values(target, columns.as_deref(), values, &text)
-            }
-            Statement::DropSource { kind, name, if_exists, delete_topic } => {
-                self.drop_source(*kind, name, *if_exists, *delete_topic, &text)
-            }
-            Statement::CreateType { name, ty, if_not_exists } => {
+            Statement::InsertValues {
+                target,
+                columns,
+                values,
+            } => self.insert_values(target, columns.as_deref(), values, &text),
+            Statement::DropSource {
+                kind,
+                name,
+                if_exists,
+                delete_topic,
+            } => self.drop_source(*kind, name, *if_exists, *delete_topic, &text),
+            Statement::CreateType {
+                name,
+                ty,
+                if_not_exists,
+            } => {
                 if self.catalog.custom_type(name).is_some() {
                     if *if_not_exists {
-                        return Ok(StatementOutput::warning(&text, format!("Type {name} already exists")));
+                        return Ok(StatementOutput::warning(
+                            &text,
+                            format!("Type {name} already exists"),
+                        ));
                     }
                     return Err(EngineError::statement(format!("Cannot register custom type '{name}' since it is already registered with type: {}", self.catalog.custom_type(name).map(|t| t.to_string()).unwrap_or_default())));
                 }
-                let resolved = self.catalog.resolve_type(ty).map_err(EngineError::statement)?;
+                let resolved = self
+                    .catalog
+                    .resolve_type(ty)
+                    .map_err(EngineError::statement)?;
                 self.catalog.put_type(name.clone(), resolved);
-                Ok(StatementOutput::status(&text, format!("type/{name}/create"), format!("Registered custom type with name '{name}' and SQL type {ty}")))
+                Ok(StatementOutput::status(
+                    &text,
+                    format!("type/{name}/create"),
+                    format!("Registered custom type with name '{name}' and SQL type {ty}"),
+                ))
             }
             Statement::DropType { name, if_exists } => {
                 if self.catalog.remove_type(name).is_none() && !if_exists {
-                    return Err(EngineError::statement(format!("Type {name} does not exist.")));
+                    return Err(EngineError::statement(format!(
+                        "Type {name} does not exist."
+                    )));
                 }
-                Ok(StatementOutput::status(&text, format!("type/{name}/drop"), format!("Dropped type '{name}'")))
+                Ok(StatementOutput::status(
+                    &text,
+                    format!("type/{name}/drop"),
+                    format!("Dropped type '{name}'"),
+                ))
             }
             Statement::Show(show) => self.show(show, &text),
             Statement::Describe { target, extended } => self.describe(target, *extended, &text),
@@ -219,28 +296,55 @@ impl Engine {
             Statement::Terminate { query_id } => self.terminate(query_id.as_deref(), &text),
             Statement::Set { name, value } => {
                 self.session.insert(name.clone(), value.clone());
-                Ok(StatementOutput::status(&text, "property/set".into(), format!("Successfully changed local property '{name}' to '{value}'.")))
+                Ok(StatementOutput::status(
+                    &text,
+                    "property/set".into(),
+                    format!("Successfully changed local property '{name}' to '{value}'."),
+                ))
             }
             Statement::Unset { name } => {
                 self.session.remove(name);
-                Ok(StatementOutput::status(&text, "property/unset".into(), format!("Successfully unset local property '{name}'.")))
+                Ok(StatementOutput::status(
+                    &text,
+                    "property/unset".into(),
+                    format!("Successfully unset local property '{name}'."),
+                ))
             }
             Statement::Define { name, value } => {
                 self.variables.insert(name.clone(), value.clone());
-                Ok(StatementOutput::status(&text, "variable/define".into(), format!("Defined variable {name}")))
+                Ok(StatementOutput::status(
+                    &text,
+                    "variable/define".into(),
+                    format!("Defined variable {name}"),
+                ))
             }
             Statement::Undefine { name } => {
                 if self.variables.remove(name).is_none() {
-                    return Ok(StatementOutput::warning(&text, format!("Cannot undefine variable '{name}' which was never defined")));
+                    return Ok(StatementOutput::warning(
+                        &text,
+                        format!("Cannot undefine variable '{name}' which was never defined"),
+                    ));
                 }
-                Ok(StatementOutput::status(&text, "variable/undefine".into(), format!("Undefined variable {name}")))
+                Ok(StatementOutput::status(
+                    &text,
+                    "variable/undefine".into(),
+                    format!("Undefined variable {name}"),
+                ))
             }
             Statement::Query(query) => self.transient_query(query, &text),
-            Statement::Print { topic, from_beginning, limit, .. } => self.print(topic, *from_beginning, *limit, &text),
+            Statement::Print {
+                topic,
+                from_beginning,
+                limit,
+                ..
+            } => self.print(topic, *from_beginning, *limit, &text),
             Statement::RunScript { path } => {
-                let sql = std::fs::read_to_string(path)
-                    .map_err(|e| EngineError::statement(format!("Cannot read script '{path}': {e}")))?;
-                let outputs = self.execute_script(&sql).map_err(|e| EngineError::statement(e.to_string()))?;
+                let sql = std::fs::read_to_string(path).map_err(|e| {
+                    EngineError::statement(format!("Cannot read script '{path}': {e}"))
+                })?;
+                let outputs = self
+                    .execute_script(&sql)
+                    .map_err(|e| EngineError::statement(e.to_string()))?;
                 Ok(StatementOutput::Script(outputs))
             }
             Statement::AssertTopic { topic, exists, .. } => {
@@ -249,22 +353,40 @@ impl Engine {
                     let what = if *exists { "does not exist" } else { "exists" };
                     return Err(EngineError::statement(format!("Topic {topic} {what}")));
                 }
-                Ok(StatementOutput::status(&text, format!("topic/{topic}/assert"), format!("Topic {topic} {}", if *exists { "exists" } else { "does not exist" })))
+                Ok(StatementOutput::status(
+                    &text,
+                    format!("topic/{topic}/assert"),
+                    format!(
+                        "Topic {topic} {}",
+                        if *exists { "exists" } else { "does not exist" }
+                    ),
+                ))
             }
             Statement::AlterSource { .. } => Err(EngineError::unsupported("ALTER STREAM/TABLE")),
-            Statement::Pause { .. } | Statement::Resume { .. } => Err(EngineError::unsupported("PAUSE/RESUME")),
+            Statement::Pause { .. } | Statement::Resume { .. } => {
+                Err(EngineError::unsupported("PAUSE/RESUME"))
+            }
             Statement::AlterSystem { .. } => Err(EngineError::unsupported("ALTER SYSTEM")),
-            Statement::CreateConnector { .. } | Statement::DropConnector { .. } | Statement::DescribeConnector { .. } => {
-                Err(EngineError::unsupported("Connectors"))
-            }
+            Statement::CreateConnector { .. }
+            | Statement::DropConnector { .. }
+            | Statement::DescribeConnector { .. } => Err(EngineError::unsupported("Connectors")),
             Statement::DescribeFunction { name } => match self.functions.scalar(name) {
-                Some(f) => Ok(StatementOutput::Text(format!("Name        : {}\nType        : SCALAR\nDescription : {}", f.name, f.description))),
-                None => Err(EngineError::statement(format!("Can't find any functions with the name '{name}'"))),
+                Some(f) => Ok(StatementOutput::Text(format!(
+                    "Name        : {}\nType        : SCALAR\nDescription : {}",
+                    f.name, f.description
+                ))),
+                None => Err(EngineError::statement(format!(
+                    "Can't find any functions with the name '{name}'"
+                ))),
             },
-            Statement::AssertSchema { .. } => Err(EngineError::unsupported("ASSERT SCHEMA (Schema Registry)")),
-            Statement::AssertValues { .. } | Statement::AssertNullValues { .. } | Statement::AssertSource { .. } => {
-                Err(EngineError::unsupported("ASSERT VALUES/STREAM/TABLE test statements"))
+            Statement::AssertSchema { .. } => {
+                Err(EngineError::unsupported("ASSERT SCHEMA (Schema Registry)"))
             }
+            Statement::AssertValues { .. }
+            | Statement::AssertNullValues { .. }
+            | Statement::AssertSource { .. } => Err(EngineError::unsupported(
+                "ASSERT VALUES/STREAM/TABLE test statements",
+            )),
         }
     }
 
@@ -273,9 +395,11 @@ impl Engine {
     pub fn topic_info(&self, name: &str) -> Result<Option<TopicInfo>, EngineError> {
         match &self.backend {
             Backend::Kafka(k) => Ok(k.topic(name)?),
-            Backend::Memory(topics) => Ok(topics
-                .get(name)
-                .map(|t| TopicInfo { name: name.to_string(), partitions: t.partitions, replicas: 1 })),
+            Backend::Memory(topics) => Ok(topics.get(name).map(|t| TopicInfo {
+                name: name.to_string(),
+                partitions: t.partitions,
+                replicas: 1,
+            })),
         }
     }
 
@@ -284,18 +408,32 @@ impl Engine {
             Backend::Kafka(k) => Ok(k.topics(None)?),
             Backend::Memory(topics) => Ok(topics
                 .iter()
-                .map(|(n, t)| TopicInfo { name: n.clone(), partitions: t.partitions, replicas: 1 })
+                .map(|(n, t)| TopicInfo {
+                    name: n.clone(),
+                    partitions: t.partitions,
+                    replicas: 1,
+                })
                 .collect()),
         }
     }
 
-    pub fn create_topic(&mut self, name: &str, partitions: i32, replicas: i16) -> Result<(), EngineError> {
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replicas: i16,
+    ) -> Result<(), EngineError> {
         match &mut self.backend {
             Backend::Kafka(k) => {
                 k.create_topic(name, partitions, replicas)?;
             }
             Backend::Memory(topics) => {
-                topics.entry(name.to_string()).or_insert_with(|| MemoryTopic { partitions, records: vec![] });
+                topics
+                    .entry(name.to_string())
+                    .or_insert_with(|| MemoryTopic {
+                        partitions,
+                        records: vec![],
+                    });
             }
         }
         Ok(())
@@ -313,7 +451,12 @@ impl Engine {
             }
             Backend::Memory(topics) => {
                 for mut r in records {
-                    let t = topics.entry(r.topic.clone()).or_insert_with(|| MemoryTopic { partitions: 1, records: vec![] });
+                    let t = topics
+                        .entry(r.topic.clone())
+                        .or_insert_with(|| MemoryTopic {
+                            partitions: 1,
+                            records: vec![],
+                        });
                     r.partition = 0;
                     r.offset = t.records.len() as i64;
                     t.records.push(r);
@@ -325,9 +468,26 @@ impl Engine {
 
     // ----- DDL ----------------------------------------------------------------------------
 
-    fn check_new_source(&self, kind: SourceKind, name: &str, or_replace: bool) -> Result<bool, EngineError> {
-        let Some(existing) = self.catalog.source(name) else { return Ok(false) };
-        let what = if kind == SourceKind::Stream { "stream" } else { "table" };
+    fn check_new_source(
+        &self,
+        kind: SourceKind,
+        name: &str,
+        or_replace: bool,
+        is_source: bool,
+    ) -> Result<bool, EngineError> {
+        let what = if kind == SourceKind::Stream {
+            "stream"
+        } else {
+            "table"
+        };
+        if or_replace && is_source {
+            return Err(EngineError::statement(format!(
+                "Cannot add {what} '{name}': CREATE OR REPLACE is not supported on source {what}s."
+            )));
+        }
+        let Some(existing) = self.catalog.source(name) else {
+            return Ok(false);
+        };
         if or_replace {
             if existing.is_source {
                 return Err(EngineError::statement(format!(
@@ -337,27 +497,65 @@ impl Engine {
             if existing.kind != kind {
                 return Err(EngineError::statement(format!(
                     "Cannot add {what} '{name}': A {} with the same name already exists",
-                    if existing.kind == SourceKind::Stream { "stream" } else { "table" }
+                    if existing.kind == SourceKind::Stream {
+                        "stream"
+                    } else {
+                        "table"
+                    }
                 )));
             }
             return Ok(true);
         }
         Err(EngineError::statement(format!(
             "Cannot add {what} '{name}': A {} with the same name already exists",
-            if existing.kind == SourceKind::Stream { "stream" } else { "table" }
+            if existing.kind == SourceKind::Stream {
+                "stream"
+            } else {
+                "table"
+            }
         )))
     }
 
-    fn create_source(&mut self, create: &runnel_sql::CreateSource, text: &str) -> Result<StatementOutput, EngineError> {
-        let what = if create.kind == SourceKind::Stream { "stream" } else { "table" };
+    fn create_source(
+        &mut self,
+        create: &runnel_sql::CreateSource,
+        text: &str,
+    ) -> Result<StatementOutput, EngineError> {
+        let what = if create.kind == SourceKind::Stream {
+            "stream"
+        } else {
+            "table"
+        };
         if create.if_not_exists && self.catalog.source(&create.name).is_some() {
-            return Ok(StatementOutput::warning(text, format!("Cannot add {what} {}: A {what} with the same name already exists.", create.name)));
+            return Ok(StatementOutput::warning(
+                text,
+                format!(
+                    "Cannot add {what} {}: A {what} with the same name already exists.",
+                    create.name
+                ),
+            ));
         }
-        self.check_new_source(create.kind, &create.name, create.or_replace)?;
+        self.check_new_source(
+            create.kind,
+            &create.name,
+            create.or_replace,
+            create.is_source,
+        )?;
         if create.is_source && create.kind == SourceKind::Table {
-            return Err(EngineError::unsupported("CREATE SOURCE TABLE (materialized for pull queries)"));
+            return Err(EngineError::unsupported(
+                "CREATE SOURCE TABLE (materialized for pull queries)",
+            ));
         }
-        let mut source = ddl::source_from_create(create, text, &self.catalog, &self.format_defaults())?;
+        let mut source =
+            ddl::source_from_create(create, text, &self.catalog, &self.format_defaults())?;
+        if source.window.is_some() && source.schema.key_columns().next().is_none() {
+            return Err(EngineError::statement(
+                "Windowed sources require a key column.",
+            ));
+        }
+        if source.schema.columns.is_empty() {
+            return Err(EngineError::statement("No columns supplied."));
+        }
         task::source_serdes(&source)?;
         match self.topic_info(&source.topic)? {
             Some(t) => {
@@ -388,45 +586,93 @@ impl Engine {
         }
         let name = source.name.clone();
         self.catalog.put_source(source);
-        let message = if create.kind == SourceKind::Stream { "Stream created" } else { "Table created" };
-        Ok(StatementOutput::status(text, format!("{what}/{}/create", quote_ident(&name)), message.to_string()))
+        let message = if create.kind == SourceKind::Stream {
+            "Stream created"
+        } else {
+            "Table created"
+        };
+        Ok(StatementOutput::status(
+            text,
+            format!("{what}/{}/create", quote_ident(&name)),
+            message.to_string(),
+        ))
     }
 
     fn next_query_id(&mut self, prefix: &str, sink: Option<&str>) -> String {
         let n = self.next_query;
         self.next_query += 1;
         match sink {
-            Some(s) => format!("{prefix}_{}_{n}", s.to_uppercase().replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_")),
+            Some(s) => format!(
+                "{prefix}_{}_{n}",
+                s.to_uppercase()
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_")
+            ),
             None => format!("{prefix}_{n}"),
         }
     }
 
-    fn create_as_select(&mut self, c: &runnel_sql::CreateAsSelect, text: &str) -> Result<StatementOutput, EngineError> {
-        let what = if c.kind == SourceKind::Stream { "stream" } else { "table" };
+    fn create_as_select(
+        &mut self,
+        c: &runnel_sql::CreateAsSelect,
+        text: &str,
+    ) -> Result<StatementOutput, EngineError> {
+        let what = if c.kind == SourceKind::Stream {
+            "stream"
+        } else {
+            "table"
+        };
         if c.if_not_exists && self.catalog.source(&c.name).is_some() {
-            return Ok(StatementOutput::warning(text, format!("Cannot add {what} {}: A {what} with the same name already exists.", c.name)));
+            return Ok(StatementOutput::warning(
+                text,
+                format!(
+                    "Cannot add {what} {}: A {what} with the same name already exists.",
+                    c.name
+                ),
+            ));
         }
-        let replacing = self.check_new_source(c.kind, &c.name, c.or_replace)?;
+        let replacing = self.check_new_source(c.kind, &c.name, c.or_replace, false)?;
         if c.kind == SourceKind::Table {
-            if c.query.group_by.is_empty() && self.catalog.source(&c.query.from.source.name).is_some_and(|s| s.kind == SourceKind::Stream) {
+            if c.query.group_by.is_empty()
+                && self
+                    .catalog
+                    .source(&c.query.from.source.name)
+                    .is_some_and(|s| s.kind == SourceKind::Stream)
+            {
                 return Err(EngineError::statement(
                     "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
                 ));
             }
-            return Err(EngineError::unsupported("CREATE TABLE AS SELECT (aggregations and tables)"));
+            return Err(EngineError::unsupported(
+                "CREATE TABLE AS SELECT (aggregations and tables)",
+            ));
         }
-        let plan = plan_select(&c.query, &self.catalog, &self.functions, PlanTarget::Sink, Some(&c.name))?;
+        let plan = self.plan(&c.query, PlanTarget::Sink, Some(&c.name))?;
         if plan.source.kind == SourceKind::Table {
             return Err(EngineError::statement(
                 "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
             ));
         }
-        let prefix = if c.kind == SourceKind::Stream { "CSAS" } else { "CTAS" };
+        let prefix = if c.kind == SourceKind::Stream {
+            "CSAS"
+        } else {
+            "CTAS"
+        };
         let query_id = match self.queries.iter().find(|q| replacing && q.sink == c.name) {
             Some(q) => q.id.clone(),
             None => self.next_query_id(prefix, Some(&c.name)),
         };
-        let mut sink = ddl::sink_from_select(&c.name, c.kind, &c.properties, &plan, text, &query_id, &self.format_defaults())?;
+        for p in plan.projection.iter().filter(|p| p.is_key) {
+            ddl::check_key_type(&p.name, &p.expr.ty())?;
+        }
+        let mut sink = ddl::sink_from_select(
+            &c.name,
+            c.kind,
+            &c.properties,
+            &plan,
+            text,
+            &query_id,
+            &self.format_defaults(),
+        )?;
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
         let partitions = sink.partitions.unwrap_or(1);
         match self.topic_info(&sink.topic)? {
@@ -446,7 +692,13 @@ impl Engine {
         }
         let sink_name = sink.name.clone();
         self.catalog.put_source(sink);
-        self.start_query(query_id.clone(), text, sink_name.clone(), vec![plan.source.name.clone()], task)?;
+        self.start_query(
+            query_id.clone(),
+            text,
+            sink_name.clone(),
+            vec![plan.source.name.clone()],
+            task,
+        )?;
         Ok(StatementOutput::Status {
             statement: text.to_string(),
             command_id: format!("{what}/{}/create", quote_ident(&sink_name)),
@@ -455,18 +707,43 @@ impl Engine {
         })
     }
 
-    fn start_query(&mut self, id: String, text: &str, sink: String, sources: Vec<String>, task: QueryTask) -> Result<(), EngineError> {
+    fn start_query(
+        &mut self,
+        id: String,
+        text: &str,
+        sink: String,
+        sources: Vec<String>,
+        task: QueryTask,
+    ) -> Result<(), EngineError> {
         let task = Arc::new(task);
         let running = match &self.backend {
             Backend::Kafka(k) => {
                 let group = format!("_confluent-ksql-{}query_{id}", self.service_id());
-                let log = runner::ProcessingLog { topic: self.processing_log_topic(), query_id: id.clone() };
-                let reset = self.property(AUTO_OFFSET_RESET).unwrap_or_else(|| "earliest".into());
-                Some(runner::spawn_persistent(task.clone(), k.clone(), group, reset, log)?)
+                let log = runner::ProcessingLog {
+                    topic: self.processing_log_topic(),
+                    query_id: id.clone(),
+                };
+                let reset = self
+                    .property(AUTO_OFFSET_RESET)
+                    .unwrap_or_else(|| "earliest".into());
+                Some(runner::spawn_persistent(
+                    task.clone(),
+                    k.clone(),
+                    group,
+                    reset,
+                    log,
+                )?)
             }
             Backend::Memory(_) => None,
         };
-        self.queries.push(PersistentQuery { id, statement: text.to_string(), sink, sources, task, running });
+        self.queries.push(PersistentQuery {
+            id,
+            statement: text.to_string(),
+            sink,
+            sources,
+            task,
+            running,
+        });
         Ok(())
     }
 
@@ -474,23 +751,38 @@ impl Engine {
         format!("{}ksql_processing_log", self.service_id())
     }
 
-    fn insert_into(&mut self, target: &str, query: &runnel_sql::Query, text: &str) -> Result<StatementOutput, EngineError> {
+    fn insert_into(
+        &mut self,
+        target: &str,
+        query: &runnel_sql::Query,
+        text: &str,
+    ) -> Result<StatementOutput, EngineError> {
         let sink = self
             .catalog
             .source(target)
             .cloned()
             .ok_or_else(|| EngineError::statement(format!("{target} does not exist.")))?;
         if sink.kind != SourceKind::Stream {
-            return Err(EngineError::statement(format!("INSERT INTO can only be used to insert into a stream. {target} is a table.")));
+            return Err(EngineError::statement(format!(
+                "INSERT INTO can only be used to insert into a stream. {target} is a table."
+            )));
         }
         if sink.is_source {
-            return Err(EngineError::statement(format!("Cannot insert into read-only stream: {target}")));
+            return Err(EngineError::statement(format!(
+                "Cannot insert into read-only stream: {target}"
+            )));
         }
-        let plan = plan_select(query, &self.catalog, &self.functions, PlanTarget::Sink, Some(target))?;
+        let plan = self.plan(query, PlanTarget::Sink, Some(target))?;
         let result = plan.output_schema();
         let same = result.columns.len() == sink.schema.columns.len()
-            && result.key_columns().map(|c| (&c.name, &c.ty)).eq(sink.schema.key_columns().map(|c| (&c.name, &c.ty)))
-            && result.value_columns().map(|c| (&c.name, &c.ty)).eq(sink.schema.value_columns().map(|c| (&c.name, &c.ty)));
+            && result
+                .key_columns()
+                .map(|c| (&c.name, &c.ty))
+                .eq(sink.schema.key_columns().map(|c| (&c.name, &c.ty)))
+            && result
+                .value_columns()
+                .map(|c| (&c.name, &c.ty))
+                .eq(sink.schema.value_columns().map(|c| (&c.name, &c.ty)));
         if !same {
             return Err(EngineError::statement(format!(
                 "Incompatible schema between results and sink.\nResult schema is {result}\nSink schema is {}",
@@ -499,7 +791,13 @@ impl Engine {
         }
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
         let id = self.next_query_id("INSERTQUERY", None);
-        self.start_query(id.clone(), text, sink.name.clone(), vec![plan.source.name.clone()], task)?;
+        self.start_query(
+            id.clone(),
+            text,
+            sink.name.clone(),
+            vec![plan.source.name.clone()],
+            task,
+        )?;
         Ok(StatementOutput::Status {
             statement: text.to_string(),
             command_id: format!("stream/{}/create", quote_ident(&sink.name)),
@@ -515,15 +813,19 @@ impl Engine {
         values: &[runnel_sql::Expr],
         text: &str,
     ) -> Result<StatementOutput, EngineError> {
-        let source = self
-            .catalog
-            .source(target)
-            .cloned()
-            .ok_or_else(|| EngineError::statement(format!("Cannot insert values into an unknown stream/table: {target}")))?;
+        let source = self.catalog.source(target).cloned().ok_or_else(|| {
+            EngineError::statement(format!(
+                "Cannot insert values into an unknown stream/table: {target}"
+            ))
+        })?;
         if source.is_source {
             return Err(EngineError::statement(format!(
                 "Cannot insert values into read-only {}: {target}",
-                if source.kind == SourceKind::Stream { "stream" } else { "table" }
+                if source.kind == SourceKind::Stream {
+                    "stream"
+                } else {
+                    "table"
+                }
             )));
         }
         let names: Vec<String> = match columns {
@@ -542,26 +844,40 @@ impl Engine {
                 values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
             )));
         }
-        let headers: Vec<&str> = source.schema.header_columns().map(|c| c.name.as_str()).filter(|n| names.iter().any(|x| x == n)).collect();
+        let headers: Vec<&str> = source
+            .schema
+            .header_columns()
+            .map(|c| c.name.as_str())
+            .filter(|n| names.iter().any(|x| x == n))
+            .collect();
         if !headers.is_empty() {
-            return Err(EngineError::statement(format!("Cannot insert into HEADER columns: {}", headers.join(", "))));
+            return Err(EngineError::statement(format!(
+                "Cannot insert into HEADER columns: {}",
+                headers.join(", ")
+            )));
         }
         let scope = Scope::default();
-        let analyzer = Analyzer { scope: &scope, functions: &self.functions, catalog: &self.catalog };
+        let analyzer = Analyzer {
+            scope: &scope,
+            functions: &self.functions,
+            catalog: &self.catalog,
+        };
         let config = self.function_config();
         let mut timestamp = chrono::Utc::now().timestamp_millis();
         let mut row: HashMap<String, Value> = HashMap::new();
         for (name, expr) in names.iter().zip(values) {
             let typed = analyzer.analyze(expr)?;
-            let value = runnel_plan::eval::eval(&typed, &[], &config).map_err(EngineError::statement)?;
+            let value =
+                runnel_plan::eval::eval(&typed, &[], &config).map_err(EngineError::statement)?;
             if name == ROWTIME {
-                timestamp = value.as_i64().ok_or_else(|| EngineError::statement("ROWTIME must be a BIGINT"))?;
+                timestamp = value
+                    .as_i64()
+                    .ok_or_else(|| EngineError::statement("ROWTIME must be a BIGINT"))?;
                 continue;
             }
-            let column = source
-                .schema
-                .find(name)
-                .ok_or_else(|| EngineError::statement(format!("Column name {name} does not exist.")))?;
+            let column = source.schema.find(name).ok_or_else(|| {
+                EngineError::statement(format!("Column name {name} does not exist."))
+            })?;
             let value = if value.is_null() {
                 Value::Null
             } else if typed.ty() == column.ty {
@@ -573,35 +889,84 @@ impl Engine {
             };
             row.insert(name.clone(), value);
         }
-        if source.kind == SourceKind::Table && source.schema.key_columns().any(|k| row.get(&k.name).is_none_or(Value::is_null)) {
+        if source.kind == SourceKind::Table
+            && source
+                .schema
+                .key_columns()
+                .any(|k| row.get(&k.name).is_none_or(Value::is_null))
+        {
             return Err(EngineError::statement(format!("Failed to insert values into '{target}'. Value for primary key column(s) is required for tables")));
         }
         let (key_serde, value_serde) = task::source_serdes(&source)?;
         let pick = |kind: ColumnKind| -> Vec<Value> {
-            source.schema.columns.iter().filter(|c| c.kind == kind).map(|c| row.get(&c.name).cloned().unwrap_or(Value::Null)).collect()
+            source
+                .schema
+                .columns
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| row.get(&c.name).cloned().unwrap_or(Value::Null))
+                .collect()
         };
         let key_values = pick(ColumnKind::Key);
         let key = if key_values.is_empty() {
             key_serde.serialize(Some(&[]))
-        } else if key_values.iter().all(Value::is_null) && key_values.len() == 1 {
+        } else if key_values.iter().all(Value::is_null) {
             key_serde.serialize(None)
         } else {
             key_serde.serialize(Some(&key_values))
         }
-        .map_err(|e| EngineError::statement(format!("Failed to insert values into '{target}'. {e}")))?;
+        .map_err(|e| {
+            EngineError::statement(format!("Failed to insert values into '{target}'. {e}"))
+        })?;
         let value = value_serde
             .serialize(Some(&pick(ColumnKind::Value)))
-            .map_err(|e| EngineError::statement(format!("Failed to insert values into '{target}'. {e}")))?;
-        self.produce(vec![Record { topic: source.topic.clone(), partition: -1, offset: -1, timestamp, key, value, headers: vec![] }])?;
-        Ok(StatementOutput::status(text, format!("insert/{target}"), String::new()))
+            .map_err(|e| {
+                EngineError::statement(format!("Failed to insert values into '{target}'. {e}"))
+            })?;
+        self.produce(vec![Record {
+            topic: source.topic.clone(),
+            partition: -1,
+            offset: -1,
+            timestamp,
+            key,
+            value,
+            headers: vec![],
+        }])?;
+        Ok(StatementOutput::status(
+            text,
+            format!("insert/{target}"),
+            String::new(),
+        ))
     }
 
-    fn drop_source(&mut self, kind: SourceKind, name: &str, if_exists: bool, delete_topic: bool, text: &str) -> Result<StatementOutput, EngineError> {
+    fn drop_source(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        if_exists: bool,
+        delete_topic: bool,
+        text: &str,
+    ) -> Result<StatementOutput, EngineError> {
         let Some(source) = self.catalog.source(name).cloned() else {
+            let noun = if kind == SourceKind::Stream {
+                "Stream"
+            } else {
+                "Table"
+            };
             if if_exists {
-                return Ok(StatementOutput::status(text, format!("{}/{}/drop", kind.to_string().to_lowercase(), quote_ident(name)), format!("Source `{name}` does not exist.")));
+                return Ok(StatementOutput::status(
+                    text,
+                    format!(
+                        "{}/{}/drop",
+                        kind.to_string().to_lowercase(),
+                        quote_ident(name)
+                    ),
+                    format!("{noun} {name} does not exist."),
+                ));
             }
-            return Err(EngineError::statement(format!("Source {name} does not exist.")));
+            return Err(EngineError::statement(format!(
+                "{noun} {name} does not exist."
+            )));
         };
         if source.kind != kind {
             return Err(EngineError::statement(format!(
@@ -610,9 +975,16 @@ impl Engine {
             )));
         }
         if delete_topic && source.is_source {
-            return Err(EngineError::statement(format!("Cannot delete topic for read-only source: {name}")));
+            return Err(EngineError::statement(format!(
+                "Cannot delete topic for read-only source: {name}"
+            )));
         }
-        let readers: Vec<String> = self.queries.iter().filter(|q| q.sources.iter().any(|s| s == name)).map(|q| q.id.clone()).collect();
+        let readers: Vec<String> = self
+            .queries
+            .iter()
+            .filter(|q| q.sources.iter().any(|s| s == name))
+            .map(|q| q.id.clone())
+            .collect();
         let writers: Vec<String> = self
             .queries
             .iter()
@@ -640,7 +1012,11 @@ impl Engine {
         }
         Ok(StatementOutput::status(
             text,
-            format!("{}/{}/drop", kind.to_string().to_lowercase(), quote_ident(name)),
+            format!(
+                "{}/{}/drop",
+                kind.to_string().to_lowercase(),
+                quote_ident(name)
+            ),
             format!("Source `{name}` (topic: {}) was dropped.", source.topic),
         ))
     }
@@ -665,14 +1041,22 @@ impl Engine {
                 for id in ids {
                     self.stop_query(&id);
                 }
-                Ok(StatementOutput::status(text, "terminate/ALL/execute".into(), "All queries terminated.".into()))
+                Ok(StatementOutput::status(
+                    text,
+                    "terminate/ALL/execute".into(),
+                    "All queries terminated.".into(),
+                ))
             }
             Some(id) => {
                 let id = id.to_uppercase();
                 if !self.stop_query(&id) {
                     return Err(EngineError::statement(format!("Unknown queryId: {id}")));
                 }
-                Ok(StatementOutput::status(text, format!("terminate/{id}/execute"), "Query terminated.".into()))
+                Ok(StatementOutput::status(
+                    text,
+                    format!("terminate/{id}/execute"),
+                    "Query terminated.".into(),
+                ))
             }
         }
     }
@@ -688,8 +1072,12 @@ impl Engine {
 
     // ----- queries ------------------------------------------------------------------------
 
-    fn transient_query(&mut self, query: &runnel_sql::Query, _text: &str) -> Result<StatementOutput, EngineError> {
-        let plan = plan_select(query, &self.catalog, &self.functions, PlanTarget::Transient, None)?;
+    fn transient_query(
+        &mut self,
+        query: &runnel_sql::Query,
+        _text: &str,
+    ) -> Result<StatementOutput, EngineError> {
+        let plan = self.plan(query, PlanTarget::Transient, None)?;
         if query.emit.is_none() {
             return Err(EngineError::unsupported("Pull queries"));
         }
@@ -700,15 +1088,33 @@ impl Engine {
         let id = format!("transient_{}_{}", plan.source.name, self.next_transient);
         self.next_transient += 1;
         let task = Arc::new(QueryTask::new(&plan, None, self.function_config())?);
-        let group = format!("_confluent-ksql-{}transient_{id}_{}", self.service_id(), chrono::Utc::now().timestamp_millis());
-        let reset = self.property(AUTO_OFFSET_RESET).unwrap_or_else(|| "latest".into());
+        let group = format!(
+            "_confluent-ksql-{}transient_{id}_{}",
+            self.service_id(),
+            chrono::Utc::now().timestamp_millis()
+        );
+        let reset = self
+            .property(AUTO_OFFSET_RESET)
+            .unwrap_or_else(|| "latest".into());
         let (tx, rx) = std::sync::mpsc::sync_channel(1024);
         let columns = task.columns.clone();
         let running = runner::spawn_push(task, kafka, group, reset, plan.limit, tx, id.clone())?;
-        Ok(StatementOutput::Push(runner::PushQuery { query_id: id, columns, rows: rx, running, limit: plan.limit }))
+        Ok(StatementOutput::Push(runner::PushQuery {
+            query_id: id,
+            columns,
+            rows: rx,
+            running,
+            limit: plan.limit,
+        }))
     }
 
-    fn print(&mut self, topic: &str, from_beginning: bool, limit: Option<u64>, _text: &str) -> Result<StatementOutput, EngineError> {
+    fn print(
+        &mut self,
+        topic: &str,
+        from_beginning: bool,
+        limit: Option<u64>,
+        _text: &str,
+    ) -> Result<StatementOutput, EngineError> {
         let Backend::Kafka(kafka) = &self.backend else {
             return Err(EngineError::statement("PRINT needs a Kafka backend"));
         };
@@ -731,37 +1137,71 @@ impl Engine {
             Show::Streams { .. } => StatementOutput::Sources {
                 statement: text.to_string(),
                 kind: SourceKind::Stream,
-                sources: self.catalog.sources().filter(|s| s.kind == SourceKind::Stream).cloned().collect(),
+                sources: self
+                    .catalog
+                    .sources()
+                    .filter(|s| s.kind == SourceKind::Stream)
+                    .cloned()
+                    .collect(),
             },
             Show::Tables { .. } => StatementOutput::Sources {
                 statement: text.to_string(),
                 kind: SourceKind::Table,
-                sources: self.catalog.sources().filter(|s| s.kind == SourceKind::Table).cloned().collect(),
+                sources: self
+                    .catalog
+                    .sources()
+                    .filter(|s| s.kind == SourceKind::Table)
+                    .cloned()
+                    .collect(),
             },
             Show::Topics { all, .. } => {
                 let topics = self
                     .topics()?
                     .into_iter()
-                    .filter(|t| *all || !(t.name.starts_with("_confluent-ksql-") || t.name.starts_with("__")))
+                    .filter(|t| {
+                        *all || !(t.name.starts_with("_confluent-ksql-")
+                            || t.name.starts_with("__"))
+                    })
                     .collect();
-                StatementOutput::Topics { statement: text.to_string(), topics }
+                StatementOutput::Topics {
+                    statement: text.to_string(),
+                    topics,
+                }
             }
-            Show::Queries { .. } => StatementOutput::Queries { statement: text.to_string(), queries: self.query_summaries() },
+            Show::Queries { .. } => StatementOutput::Queries {
+                statement: text.to_string(),
+                queries: self.query_summaries(),
+            },
             Show::Properties => {
                 let mut props: BTreeMap<String, String> = self.config.clone();
                 props.extend(self.session.clone());
-                StatementOutput::Properties { statement: text.to_string(), properties: props.into_iter().collect() }
+                StatementOutput::Properties {
+                    statement: text.to_string(),
+                    properties: props.into_iter().collect(),
+                }
             }
             Show::Variables => StatementOutput::Properties {
                 statement: text.to_string(),
-                properties: self.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                properties: self
+                    .variables
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             },
             Show::Types => StatementOutput::Properties {
                 statement: text.to_string(),
-                properties: self.catalog.types().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+                properties: self
+                    .catalog
+                    .types()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
             },
-            Show::Functions => StatementOutput::Text(self.functions.names().collect::<Vec<_>>().join("\n")),
-            Show::Connectors { .. } | Show::ConnectorPlugins => return Err(EngineError::unsupported("Connectors")),
+            Show::Functions => {
+                StatementOutput::Text(self.functions.names().collect::<Vec<_>>().join("\n"))
+            }
+            Show::Connectors { .. } | Show::ConnectorPlugins => {
+                return Err(EngineError::unsupported("Connectors"))
+            }
         })
     }
 
@@ -772,24 +1212,58 @@ impl Engine {
                 id: q.id.clone(),
                 statement: q.statement.clone(),
                 sink: q.sink.clone(),
-                sink_topic: self.catalog.source(&q.sink).map(|s| s.topic.clone()).unwrap_or_default(),
-                state: if q.running.is_some() || matches!(self.backend, Backend::Memory(_)) { "RUNNING" } else { "NOT_RUNNING" }.to_string(),
-                processed: q.running.as_ref().map(|r| r.stats.processed.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
-                failed: q.running.as_ref().map(|r| r.stats.failed.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
+                sink_topic: self
+                    .catalog
+                    .source(&q.sink)
+                    .map(|s| s.topic.clone())
+                    .unwrap_or_default(),
+                state: if q.running.is_some() || matches!(self.backend, Backend::Memory(_)) {
+                    "RUNNING"
+                } else {
+                    "NOT_RUNNING"
+                }
+                .to_string(),
+                processed: q
+                    .running
+                    .as_ref()
+                    .map(|r| r.stats.processed.load(std::sync::atomic::Ordering::Relaxed))
+                    .unwrap_or(0),
+                failed: q
+                    .running
+                    .as_ref()
+                    .map(|r| r.stats.failed.load(std::sync::atomic::Ordering::Relaxed))
+                    .unwrap_or(0),
             })
             .collect()
     }
 
-    fn describe(&self, target: &runnel_sql::DescribeTarget, extended: bool, text: &str) -> Result<StatementOutput, EngineError> {
+    fn describe(
+        &self,
+        target: &runnel_sql::DescribeTarget,
+        extended: bool,
+        text: &str,
+    ) -> Result<StatementOutput, EngineError> {
         use runnel_sql::DescribeTarget;
         let sources: Vec<Arc<Source>> = match target {
-            DescribeTarget::Source(name) => vec![self
+            DescribeTarget::Source(name) => {
+                vec![self.catalog.source(name).cloned().ok_or_else(|| {
+                    EngineError::statement(format!(
+                        "Could not find STREAM/TABLE '{name}' in the Metastore"
+                    ))
+                })?]
+            }
+            DescribeTarget::Streams => self
                 .catalog
-                .source(name)
+                .sources()
+                .filter(|s| s.kind == SourceKind::Stream)
                 .cloned()
-                .ok_or_else(|| EngineError::statement(format!("Could not find STREAM/TABLE '{name}' in the Metastore")))?],
-            DescribeTarget::Streams => self.catalog.sources().filter(|s| s.kind == SourceKind::Stream).cloned().collect(),
-            DescribeTarget::Tables => self.catalog.sources().filter(|s| s.kind == SourceKind::Table).cloned().collect(),
+                .collect(),
+            DescribeTarget::Tables => self
+                .catalog
+                .sources()
+                .filter(|s| s.kind == SourceKind::Table)
+                .cloned()
+                .collect(),
         };
         let queries = self.query_summaries();
         Ok(StatementOutput::Descriptions {
@@ -798,15 +1272,31 @@ impl Engine {
             sources: sources
                 .into_iter()
                 .map(|s| {
-                    let readers = queries.iter().filter(|q| self.queries.iter().any(|p| p.id == q.id && p.sources.contains(&s.name))).cloned().collect();
-                    let writers = queries.iter().filter(|q| q.sink == s.name).cloned().collect();
+                    let readers = queries
+                        .iter()
+                        .filter(|q| {
+                            self.queries
+                                .iter()
+                                .any(|p| p.id == q.id && p.sources.contains(&s.name))
+                        })
+                        .cloned()
+                        .collect();
+                    let writers = queries
+                        .iter()
+                        .filter(|q| q.sink == s.name)
+                        .cloned()
+                        .collect();
                     (s, readers, writers)
                 })
                 .collect(),
         })
     }
 
-    fn explain(&self, target: &runnel_sql::ExplainTarget, _text: &str) -> Result<StatementOutput, EngineError> {
+    fn explain(
+        &self,
+        target: &runnel_sql::ExplainTarget,
+        _text: &str,
+    ) -> Result<StatementOutput, EngineError> {
         match target {
             runnel_sql::ExplainTarget::QueryId(id) => {
                 let id = id.to_uppercase();
@@ -827,7 +1317,7 @@ impl Engine {
             }
             runnel_sql::ExplainTarget::Statement(stmt) => match &stmt.statement {
                 Statement::CreateAsSelect(c) => {
-                    let plan = plan_select(&c.query, &self.catalog, &self.functions, PlanTarget::Sink, Some(&c.name))?;
+                    let plan = self.plan(&c.query, PlanTarget::Sink, Some(&c.name))?;
                     Ok(StatementOutput::Text(format!(
                         "Execution plan:\n > SINK {}\n   > PROJECT [{}]\n     > FILTER {}\n       > SOURCE {} (topic {})",
                         c.name,

@@ -21,25 +21,50 @@ pub struct QuerySummary {
 /// The result of one statement (the REST API maps these to ksqlDB's `@type` entities).
 pub enum StatementOutput {
     /// `currentStatus`: DDL, INSERT, TERMINATE, SET, ...
-    Status { statement: String, command_id: String, message: String, query_id: Option<String> },
+    Status {
+        statement: String,
+        command_id: String,
+        message: String,
+        query_id: Option<String>,
+    },
     /// `warning_entity`
     Warning { statement: String, message: String },
     /// `streams` / `tables`
-    Sources { statement: String, kind: SourceKind, sources: Vec<Arc<Source>> },
+    Sources {
+        statement: String,
+        kind: SourceKind,
+        sources: Vec<Arc<Source>>,
+    },
     /// `kafka_topics`
-    Topics { statement: String, topics: Vec<TopicInfo> },
+    Topics {
+        statement: String,
+        topics: Vec<TopicInfo>,
+    },
     /// `queries`
-    Queries { statement: String, queries: Vec<QuerySummary> },
+    Queries {
+        statement: String,
+        queries: Vec<QuerySummary>,
+    },
     /// `properties` (also variables and types as name/value pairs)
-    Properties { statement: String, properties: Vec<(String, String)> },
+    Properties {
+        statement: String,
+        properties: Vec<(String, String)>,
+    },
     /// `sourceDescription`(s): source, reading queries, writing queries
-    Descriptions { statement: String, extended: bool, sources: Vec<(Arc<Source>, Vec<QuerySummary>, Vec<QuerySummary>)> },
+    Descriptions {
+        statement: String,
+        extended: bool,
+        sources: Vec<(Arc<Source>, Vec<QuerySummary>, Vec<QuerySummary>)>,
+    },
     /// Free text (EXPLAIN, DESCRIBE FUNCTION, SHOW FUNCTIONS).
     Text(String),
     /// A running push query.
     Push(PushQuery),
     /// A running PRINT.
-    Print { lines: Receiver<String>, running: Running },
+    Print {
+        lines: Receiver<String>,
+        running: Running,
+    },
     /// The outputs of RUN SCRIPT.
     Script(Vec<StatementOutput>),
 }
@@ -52,11 +77,19 @@ impl std::fmt::Debug for StatementOutput {
 
 impl StatementOutput {
     pub fn status(statement: &str, command_id: String, message: String) -> Self {
-        StatementOutput::Status { statement: statement.to_string(), command_id, message, query_id: None }
+        StatementOutput::Status {
+            statement: statement.to_string(),
+            command_id,
+            message,
+            query_id: None,
+        }
     }
 
     pub fn warning(statement: &str, message: String) -> Self {
-        StatementOutput::Warning { statement: statement.to_string(), message }
+        StatementOutput::Warning {
+            statement: statement.to_string(),
+            message,
+        }
     }
 
     /// Text for a terminal: messages as lines, lists as aligned tables.
@@ -71,7 +104,11 @@ impl StatementOutput {
             }
             StatementOutput::Warning { message, .. } => format!("WARNING: {message}\n"),
             StatementOutput::Sources { kind, sources, .. } => {
-                let name = if *kind == SourceKind::Stream { "Stream Name" } else { "Table Name" };
+                let name = if *kind == SourceKind::Stream {
+                    "Stream Name"
+                } else {
+                    "Table Name"
+                };
                 let rows: Vec<Vec<String>> = sources
                     .iter()
                     .map(|s| {
@@ -84,25 +121,66 @@ impl StatementOutput {
                         ]
                     })
                     .collect();
-                table(&[name, "Kafka Topic", "Key Format", "Value Format", "Windowed"], &rows)
+                table(
+                    &[
+                        name,
+                        "Kafka Topic",
+                        "Key Format",
+                        "Value Format",
+                        "Windowed",
+                    ],
+                    &rows,
+                )
             }
             StatementOutput::Topics { topics, .. } => {
-                let rows: Vec<Vec<String>> =
-                    topics.iter().map(|t| vec![t.name.clone(), t.partitions.to_string(), t.replicas.to_string()]).collect();
+                let rows: Vec<Vec<String>> = topics
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.partitions.to_string(),
+                            t.replicas.to_string(),
+                        ]
+                    })
+                    .collect();
                 table(&["Kafka Topic", "Partitions", "Partition Replicas"], &rows)
             }
             StatementOutput::Queries { queries, .. } => {
                 let rows: Vec<Vec<String>> = queries
                     .iter()
-                    .map(|q| vec![q.id.clone(), "PERSISTENT".into(), q.state.clone(), q.sink.clone(), q.sink_topic.clone(), q.statement.clone()])
+                    .map(|q| {
+                        vec![
+                            q.id.clone(),
+                            "PERSISTENT".into(),
+                            q.state.clone(),
+                            q.sink.clone(),
+                            q.sink_topic.clone(),
+                            q.statement.clone(),
+                        ]
+                    })
                     .collect();
-                table(&["Query ID", "Query Type", "Status", "Sink Name", "Sink Kafka Topic", "Query String"], &rows)
+                table(
+                    &[
+                        "Query ID",
+                        "Query Type",
+                        "Status",
+                        "Sink Name",
+                        "Sink Kafka Topic",
+                        "Query String",
+                    ],
+                    &rows,
+                )
             }
             StatementOutput::Properties { properties, .. } => {
-                let rows: Vec<Vec<String>> = properties.iter().map(|(k, v)| vec![k.clone(), v.clone()]).collect();
+                let rows: Vec<Vec<String>> = properties
+                    .iter()
+                    .map(|(k, v)| vec![k.clone(), v.clone()])
+                    .collect();
                 table(&["Property", "Value"], &rows)
             }
-            StatementOutput::Descriptions { sources, extended, .. } => {
+            StatementOutput::Descriptions {
+                sources, extended, ..
+            } => {
                 let mut out = String::new();
                 for (s, readers, writers) in sources {
                     out.push_str(&format!("\nName                 : {}\n", s.name));
@@ -112,19 +190,44 @@ impl StatementOutput {
                             out.push_str(&format!("Timestamp field      : {}\n", t.column));
                         }
                         out.push_str(&format!("Key format           : {}\n", s.key_format.format));
-                        out.push_str(&format!("Value format         : {}\n", s.value_format.format));
-                        out.push_str(&format!("Kafka topic          : {} (partitions: {}, replication: {})\n", s.topic, s.partitions.unwrap_or(1), s.replicas.unwrap_or(1)));
+                        out.push_str(&format!(
+                            "Value format         : {}\n",
+                            s.value_format.format
+                        ));
+                        out.push_str(&format!(
+                            "Kafka topic          : {} (partitions: {}, replication: {})\n",
+                            s.topic,
+                            s.partitions.unwrap_or(1),
+                            s.replicas.unwrap_or(1)
+                        ));
                         out.push_str(&format!("Statement            : {}\n", s.statement));
                     }
-                    let mut rows = vec![vec!["ROWTIME".to_string(), "BIGINT           (system)".to_string()]];
-                    for c in s.schema.key_columns().chain(s.schema.columns.iter().filter(|c| !c.is_key())) {
+                    let mut rows = vec![vec![
+                        "ROWTIME".to_string(),
+                        "BIGINT           (system)".to_string(),
+                    ]];
+                    for c in s
+                        .schema
+                        .key_columns()
+                        .chain(s.schema.columns.iter().filter(|c| !c.is_key()))
+                    {
                         let suffix = match &c.kind {
-                            runnel_plan::ColumnKind::Key => if s.kind == SourceKind::Table { "(primary key)" } else { "(key)" }.to_string(),
+                            runnel_plan::ColumnKind::Key => if s.kind == SourceKind::Table {
+                                "(primary key)"
+                            } else {
+                                "(key)"
+                            }
+                            .to_string(),
                             runnel_plan::ColumnKind::Value => String::new(),
                             runnel_plan::ColumnKind::Headers => "(headers)".into(),
                             runnel_plan::ColumnKind::Header(k) => format!("(header('{k}'))"),
                         };
-                        rows.push(vec![c.name.clone(), format!("{:<16} {suffix}", c.ty.to_string()).trim_end().to_string()]);
+                        rows.push(vec![
+                            c.name.clone(),
+                            format!("{:<16} {suffix}", c.ty.to_string())
+                                .trim_end()
+                                .to_string(),
+                        ]);
                     }
                     out.push_str(&table(&["Field", "Type"], &rows));
                     if *extended {
@@ -166,7 +269,14 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         s.push('\n');
         s
     };
-    let sep: String = format!("+{}+\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("+"));
+    let sep: String = format!(
+        "+{}+\n",
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("+")
+    );
     let mut out = sep.clone();
     out.push_str(&line(headers.to_vec()));
     out.push_str(&sep);

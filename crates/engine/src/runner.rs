@@ -6,10 +6,10 @@
 //! `tracing`, and written to the processing-log topic with their topic, partition and offset.
 
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
-use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
-use runnel_plan::Value;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
+use runnel_plan::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
@@ -85,7 +85,11 @@ pub struct ProcessingLog {
 }
 
 impl ProcessingLog {
-    pub fn write(&self, producer: &ThreadedProducer<DefaultProducerContext>, entry: &ProcessingLogEntry) {
+    pub fn write(
+        &self,
+        producer: &ThreadedProducer<DefaultProducerContext>,
+        entry: &ProcessingLogEntry,
+    ) {
         tracing::warn!(
             query = %self.query_id,
             topic = %entry.topic,
@@ -116,7 +120,10 @@ impl ProcessingLog {
             ..Default::default()
         };
         if let Err(e) = send(producer, &record) {
-            tracing::error!("cannot write to the processing log topic {}: {e}", self.topic);
+            tracing::error!(
+                "cannot write to the processing log topic {}: {e}",
+                self.topic
+            );
         }
     }
 }
@@ -130,7 +137,9 @@ pub fn spawn_persistent(
     log: ProcessingLog,
 ) -> Result<Running, crate::EngineError> {
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
-    consumer.subscribe(&[task.source_topic()]).map_err(runnel_connect::kafka::KafkaError::from)?;
+    consumer
+        .subscribe(&[task.source_topic()])
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
     let producer = kafka.producer()?;
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(QueryStats::default());
@@ -153,7 +162,11 @@ pub fn spawn_persistent(
             tracing::info!(query = %log.query_id, "query stopped");
         })
         .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
-    Ok(Running { stop, thread: Some(thread), stats })
+    Ok(Running {
+        stop,
+        thread: Some(thread),
+        stats,
+    })
 }
 
 fn process_and_commit(
@@ -165,8 +178,12 @@ fn process_and_commit(
     stats: &QueryStats,
 ) -> Result<(), crate::EngineError> {
     let out = task.process(batch)?;
-    stats.processed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-    stats.failed.fetch_add(out.errors.len() as u64, Ordering::Relaxed);
+    stats
+        .processed
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    stats
+        .failed
+        .fetch_add(out.errors.len() as u64, Ordering::Relaxed);
     for e in &out.errors {
         log.write(producer, e);
     }
@@ -180,7 +197,12 @@ fn process_and_commit(
                 stats.failed.fetch_add(1, Ordering::Relaxed);
                 log.write(
                     producer,
-                    &ProcessingLogEntry { topic: task.source_topic().to_string(), partition: row.partition, offset: row.offset, message },
+                    &ProcessingLogEntry {
+                        topic: task.source_topic().to_string(),
+                        partition: row.partition,
+                        offset: row.offset,
+                        message,
+                    },
                 );
             }
         }
@@ -188,7 +210,9 @@ fn process_and_commit(
     flush(producer)?;
     let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for r in batch {
-        let e = processed.entry((r.topic.clone(), r.partition)).or_insert(r.offset);
+        let e = processed
+            .entry((r.topic.clone(), r.partition))
+            .or_insert(r.offset);
         *e = (*e).max(r.offset);
     }
     commit(consumer, &processed)?;
@@ -215,7 +239,9 @@ pub fn spawn_push(
     query_id: String,
 ) -> Result<Running, crate::EngineError> {
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
-    consumer.subscribe(&[task.source_topic()]).map_err(runnel_connect::kafka::KafkaError::from)?;
+    consumer
+        .subscribe(&[task.source_topic()])
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(QueryStats::default());
     let stop2 = stop.clone();
@@ -250,7 +276,11 @@ pub fn spawn_push(
             }
         })
         .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
-    Ok(Running { stop, thread: Some(thread), stats })
+    Ok(Running {
+        stop,
+        thread: Some(thread),
+        stats,
+    })
 }
 
 /// `PRINT topic`: raw records as they arrive, formatted as ksqlDB prints them.
@@ -261,9 +291,15 @@ pub fn spawn_print(
     limit: Option<u64>,
     sender: SyncSender<String>,
 ) -> Result<Running, crate::EngineError> {
-    let group = format!("_runnel-print-{}-{}", topic, chrono::Utc::now().timestamp_millis());
+    let group = format!(
+        "_runnel-print-{}-{}",
+        topic,
+        chrono::Utc::now().timestamp_millis()
+    );
     let consumer = kafka.consumer(&group, if from_beginning { "earliest" } else { "latest" })?;
-    consumer.subscribe(&[topic.as_str()]).map_err(runnel_connect::kafka::KafkaError::from)?;
+    consumer
+        .subscribe(&[topic.as_str()])
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let thread = std::thread::Builder::new()
@@ -283,7 +319,11 @@ pub fn spawn_print(
             }
         })
         .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
-    Ok(Running { stop, thread: Some(thread), stats: Arc::new(QueryStats::default()) })
+    Ok(Running {
+        stop,
+        thread: Some(thread),
+        stats: Arc::new(QueryStats::default()),
+    })
 }
 
 fn printable(bytes: &Option<Vec<u8>>) -> String {

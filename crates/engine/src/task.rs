@@ -7,8 +7,8 @@
 
 use crate::EngineError;
 use runnel_connect::format::{
-    decode_windowed_key, key_serde, value_serde, Column as FormatColumn, FormatKind, FormatOptions, RowSerde,
-    WindowType as FormatWindowType,
+    decode_windowed_key, key_serde, value_serde, Column as FormatColumn, FormatKind, FormatOptions,
+    RowSerde, WindowType as FormatWindowType,
 };
 use runnel_connect::kafka::Record;
 use runnel_plan::catalog::{ColumnKind, FormatInfo, Source, WindowType};
@@ -38,6 +38,8 @@ pub struct OutputRow {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     pub partition: i32,
     pub offset: i64,
+    /// The input record had a null value: the output keeps the key and has a null value too.
+    pub null_value: bool,
 }
 
 #[derive(Debug, Default)]
@@ -51,21 +53,39 @@ pub fn format_kind(info: &FormatInfo) -> Result<FormatKind, EngineError> {
 }
 
 pub fn format_options(info: &FormatInfo) -> FormatOptions {
-    FormatOptions { wrap_single_value: info.wrap_single_value, delimiter: info.delimiter }
+    FormatOptions {
+        wrap_single_value: info.wrap_single_value,
+        delimiter: info.delimiter,
+    }
 }
 
 fn format_columns<'a>(cols: impl Iterator<Item = &'a runnel_plan::Column>) -> Vec<FormatColumn> {
-    cols.map(|c| FormatColumn { name: c.name.clone(), ty: c.ty.clone() }).collect()
+    cols.map(|c| FormatColumn {
+        name: c.name.clone(),
+        ty: c.ty.clone(),
+    })
+    .collect()
 }
 
+/// A source's key serde and value serde.
+pub type Serdes = (Box<dyn RowSerde>, Box<dyn RowSerde>);
+
 /// The key and value serdes of a source, validated against its columns.
-pub fn source_serdes(source: &Source) -> Result<(Box<dyn RowSerde>, Box<dyn RowSerde>), EngineError> {
+pub fn source_serdes(source: &Source) -> Result<Serdes, EngineError> {
     let key_cols = format_columns(source.schema.key_columns());
     let value_cols = format_columns(source.schema.value_columns());
-    let key = key_serde(format_kind(&source.key_format)?, &format_options(&source.key_format), &key_cols)
-        .map_err(|e| EngineError::statement(e.to_string()))?;
-    let value = value_serde(format_kind(&source.value_format)?, &format_options(&source.value_format), &value_cols)
-        .map_err(|e| EngineError::statement(e.to_string()))?;
+    let key = key_serde(
+        format_kind(&source.key_format)?,
+        &format_options(&source.key_format),
+        &key_cols,
+    )
+    .map_err(|e| EngineError::statement(e.to_string()))?;
+    let value = value_serde(
+        format_kind(&source.value_format)?,
+        &format_options(&source.value_format),
+        &value_cols,
+    )
+    .map_err(|e| EngineError::statement(e.to_string()))?;
     Ok((key, value))
 }
 
@@ -97,34 +117,77 @@ pub struct QueryTask {
     operator: SelectOperator,
     sink: Option<SinkEncoder>,
     pub columns: Vec<(String, SqlType)>,
+    /// Null-value stream records pass through a plain projection (ksqlDB keeps them), but never
+    /// through a filter.
+    has_filter: bool,
 }
 
 impl QueryTask {
     /// A task for `plan`; `sink` is the catalog entry it writes to (None for transient queries).
-    pub fn new(plan: &SelectPlan, sink: Option<&Source>, config: FunctionConfig) -> Result<Self, EngineError> {
+    pub fn new(
+        plan: &SelectPlan,
+        sink: Option<&Source>,
+        config: FunctionConfig,
+    ) -> Result<Self, EngineError> {
         let (source_key, source_value) = source_serdes(&plan.source)?;
-        let operator = SelectOperator::new(plan, config).map_err(|e| EngineError::Internal(e.to_string()))?;
-        let layout: Vec<InputField> = plan.input.fields.iter().map(|(f, _, _)| f.clone()).collect();
-        let timestamp_position = plan
-            .source
-            .timestamp
-            .as_ref()
-            .and_then(|t| plan.input.fields.iter().position(|(f, n, _)| n == &t.column && !matches!(f, InputField::RowTime)));
+        let operator =
+            SelectOperator::new(plan, config).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let layout: Vec<InputField> = plan
+            .input
+            .fields
+            .iter()
+            .map(|(f, _, _)| f.clone())
+            .collect();
+        let timestamp_position = plan.source.timestamp.as_ref().and_then(|t| {
+            plan.input
+                .fields
+                .iter()
+                .position(|(f, n, _)| n == &t.column && !matches!(f, InputField::RowTime))
+        });
         let columns = plan.result_columns();
         let sink = match sink {
             None => None,
             Some(s) => {
                 let (key, value) = source_serdes(s)?;
-                let key_positions = plan.projection.iter().enumerate().filter(|(_, p)| p.is_key).map(|(i, _)| i).collect();
-                let value_positions = plan.projection.iter().enumerate().filter(|(_, p)| !p.is_key).map(|(i, _)| i).collect();
+                let key_positions = plan
+                    .projection
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.is_key)
+                    .map(|(i, _)| i)
+                    .collect();
+                let value_positions = plan
+                    .projection
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.is_key)
+                    .map(|(i, _)| i)
+                    .collect();
                 let timestamp_position = s
                     .timestamp
                     .as_ref()
                     .and_then(|t| plan.projection.iter().position(|p| p.name == t.column));
-                Some(SinkEncoder { topic: s.topic.clone(), key, value, key_positions, value_positions, timestamp_position })
+                Some(SinkEncoder {
+                    topic: s.topic.clone(),
+                    key,
+                    value,
+                    key_positions,
+                    value_positions,
+                    timestamp_position,
+                })
             }
         };
-        Ok(QueryTask { source: plan.source.clone(), source_key, source_value, layout, timestamp_position, operator, sink, columns })
+        Ok(QueryTask {
+            source: plan.source.clone(),
+            source_key,
+            source_value,
+            layout,
+            timestamp_position,
+            operator,
+            sink,
+            columns,
+            has_filter: plan.filter.is_some(),
+        })
     }
 
     pub fn source_topic(&self) -> &str {
@@ -138,13 +201,18 @@ impl QueryTask {
     /// Decodes one record into an input row, or says why it cannot be used.
     /// `Ok(None)` means the record is skipped silently (a stream record with a null value).
     fn decode(&self, r: &Record) -> Result<Option<(Vec<Value>, i64)>, String> {
-        if r.value.is_none() && self.source.kind == SourceKind::Stream {
+        if r.value.is_none()
+            && self.source.kind == SourceKind::Stream
+            && (self.has_filter || self.sink.is_none())
+        {
             return Ok(None);
         }
         let (key_bytes, window) = match (&self.source.window, &r.key) {
             (Some(w), Some(k)) => {
                 let (inner, window) = decode_windowed_key(k, window_type(w.window_type), w.size_ms)
-                    .map_err(|e| format!("Failed to deserialize key from topic: {}. {e}", r.topic))?;
+                    .map_err(|e| {
+                        format!("Failed to deserialize key from topic: {}. {e}", r.topic)
+                    })?;
                 (Some(inner), Some(window))
             }
             _ => (r.key.clone(), None),
@@ -157,17 +225,30 @@ impl QueryTask {
             .source_value
             .deserialize(r.value.as_deref())
             .map_err(|e| format!("Failed to deserialize value from topic: {}. {e}", r.topic))?;
-        let header_columns: Vec<&runnel_plan::Column> = self.source.schema.header_columns().collect();
+        let header_columns: Vec<&runnel_plan::Column> =
+            self.source.schema.header_columns().collect();
         let mut row = Vec::with_capacity(self.layout.len());
         for field in &self.layout {
             row.push(match field {
                 InputField::RowTime => Value::Bigint(r.timestamp),
                 InputField::RowPartition => Value::Int(r.partition),
                 InputField::RowOffset => Value::Bigint(r.offset),
-                InputField::WindowStart => window.as_ref().map(|w| Value::Bigint(w.start)).unwrap_or(Value::Null),
-                InputField::WindowEnd => window.as_ref().map(|w| Value::Bigint(w.end)).unwrap_or(Value::Null),
-                InputField::Key(i) => key.as_ref().and_then(|k| k.get(*i).cloned()).unwrap_or(Value::Null),
-                InputField::Value(i) => value.as_ref().and_then(|v| v.get(*i).cloned()).unwrap_or(Value::Null),
+                InputField::WindowStart => window
+                    .as_ref()
+                    .map(|w| Value::Bigint(w.start))
+                    .unwrap_or(Value::Null),
+                InputField::WindowEnd => window
+                    .as_ref()
+                    .map(|w| Value::Bigint(w.end))
+                    .unwrap_or(Value::Null),
+                InputField::Key(i) => key
+                    .as_ref()
+                    .and_then(|k| k.get(*i).cloned())
+                    .unwrap_or(Value::Null),
+                InputField::Value(i) => value
+                    .as_ref()
+                    .and_then(|v| v.get(*i).cloned())
+                    .unwrap_or(Value::Null),
                 InputField::Header(i) => match header_columns.get(*i).map(|c| &c.kind) {
                     Some(ColumnKind::Headers) => Value::Array(
                         r.headers
@@ -175,7 +256,10 @@ impl QueryTask {
                             .map(|(k, v)| {
                                 Value::Struct(vec![
                                     ("KEY".into(), Value::String(k.clone())),
-                                    ("VALUE".into(), v.clone().map(Value::Bytes).unwrap_or(Value::Null)),
+                                    (
+                                        "VALUE".into(),
+                                        v.clone().map(Value::Bytes).unwrap_or(Value::Null),
+                                    ),
                                 ])
                             })
                             .collect(),
@@ -197,10 +281,24 @@ impl QueryTask {
             timestamp = match &row[pos] {
                 Value::Bigint(t) | Value::Timestamp(t) => *t,
                 Value::String(s) => {
-                    let format = self.source.timestamp.as_ref().and_then(|t| t.format.clone()).unwrap_or_default();
+                    let format = self
+                        .source
+                        .timestamp
+                        .as_ref()
+                        .and_then(|t| t.format.clone())
+                        .unwrap_or_default();
                     parse_timestamp(s, &format)?
                 }
-                Value::Null => return Err(format!("Timestamp column {} is null", self.source.timestamp.as_ref().map(|t| t.column.as_str()).unwrap_or(""))),
+                Value::Null => {
+                    return Err(format!(
+                        "Timestamp column {} is null",
+                        self.source
+                            .timestamp
+                            .as_ref()
+                            .map(|t| t.column.as_str())
+                            .unwrap_or("")
+                    ))
+                }
                 other => return Err(format!("Invalid timestamp value {other}")),
             };
             if timestamp < 0 {
@@ -236,12 +334,24 @@ impl QueryTask {
         if rows.is_empty() {
             return Ok(out);
         }
-        let batch = rows_to_batch(self.operator.input_schema(), self.operator.input_types(), &rows)
+        let batch = rows_to_batch(
+            self.operator.input_schema(),
+            self.operator.input_types(),
+            &rows,
+        )
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let result = self
+            .operator
+            .process(&batch)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let result = self.operator.process(&batch).map_err(|e| EngineError::Internal(e.to_string()))?;
         for (row, message) in result.errors {
             if let Some(r) = origins.get(row) {
-                out.errors.push(ProcessingLogEntry { topic: r.topic.clone(), partition: r.partition, offset: r.offset, message });
+                out.errors.push(ProcessingLogEntry {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset,
+                    message,
+                });
             }
         }
         let types = self.operator.output_types();
@@ -259,6 +369,7 @@ impl QueryTask {
                 headers: r.headers.clone(),
                 partition: r.partition,
                 offset: r.offset,
+                null_value: r.value.is_none(),
             });
         }
         Ok(out)
@@ -267,17 +378,28 @@ impl QueryTask {
     /// Serializes an output row for the sink topic.
     pub fn encode(&self, row: &OutputRow) -> Result<Record, String> {
         let sink = self.sink.as_ref().ok_or("transient queries have no sink")?;
-        let pick = |positions: &[usize]| positions.iter().map(|&i| row.values[i].clone()).collect::<Vec<_>>();
+        let pick = |positions: &[usize]| {
+            positions
+                .iter()
+                .map(|&i| row.values[i].clone())
+                .collect::<Vec<_>>()
+        };
         let key_values = pick(&sink.key_positions);
         let key = if key_values.is_empty() {
             sink.key.serialize(Some(&[]))
-        } else if key_values.len() == 1 && key_values[0].is_null() {
+        } else if key_values.iter().all(Value::is_null) {
             sink.key.serialize(None)
         } else {
             sink.key.serialize(Some(&key_values))
         }
         .map_err(|e| e.to_string())?;
-        let value = sink.value.serialize(Some(&pick(&sink.value_positions))).map_err(|e| e.to_string())?;
+        let value = if row.null_value {
+            None
+        } else {
+            sink.value
+                .serialize(Some(&pick(&sink.value_positions)))
+                .map_err(|e| e.to_string())?
+        };
         let timestamp = match sink.timestamp_position.map(|p| &row.values[p]) {
             Some(Value::Bigint(t)) | Some(Value::Timestamp(t)) => *t,
             _ => row.timestamp,
@@ -294,17 +416,12 @@ impl QueryTask {
     }
 }
 
-/// Parses a timestamp string with a Java DateTimeFormatter pattern (the common patterns).
-pub fn parse_timestamp(text: &str, _pattern: &str) -> Result<i64, String> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
-            return Ok(t.and_utc().timestamp_millis());
-        }
-    }
-    Err(format!("Failed to parse timestamp '{text}'"))
+/// Parses a timestamp string with a Java `DateTimeFormatter` pattern (UTC unless the text has a zone).
+pub fn parse_timestamp(text: &str, pattern: &str) -> Result<i64, String> {
+    use runnel_plan::functions::javatime::{self, Pattern, Zone};
+    let compiled = Pattern::compile(pattern)?;
+    let utc = Zone::of("UTC")?;
+    javatime::parse_timestamp(text, &compiled, &utc)
 }
 
 /// Reads the row values of a batch column for display (used by pull/push output).

@@ -107,7 +107,10 @@ pub fn cast_value(value: &Value, from: &SqlType, to: &SqlType) -> Result<Value, 
                 Value::Bigint(i) => Decimal::new(*i as i128, 0),
                 Value::Double(d) => {
                     if !d.is_finite() {
-                        return Err(format!("Cannot convert {} to DECIMAL", format_double_java(*d)));
+                        return Err(format!(
+                            "Cannot convert {} to DECIMAL",
+                            format_double_java(*d)
+                        ));
                     }
                     Decimal::parse(&format_double_java(*d))
                         .ok_or_else(|| format!("Cannot convert {d} to DECIMAL"))?
@@ -129,9 +132,7 @@ pub fn cast_value(value: &Value, from: &SqlType, to: &SqlType) -> Result<Value, 
         },
         SqlType::Time => match value {
             Value::Time(t) => Ok(Value::Time(*t)),
-            Value::Timestamp(t) => {
-                Ok(Value::Time(t.rem_euclid(javatime::MILLIS_PER_DAY) as i32))
-            }
+            Value::Timestamp(t) => Ok(Value::Time(t.rem_euclid(javatime::MILLIS_PER_DAY) as i32)),
             Value::String(s) => javatime::parse_iso_time(s.trim())
                 .map(Value::Time)
                 .ok_or_else(|| format!("Failed to parse time '{s}'")),
@@ -261,7 +262,11 @@ pub fn parse_java_double(s: &str) -> Option<f64> {
         "-Infinity" => return Some(f64::NEG_INFINITY),
         _ => {}
     }
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) {
+    if t.is_empty()
+        || !t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    {
         return None;
     }
     t.parse::<f64>().ok()
@@ -278,13 +283,18 @@ pub fn implicit_cast_allowed(from: &SqlType, to: &SqlType) -> bool {
     match (from, to) {
         (Int, Bigint | Double) | (Bigint | Decimal { .. }, Double) => true,
         (Int | Bigint | Decimal { .. }, Decimal { precision, scale }) => {
-            let Some((p, s)) = from.as_decimal() else { return false };
+            let Some((p, s)) = from.as_decimal() else {
+                return false;
+            };
             p - s <= precision - scale && s <= *scale
         }
         (Array(a), Array(b)) => implicit_cast_allowed(a, b),
-        (Map(ak, av), Map(bk, bv)) => implicit_cast_allowed(ak, bk) && implicit_cast_allowed(av, bv),
+        (Map(ak, av), Map(bk, bv)) => {
+            implicit_cast_allowed(ak, bk) && implicit_cast_allowed(av, bv)
+        }
         (Struct(a), Struct(b)) => a.iter().all(|fa| {
-            b.iter().any(|fb| fb.name == fa.name && implicit_cast_allowed(&fa.ty, &fb.ty))
+            b.iter()
+                .any(|fb| fb.name == fa.name && implicit_cast_allowed(&fa.ty, &fb.ty))
         }),
         _ => false,
     }
@@ -318,7 +328,10 @@ pub fn widen(a: &SqlType, b: &SqlType) -> Option<SqlType> {
                 .zip(y)
                 .map(|(fx, fy)| {
                     (fx.name == fy.name).then_some(())?;
-                    Some(runnel_sql::types::StructField::new(fx.name.clone(), widen(&fx.ty, &fy.ty)?))
+                    Some(runnel_sql::types::StructField::new(
+                        fx.name.clone(),
+                        widen(&fx.ty, &fy.ty)?,
+                    ))
                 })
                 .collect::<Option<Vec<_>>>()?;
             Some(Struct(fields))
@@ -346,13 +359,33 @@ mod tests {
 
     #[test]
     fn numbers() {
-        assert_eq!(cast(Value::Bigint(2147483648), SqlType::Bigint, SqlType::Int), Ok(Value::Int(-2147483648)));
-        assert_eq!(cast(Value::Double(1.2000000000000002), SqlType::Double, SqlType::Int), Ok(Value::Int(1)));
-        assert_eq!(cast(Value::Double(-1.7), SqlType::Double, SqlType::Bigint), Ok(Value::Bigint(-1)));
-        assert_eq!(cast(Value::String(" 42 ".into()), SqlType::String, SqlType::Int), Ok(Value::Int(42)));
+        assert_eq!(
+            cast(Value::Bigint(2147483648), SqlType::Bigint, SqlType::Int),
+            Ok(Value::Int(-2147483648))
+        );
+        assert_eq!(
+            cast(
+                Value::Double(1.2000000000000002),
+                SqlType::Double,
+                SqlType::Int
+            ),
+            Ok(Value::Int(1))
+        );
+        assert_eq!(
+            cast(Value::Double(-1.7), SqlType::Double, SqlType::Bigint),
+            Ok(Value::Bigint(-1))
+        );
+        assert_eq!(
+            cast(Value::String(" 42 ".into()), SqlType::String, SqlType::Int),
+            Ok(Value::Int(42))
+        );
         assert!(cast(Value::String("x".into()), SqlType::String, SqlType::Int).is_err());
         assert_eq!(
-            cast(Value::Decimal(Decimal::new(1001, 2)), SqlType::decimal(4, 2), SqlType::Int),
+            cast(
+                Value::Decimal(Decimal::new(1001, 2)),
+                SqlType::decimal(4, 2),
+                SqlType::Int
+            ),
             Ok(Value::Int(10))
         );
         assert_eq!(
@@ -365,29 +398,76 @@ mod tests {
     fn decimals_round_half_up_and_check_precision() {
         let to = SqlType::decimal(2, 1);
         let d = |s: &str| Value::Decimal(Decimal::parse(s).unwrap());
-        assert_eq!(cast(Value::Double(0.99), SqlType::Double, to.clone()), Ok(d("1.0")));
-        assert_eq!(cast(Value::Double(0.01), SqlType::Double, to.clone()), Ok(d("0.0")));
-        assert_eq!(cast(Value::String("0.10".into()), SqlType::String, to.clone()), Ok(d("0.1")));
-        assert_eq!(cast(Value::Int(-1), SqlType::Int, to.clone()), Ok(d("-1.0")));
+        assert_eq!(
+            cast(Value::Double(0.99), SqlType::Double, to.clone()),
+            Ok(d("1.0"))
+        );
+        assert_eq!(
+            cast(Value::Double(0.01), SqlType::Double, to.clone()),
+            Ok(d("0.0"))
+        );
+        assert_eq!(
+            cast(Value::String("0.10".into()), SqlType::String, to.clone()),
+            Ok(d("0.1"))
+        );
+        assert_eq!(
+            cast(Value::Int(-1), SqlType::Int, to.clone()),
+            Ok(d("-1.0"))
+        );
         assert!(cast(Value::Int(10), SqlType::Int, to).is_err());
         assert_eq!(
-            cast(d("10.12"), SqlType::decimal(4, 2), SqlType::decimal(5, 3)).unwrap().to_string(),
+            cast(d("10.12"), SqlType::decimal(4, 2), SqlType::decimal(5, 3))
+                .unwrap()
+                .to_string(),
             "10.120"
         );
     }
 
     #[test]
     fn temporal() {
-        assert_eq!(cast(Value::Date(10), SqlType::Date, SqlType::String), Ok(Value::String("1970-01-11".into())));
-        assert_eq!(cast(Value::Date(-1), SqlType::Date, SqlType::String), Ok(Value::String("1969-12-31".into())));
-        assert_eq!(cast(Value::String("1970-01".into()), SqlType::String, SqlType::Date), Ok(Value::Date(0)));
-        assert!(cast(Value::String("foo".into()), SqlType::String, SqlType::Date).is_err());
-        assert_eq!(cast(Value::Timestamp(-2000), SqlType::Timestamp, SqlType::Date), Ok(Value::Date(-1)));
-        assert_eq!(cast(Value::Timestamp(-2000), SqlType::Timestamp, SqlType::Time), Ok(Value::Time(86398000)));
-        assert_eq!(cast(Value::Time(5000), SqlType::Time, SqlType::String), Ok(Value::String("00:00:05".into())));
-        assert_eq!(cast(Value::String("00:01".into()), SqlType::String, SqlType::Time), Ok(Value::Time(60000)));
         assert_eq!(
-            cast(Value::String("00:00:00.010".into()), SqlType::String, SqlType::Time),
+            cast(Value::Date(10), SqlType::Date, SqlType::String),
+            Ok(Value::String("1970-01-11".into()))
+        );
+        assert_eq!(
+            cast(Value::Date(-1), SqlType::Date, SqlType::String),
+            Ok(Value::String("1969-12-31".into()))
+        );
+        assert_eq!(
+            cast(
+                Value::String("1970-01".into()),
+                SqlType::String,
+                SqlType::Date
+            ),
+            Ok(Value::Date(0))
+        );
+        assert!(cast(Value::String("foo".into()), SqlType::String, SqlType::Date).is_err());
+        assert_eq!(
+            cast(Value::Timestamp(-2000), SqlType::Timestamp, SqlType::Date),
+            Ok(Value::Date(-1))
+        );
+        assert_eq!(
+            cast(Value::Timestamp(-2000), SqlType::Timestamp, SqlType::Time),
+            Ok(Value::Time(86398000))
+        );
+        assert_eq!(
+            cast(Value::Time(5000), SqlType::Time, SqlType::String),
+            Ok(Value::String("00:00:05".into()))
+        );
+        assert_eq!(
+            cast(
+                Value::String("00:01".into()),
+                SqlType::String,
+                SqlType::Time
+            ),
+            Ok(Value::Time(60000))
+        );
+        assert_eq!(
+            cast(
+                Value::String("00:00:00.010".into()),
+                SqlType::String,
+                SqlType::Time
+            ),
             Ok(Value::Time(10))
         );
         assert_eq!(
@@ -395,11 +475,19 @@ mod tests {
             Ok(Value::String("1970-01-01T00:00:00.010".into()))
         );
         assert_eq!(
-            cast(Value::String("2022-04-28T21:44:47.943Z".into()), SqlType::String, SqlType::Timestamp),
+            cast(
+                Value::String("2022-04-28T21:44:47.943Z".into()),
+                SqlType::String,
+                SqlType::Timestamp
+            ),
             Ok(Value::Timestamp(1651182287943))
         );
         assert_eq!(
-            cast(Value::String("1970-01-01T00:00:01".into()), SqlType::String, SqlType::Timestamp),
+            cast(
+                Value::String("1970-01-01T00:00:01".into()),
+                SqlType::String,
+                SqlType::Timestamp
+            ),
             Ok(Value::Timestamp(1000))
         );
     }
@@ -408,19 +496,42 @@ mod tests {
     fn containers() {
         let arr = SqlType::Array(Box::new(SqlType::Bigint));
         assert_eq!(
-            cast(Value::Array(vec![Value::Bigint(1), Value::Bigint(2147483648)]), arr.clone(), SqlType::Array(Box::new(SqlType::String))),
-            Ok(Value::Array(vec![Value::String("1".into()), Value::String("2147483648".into())]))
+            cast(
+                Value::Array(vec![Value::Bigint(1), Value::Bigint(2147483648)]),
+                arr.clone(),
+                SqlType::Array(Box::new(SqlType::String))
+            ),
+            Ok(Value::Array(vec![
+                Value::String("1".into()),
+                Value::String("2147483648".into())
+            ]))
         );
         assert_eq!(
-            cast(Value::Array(vec![Value::Int(1), Value::Int(3)]), SqlType::Array(Box::new(SqlType::Int)), SqlType::String),
+            cast(
+                Value::Array(vec![Value::Int(1), Value::Int(3)]),
+                SqlType::Array(Box::new(SqlType::Int)),
+                SqlType::String
+            ),
             Ok(Value::String("[1, 3]".into()))
         );
-        let from = SqlType::Struct(vec![StructField::new("F0", SqlType::Bigint), StructField::new("F1", SqlType::String)]);
-        let to = SqlType::Struct(vec![StructField::new("F0", SqlType::String), StructField::new("F3", SqlType::String)]);
-        let v = Value::Struct(vec![("F0".into(), Value::Bigint(1)), ("F1".into(), Value::String("3".into()))]);
+        let from = SqlType::Struct(vec![
+            StructField::new("F0", SqlType::Bigint),
+            StructField::new("F1", SqlType::String),
+        ]);
+        let to = SqlType::Struct(vec![
+            StructField::new("F0", SqlType::String),
+            StructField::new("F3", SqlType::String),
+        ]);
+        let v = Value::Struct(vec![
+            ("F0".into(), Value::Bigint(1)),
+            ("F1".into(), Value::String("3".into())),
+        ]);
         assert_eq!(
             cast(v, from, to),
-            Ok(Value::Struct(vec![("F0".into(), Value::String("1".into())), ("F3".into(), Value::Null)]))
+            Ok(Value::Struct(vec![
+                ("F0".into(), Value::String("1".into())),
+                ("F3".into(), Value::Null)
+            ]))
         );
         assert_eq!(
             check_cast(&SqlType::String, &SqlType::Array(Box::new(SqlType::Int))).unwrap_err(),
@@ -430,15 +541,33 @@ mod tests {
 
     #[test]
     fn widening() {
-        assert_eq!(widen(&SqlType::Int, &SqlType::Bigint), Some(SqlType::Bigint));
-        assert_eq!(widen(&SqlType::decimal(9, 2), &SqlType::decimal(7, 6)), Some(SqlType::decimal(13, 6)));
-        assert_eq!(widen(&SqlType::Int, &SqlType::decimal(4, 2)), Some(SqlType::decimal(12, 2)));
-        assert_eq!(widen(&SqlType::decimal(4, 2), &SqlType::Double), Some(SqlType::Double));
+        assert_eq!(
+            widen(&SqlType::Int, &SqlType::Bigint),
+            Some(SqlType::Bigint)
+        );
+        assert_eq!(
+            widen(&SqlType::decimal(9, 2), &SqlType::decimal(7, 6)),
+            Some(SqlType::decimal(13, 6))
+        );
+        assert_eq!(
+            widen(&SqlType::Int, &SqlType::decimal(4, 2)),
+            Some(SqlType::decimal(12, 2))
+        );
+        assert_eq!(
+            widen(&SqlType::decimal(4, 2), &SqlType::Double),
+            Some(SqlType::Double)
+        );
         assert_eq!(widen(&SqlType::String, &SqlType::Int), None);
         assert!(implicit_cast_allowed(&SqlType::Int, &SqlType::Double));
         assert!(!implicit_cast_allowed(&SqlType::Double, &SqlType::Int));
-        assert!(implicit_cast_allowed(&SqlType::Int, &SqlType::decimal(12, 2)));
-        assert!(!implicit_cast_allowed(&SqlType::Bigint, &SqlType::decimal(12, 2)));
+        assert!(implicit_cast_allowed(
+            &SqlType::Int,
+            &SqlType::decimal(12, 2)
+        ));
+        assert!(!implicit_cast_allowed(
+            &SqlType::Bigint,
+            &SqlType::decimal(12, 2)
+        ));
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub struct Column {
 
 impl Column {
     pub fn new(name: impl Into<String>, ty: SqlType, kind: ColumnKind) -> Self {
-        Column { name: name.into(), ty, kind }
+        Column {
+            name: name.into(),
+            ty,
+            kind,
+        }
     }
 
     pub fn is_key(&self) -> bool {
@@ -69,7 +73,9 @@ impl fmt::Display for Schema {
     /// The schema as ksqlDB prints it: ``  `K` STRING KEY, `V` INTEGER  ``.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // ksqlDB lists key columns first.
-        let ordered = self.key_columns().chain(self.columns.iter().filter(|c| !c.is_key()));
+        let ordered = self
+            .key_columns()
+            .chain(self.columns.iter().filter(|c| !c.is_key()));
         for (i, c) in ordered.enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
@@ -99,7 +105,11 @@ pub struct FormatInfo {
 
 impl FormatInfo {
     pub fn new(format: impl Into<String>) -> Self {
-        FormatInfo { format: format.into().to_ascii_uppercase(), wrap_single_value: None, delimiter: None }
+        FormatInfo {
+            format: format.into().to_ascii_uppercase(),
+            wrap_single_value: None,
+            delimiter: None,
+        }
     }
 }
 
@@ -208,13 +218,19 @@ impl Catalog {
                 None => return Err(format!("Unknown type: {name}")),
             },
             SqlType::Array(inner) => SqlType::Array(Box::new(self.resolve_type(inner)?)),
-            SqlType::Map(k, v) => {
-                SqlType::Map(Box::new(self.resolve_type(k)?), Box::new(self.resolve_type(v)?))
-            }
+            SqlType::Map(k, v) => SqlType::Map(
+                Box::new(self.resolve_type(k)?),
+                Box::new(self.resolve_type(v)?),
+            ),
             SqlType::Struct(fields) => SqlType::Struct(
                 fields
                     .iter()
-                    .map(|f| Ok(runnel_sql::StructField::new(f.name.clone(), self.resolve_type(&f.ty)?)))
+                    .map(|f| {
+                        Ok(runnel_sql::StructField::new(
+                            f.name.clone(),
+                            self.resolve_type(&f.ty)?,
+                        ))
+                    })
                     .collect::<Result<_, String>>()?,
             ),
             other => other.clone(),

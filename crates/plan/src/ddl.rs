@@ -1,9 +1,15 @@
 //! From `CREATE` statements to catalog entries: WITH-property validation, key rules and defaults.
 
-use crate::catalog::{Catalog, Column, ColumnKind, FormatInfo, Schema, Source, TimestampColumn, WindowInfo, WindowType};
+use crate::catalog::{
+    Catalog, Column, ColumnKind, FormatInfo, Schema, Source, TimestampColumn, WindowInfo,
+    WindowType,
+};
 use crate::query::{SelectPlan, RESERVED_COLUMNS};
 use crate::PlanError;
-use runnel_sql::{ColumnConstraint, ColumnDef, CreateSource, Literal, Properties, SourceKind, SqlType, StructField};
+use runnel_sql::{
+    ColumnConstraint, ColumnDef, CreateSource, Literal, Properties, SourceKind, SqlType,
+    StructField,
+};
 
 /// Defaults that come from configuration (`ksql.persistence.default.format.*`,
 /// `ksql.persistence.wrap.single.values`).
@@ -16,7 +22,11 @@ pub struct FormatDefaults {
 
 impl Default for FormatDefaults {
     fn default() -> Self {
-        FormatDefaults { key_format: "KAFKA".into(), value_format: None, wrap_single_values: None }
+        FormatDefaults {
+            key_format: "KAFKA".into(),
+            value_format: None,
+            wrap_single_values: None,
+        }
     }
 }
 
@@ -62,12 +72,12 @@ fn int_prop(props: &Properties, name: &str) -> Result<Option<i64>, PlanError> {
     match props.get(name) {
         None => Ok(None),
         Some(Literal::Integer(i)) => Ok(Some(*i)),
-        Some(Literal::String(s)) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| PlanError::new(format!("Invalid value for {name}: '{s}' is not an integer"))),
-        Some(other) => Err(PlanError::new(format!("Invalid value for {name}: {other} is not an integer"))),
+        Some(Literal::String(s)) => s.trim().parse().map(Some).map_err(|_| {
+            PlanError::new(format!("Invalid value for {name}: '{s}' is not an integer"))
+        }),
+        Some(other) => Err(PlanError::new(format!(
+            "Invalid value for {name}: {other} is not an integer"
+        ))),
     }
 }
 
@@ -77,12 +87,16 @@ fn bool_prop(props: &Properties, name: &str) -> Result<Option<bool>, PlanError> 
         Some(Literal::Boolean(b)) => Ok(Some(*b)),
         Some(Literal::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Literal::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-        Some(other) => Err(PlanError::new(format!("Invalid value for {name}: {other} is not a boolean"))),
+        Some(other) => Err(PlanError::new(format!(
+            "Invalid value for {name}: {other} is not a boolean"
+        ))),
     }
 }
 
 fn delimiter_prop(props: &Properties, name: &str) -> Result<Option<char>, PlanError> {
-    let Some(text) = string_prop(props, name) else { return Ok(None) };
+    let Some(text) = string_prop(props, name) else {
+        return Ok(None);
+    };
     let upper = text.to_ascii_uppercase();
     let mut chars = text.chars();
     match (upper.as_str(), chars.next(), chars.next()) {
@@ -102,9 +116,13 @@ fn delimiter_prop(props: &Properties, name: &str) -> Result<Option<char>, PlanEr
 pub fn parse_duration_text(text: &str) -> Result<i64, PlanError> {
     let mut parts = text.split_whitespace();
     let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(PlanError::new(format!("Invalid duration: '{text}'. Expected '<number> <unit>'")));
+        return Err(PlanError::new(format!(
+            "Invalid duration: '{text}'. Expected '<number> <unit>'"
+        )));
     };
-    let n: i64 = n.parse().map_err(|_| PlanError::new(format!("Invalid duration: '{text}'")))?;
+    let n: i64 = n
+        .parse()
+        .map_err(|_| PlanError::new(format!("Invalid duration: '{text}'")))?;
     let unit = unit.to_ascii_uppercase();
     let factor = match unit.trim_end_matches('S') {
         "MILLISECOND" => 1,
@@ -127,16 +145,23 @@ pub fn formats(
     let key = string_prop(props, "KEY_FORMAT");
     let value = string_prop(props, "VALUE_FORMAT");
     if format.is_some() && (key.is_some() || value.is_some()) {
-        let other = if key.is_some() { "KEY_FORMAT" } else { "VALUE_FORMAT" };
+        let other = if key.is_some() {
+            "KEY_FORMAT"
+        } else {
+            "VALUE_FORMAT"
+        };
         return Err(PlanError::new(format!(
-            "Cannot supply both '{other}' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use '{other}' and 'VALUE_FORMAT'."
+            "Cannot supply both '{other}' and 'FORMAT' properties, as 'FORMAT' sets both key and value formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
         )));
     }
     let key = format.clone().or(key);
     let value = format.or(value);
     let mut key_format = match (key, inherited) {
         (Some(k), _) => FormatInfo::new(k),
-        (None, Some((k, _))) => FormatInfo { delimiter: None, ..k.clone() },
+        (None, Some((k, _))) => FormatInfo {
+            delimiter: None,
+            ..k.clone()
+        },
         (None, None) => FormatInfo::new(defaults.key_format.clone()),
     };
     let mut value_format = match (value, inherited) {
@@ -161,14 +186,17 @@ pub fn formats(
     }
     key_format.delimiter = delimiter_prop(props, "KEY_DELIMITER")?.or(key_format.delimiter);
     value_format.delimiter = delimiter_prop(props, "VALUE_DELIMITER")?.or(value_format.delimiter);
-    value_format.wrap_single_value = bool_prop(props, "WRAP_SINGLE_VALUE")?.or(defaults.wrap_single_values);
+    value_format.wrap_single_value =
+        bool_prop(props, "WRAP_SINGLE_VALUE")?.or(defaults.wrap_single_values);
     Ok((key_format, value_format))
 }
 
 fn check_properties(props: &Properties) -> Result<(), PlanError> {
     for (name, _) in &props.0 {
         if !KNOWN_PROPERTIES.contains(&name.as_str()) {
-            return Err(PlanError::new(format!("Invalid config variable(s) in the WITH clause: {name}")));
+            return Err(PlanError::new(format!(
+                "Invalid config variable(s) in the WITH clause: {name}"
+            )));
         }
     }
     Ok(())
@@ -190,13 +218,39 @@ fn headers_type() -> SqlType {
     ])))
 }
 
+fn contains_map(ty: &SqlType) -> bool {
+    match ty {
+        SqlType::Map(..) => true,
+        SqlType::Array(inner) => contains_map(inner),
+        SqlType::Struct(fields) => fields.iter().any(|f| contains_map(&f.ty)),
+        _ => false,
+    }
+}
+
+/// Key columns cannot hold maps: their serialization is not deterministic.
+pub fn check_key_type(name: &str, ty: &SqlType) -> Result<(), PlanError> {
+    if contains_map(ty) {
+        return Err(PlanError::new(format!(
+            "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{name}`. Column type: {ty}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+        )));
+    }
+    Ok(())
+}
+
 /// Columns of a `CREATE STREAM/TABLE` with ksqlDB's key and header rules.
-pub fn columns(kind: SourceKind, defs: &[ColumnDef], catalog: &Catalog) -> Result<Schema, PlanError> {
+pub fn columns(
+    kind: SourceKind,
+    defs: &[ColumnDef],
+    catalog: &Catalog,
+) -> Result<Schema, PlanError> {
     let mut columns: Vec<Column> = Vec::new();
     for def in defs {
         check_column_name(&def.name)?;
         if columns.iter().any(|c| c.name == def.name) {
-            return Err(PlanError::new(format!("Duplicate column names: `{}`", def.name)));
+            return Err(PlanError::new(format!(
+                "Duplicate column names: `{}`",
+                def.name
+            )));
         }
         let ty = catalog.resolve_type(&def.ty).map_err(PlanError::new)?;
         let kind_of = match (&def.constraint, kind) {
@@ -231,19 +285,35 @@ pub fn columns(kind: SourceKind, defs: &[ColumnDef], catalog: &Catalog) -> Resul
                 ColumnKind::Header(k.clone())
             }
         };
-        columns.push(Column { name: def.name.clone(), ty, kind: kind_of });
+        columns.push(Column {
+            name: def.name.clone(),
+            ty,
+            kind: kind_of,
+        });
     }
-    if columns.iter().filter(|c| c.kind == ColumnKind::Headers).count() > 1 {
+    if columns
+        .iter()
+        .filter(|c| c.kind == ColumnKind::Headers)
+        .count()
+        > 1
+    {
         return Err(PlanError::new("Schema already contains a HEADERS column."));
     }
+    for c in columns.iter().filter(|c| c.is_key()) {
+        check_key_type(&c.name, &c.ty)?;
+    }
     if kind == SourceKind::Table && !columns.iter().any(|c| c.is_key()) {
-        return Err(PlanError::new("Tables require a PRIMARY KEY. Please define the PRIMARY KEY."));
+        return Err(PlanError::new(
+            "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.",
+        ));
     }
     Ok(Schema { columns })
 }
 
 fn timestamp(props: &Properties, schema: &Schema) -> Result<Option<TimestampColumn>, PlanError> {
-    let Some(column) = string_prop(props, "TIMESTAMP") else { return Ok(None) };
+    let Some(column) = string_prop(props, "TIMESTAMP") else {
+        return Ok(None);
+    };
     let column = column.trim().to_string();
     // Unquoted names are upper-cased; back-ticked names keep their case.
     let name = match column.strip_prefix('`').and_then(|c| c.strip_suffix('`')) {
@@ -251,9 +321,11 @@ fn timestamp(props: &Properties, schema: &Schema) -> Result<Option<TimestampColu
         None => column.to_ascii_uppercase(),
     };
     let format = string_prop(props, "TIMESTAMP_FORMAT");
-    let col = schema
-        .find(&name)
-        .ok_or_else(|| PlanError::new(format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")))?;
+    let col = schema.find(&name).ok_or_else(|| {
+        PlanError::new(format!(
+            "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'"
+        ))
+    })?;
     match (&col.ty, &format) {
         (SqlType::Bigint | SqlType::Timestamp, _) | (SqlType::String, Some(_)) => {}
         (SqlType::String, None) => {
@@ -267,13 +339,18 @@ fn timestamp(props: &Properties, schema: &Schema) -> Result<Option<TimestampColu
             )))
         }
     }
-    Ok(Some(TimestampColumn { column: name, format }))
+    Ok(Some(TimestampColumn {
+        column: name,
+        format,
+    }))
 }
 
 fn window(props: &Properties) -> Result<Option<WindowInfo>, PlanError> {
     let Some(kind) = string_prop(props, "WINDOW_TYPE") else {
         if props.get("WINDOW_SIZE").is_some() {
-            return Err(PlanError::new("'WINDOW_SIZE' should not be set if 'WINDOW_TYPE' is not set."));
+            return Err(PlanError::new(
+                "'WINDOW_SIZE' should not be set if 'WINDOW_TYPE' is not set.",
+            ));
         }
         return Ok(None);
     };
@@ -283,7 +360,9 @@ fn window(props: &Properties) -> Result<Option<WindowInfo>, PlanError> {
         "SESSION" => WindowType::Session,
         other => return Err(PlanError::new(format!("Invalid WINDOW_TYPE: {other}"))),
     };
-    let size = string_prop(props, "WINDOW_SIZE").map(|s| parse_duration_text(&s)).transpose()?;
+    let size = string_prop(props, "WINDOW_SIZE")
+        .map(|s| parse_duration_text(&s))
+        .transpose()?;
     match (window_type, size) {
         (WindowType::Session, Some(_)) => {
             Err(PlanError::new("'WINDOW_SIZE' should not be set for SESSION windows."))
@@ -305,8 +384,9 @@ pub fn source_from_create(
 ) -> Result<Source, PlanError> {
     check_properties(&create.properties)?;
     let props = &create.properties;
-    let topic = string_prop(props, "KAFKA_TOPIC")
-        .ok_or_else(|| PlanError::new("Missing required property \"KAFKA_TOPIC\" which has no default value."))?;
+    let topic = string_prop(props, "KAFKA_TOPIC").ok_or_else(|| {
+        PlanError::new("Missing required property \"KAFKA_TOPIC\" which has no default value.")
+    })?;
     let schema = columns(create.kind, &create.columns, catalog)?;
     let (key_format, value_format) = formats(props, defaults, None)?;
     Ok(Source {
@@ -339,13 +419,18 @@ pub fn sink_from_select(
     check_properties(props)?;
     for forbidden in ["WINDOW_TYPE", "WINDOW_SIZE"] {
         if props.get(forbidden).is_some() {
-            return Err(PlanError::new(format!("Invalid config variable(s) in the WITH clause: {forbidden}")));
+            return Err(PlanError::new(format!(
+                "Invalid config variable(s) in the WITH clause: {forbidden}"
+            )));
         }
     }
     let topic = string_prop(props, "KAFKA_TOPIC").unwrap_or_else(|| name.to_string());
     let schema = plan.output_schema();
-    let (key_format, value_format) =
-        formats(props, defaults, Some((&plan.source.key_format, &plan.source.value_format)))?;
+    let (key_format, value_format) = formats(
+        props,
+        defaults,
+        Some((&plan.source.key_format, &plan.source.value_format)),
+    )?;
     Ok(Source {
         name: name.to_string(),
         kind,
@@ -358,7 +443,11 @@ pub fn sink_from_select(
         is_source: false,
         statement: statement.to_string(),
         created_by: Some(query_id.to_string()),
-        partitions: int_prop(props, "PARTITIONS")?.map(|p| p as i32).or(plan.source.partitions),
-        replicas: int_prop(props, "REPLICAS")?.map(|r| r as i16).or(plan.source.replicas),
+        partitions: int_prop(props, "PARTITIONS")?
+            .map(|p| p as i32)
+            .or(plan.source.partitions),
+        replicas: int_prop(props, "REPLICAS")?
+            .map(|r| r as i16)
+            .or(plan.source.replicas),
     })
 }

@@ -18,7 +18,9 @@ pub fn eval(expr: &TypedExpr, row: &[Value], config: &FunctionConfig) -> Result<
     match expr {
         TypedExpr::Column { index, .. } => Ok(row.get(*index).cloned().unwrap_or(Value::Null)),
         TypedExpr::Literal { value, .. } => Ok(value.clone()),
-        TypedExpr::Case { whens, else_result, .. } => {
+        TypedExpr::Case {
+            whens, else_result, ..
+        } => {
             // Lazy: only the chosen branch is evaluated.
             for (cond, result) in whens {
                 if ev(cond)? == Value::Boolean(true) {
@@ -55,7 +57,11 @@ pub fn eval(expr: &TypedExpr, row: &[Value], config: &FunctionConfig) -> Result<
             })
         }
         other => {
-            let args = other.children().into_iter().map(ev).collect::<Result<Vec<_>, _>>()?;
+            let args = other
+                .children()
+                .into_iter()
+                .map(ev)
+                .collect::<Result<Vec<_>, _>>()?;
             apply(other, &args, config)
         }
     }
@@ -97,23 +103,40 @@ pub fn apply(expr: &TypedExpr, args: &[Value], config: &FunctionConfig) -> Resul
             if v.is_null() {
                 return Ok(Value::Boolean(false));
             }
-            let found = args[1..].iter().any(|x| compare(v, x) == Some(Ordering::Equal));
+            let found = args[1..]
+                .iter()
+                .any(|x| compare(v, x) == Some(Ordering::Equal));
             Ok(Value::Boolean(found != *negated))
         }
-        TypedExpr::Like { escape, negated, .. } => match (arg(0), arg(1)) {
-            (Value::String(s), Value::String(p)) => Ok(Value::Boolean(like(s, p, *escape) != *negated)),
+        TypedExpr::Like {
+            escape, negated, ..
+        } => match (arg(0), arg(1)) {
+            (Value::String(s), Value::String(p)) => {
+                Ok(Value::Boolean(like(s, p, *escape) != *negated))
+            }
             _ => Ok(Value::Boolean(false)),
         },
         TypedExpr::Cast { expr, to } => cast_value(arg(0), &expr.ty(), to),
-        TypedExpr::Function { function, arg_types, ty, .. } => {
-            let info = CallInfo { arg_types, return_type: ty, config };
+        TypedExpr::Function {
+            function,
+            arg_types,
+            ty,
+            ..
+        } => {
+            let info = CallInfo {
+                arg_types,
+                return_type: ty,
+                config,
+            };
             (function.eval)(args, &info)
         }
         TypedExpr::Subscript { .. } => Ok(subscript(arg(0), arg(1))),
         TypedExpr::Dereference { field, .. } => Ok(match arg(0) {
-            Value::Struct(fields) => {
-                fields.iter().find(|(n, _)| n == field).map(|(_, v)| v.clone()).unwrap_or(Value::Null)
-            }
+            Value::Struct(fields) => fields
+                .iter()
+                .find(|(n, _)| n == field)
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Value::Null),
             _ => Value::Null,
         }),
         TypedExpr::MakeArray { .. } => Ok(Value::Array(args.to_vec())),
@@ -130,7 +153,11 @@ pub fn apply(expr: &TypedExpr, args: &[Value], config: &FunctionConfig) -> Resul
             Ok(Value::Map(entries))
         }
         TypedExpr::MakeStruct { fields, .. } => Ok(Value::Struct(
-            fields.iter().zip(args.iter()).map(|((n, _), v)| (n.clone(), v.clone())).collect(),
+            fields
+                .iter()
+                .zip(args.iter())
+                .map(|((n, _), v)| (n.clone(), v.clone()))
+                .collect(),
         )),
     }
 }
@@ -150,16 +177,24 @@ fn subscript(base: &Value, index: &Value) -> Value {
         (Value::Array(items), Value::Int(i)) => {
             let len = items.len() as i64;
             let i = *i as i64;
-            let pos = if i > 0 { i - 1 } else if i < 0 { len + i } else { return Value::Null };
+            let pos = if i > 0 {
+                i - 1
+            } else if i < 0 {
+                len + i
+            } else {
+                return Value::Null;
+            };
             if pos < 0 || pos >= len {
                 Value::Null
             } else {
                 items[pos as usize].clone()
             }
         }
-        (Value::Map(entries), k) if !k.is_null() => {
-            entries.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.clone()).unwrap_or(Value::Null)
-        }
+        (Value::Map(entries), k) if !k.is_null() => entries
+            .iter()
+            .find(|(ek, _)| ek == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     }
 }
@@ -245,9 +280,24 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
             x.len().cmp(&y.len())
         }
         (x, y) if x == y => Ordering::Equal,
-        // Mixed numeric types (only reachable for values that were not cast first).
-        (x, y) => x.as_f64()?.partial_cmp(&y.as_f64()?)?,
+        // Mixed numeric types (IN lists compare across numeric types): exactly where possible.
+        (x, y) => match (as_decimal(x), as_decimal(y)) {
+            (Some(a), Some(b)) => {
+                let s = a.scale.max(b.scale);
+                a.rescale(s)?.unscaled.cmp(&b.rescale(s)?.unscaled)
+            }
+            _ => x.as_f64()?.partial_cmp(&y.as_f64()?)?,
+        },
     })
+}
+
+fn as_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Int(i) => Some(Decimal::new(*i as i128, 0)),
+        Value::Bigint(i) => Some(Decimal::new(*i as i128, 0)),
+        Value::Decimal(d) => Some(*d),
+        _ => None,
+    }
 }
 
 fn compare_op(op: BinaryOp, a: &Value, b: &Value) -> bool {
@@ -276,7 +326,9 @@ pub fn arithmetic(op: BinaryOp, a: &Value, b: &Value, ty: &SqlType) -> Result<Va
     }
     match ty {
         SqlType::Int => {
-            let (Value::Int(x), Value::Int(y)) = (a, b) else { return Err("INT operands expected".into()) };
+            let (Value::Int(x), Value::Int(y)) = (a, b) else {
+                return Err("INT operands expected".into());
+            };
             let (x, y) = (*x, *y);
             Ok(Value::Int(match op {
                 BinaryOp::Add => x.wrapping_add(y),
@@ -339,7 +391,10 @@ fn decimal_op(op: BinaryOp, x: Decimal, y: Decimal, scale: u8) -> Result<Decimal
     match op {
         BinaryOp::Add | BinaryOp::Subtract | BinaryOp::Modulo => {
             let s = x.scale.max(y.scale);
-            let (a, b) = (x.rescale(s).ok_or_else(overflow)?, y.rescale(s).ok_or_else(overflow)?);
+            let (a, b) = (
+                x.rescale(s).ok_or_else(overflow)?,
+                y.rescale(s).ok_or_else(overflow)?,
+            );
             let unscaled = match op {
                 BinaryOp::Add => a.unscaled.checked_add(b.unscaled),
                 BinaryOp::Subtract => a.unscaled.checked_sub(b.unscaled),
@@ -351,11 +406,15 @@ fn decimal_op(op: BinaryOp, x: Decimal, y: Decimal, scale: u8) -> Result<Decimal
                 }
             }
             .ok_or_else(overflow)?;
-            Decimal::new(unscaled, s).rescale(scale).ok_or_else(overflow)
+            Decimal::new(unscaled, s)
+                .rescale(scale)
+                .ok_or_else(overflow)
         }
         BinaryOp::Multiply => {
             let unscaled = x.unscaled.checked_mul(y.unscaled).ok_or_else(overflow)?;
-            Decimal::new(unscaled, x.scale + y.scale).rescale(scale).ok_or_else(overflow)
+            Decimal::new(unscaled, x.scale + y.scale)
+                .rescale(scale)
+                .ok_or_else(overflow)
         }
         _ => {
             if y.unscaled == 0 {
@@ -366,12 +425,20 @@ fn decimal_op(op: BinaryOp, x: Decimal, y: Decimal, scale: u8) -> Result<Decimal
             let mut num = x.unscaled;
             let mut den = y.unscaled;
             if shift >= 0 {
-                num = num.checked_mul(10i128.checked_pow(shift as u32).ok_or_else(overflow)?).ok_or_else(overflow)?;
+                num = num
+                    .checked_mul(10i128.checked_pow(shift as u32).ok_or_else(overflow)?)
+                    .ok_or_else(overflow)?;
             } else {
-                den = den.checked_mul(10i128.checked_pow((-shift) as u32).ok_or_else(overflow)?).ok_or_else(overflow)?;
+                den = den
+                    .checked_mul(10i128.checked_pow((-shift) as u32).ok_or_else(overflow)?)
+                    .ok_or_else(overflow)?;
             }
             let q = num / den; // one extra digit
-            let rounded = if q % 10 >= 5 || q % 10 <= -5 { q / 10 + q.signum() } else { q / 10 };
+            let rounded = if q % 10 >= 5 || q % 10 <= -5 {
+                q / 10 + q.signum()
+            } else {
+                q / 10
+            };
             Ok(Decimal::new(rounded, scale))
         }
     }
@@ -394,10 +461,28 @@ mod tests {
 
     #[test]
     fn java_integer_arithmetic() {
-        let r = arithmetic(BinaryOp::Add, &Value::Int(i32::MAX), &Value::Int(1), &SqlType::Int).unwrap();
+        let r = arithmetic(
+            BinaryOp::Add,
+            &Value::Int(i32::MAX),
+            &Value::Int(1),
+            &SqlType::Int,
+        )
+        .unwrap();
         assert_eq!(r, Value::Int(i32::MIN));
-        assert!(arithmetic(BinaryOp::Divide, &Value::Int(1), &Value::Int(0), &SqlType::Int).is_err());
-        let r = arithmetic(BinaryOp::Divide, &Value::Double(1.0), &Value::Double(0.0), &SqlType::Double).unwrap();
+        assert!(arithmetic(
+            BinaryOp::Divide,
+            &Value::Int(1),
+            &Value::Int(0),
+            &SqlType::Int
+        )
+        .is_err());
+        let r = arithmetic(
+            BinaryOp::Divide,
+            &Value::Double(1.0),
+            &Value::Double(0.0),
+            &SqlType::Double,
+        )
+        .unwrap();
         assert_eq!(r, Value::Double(f64::INFINITY));
     }
 
@@ -407,8 +492,13 @@ mod tests {
         let b = Value::Decimal(Decimal::parse("2.5").unwrap());
         let add = arithmetic(BinaryOp::Add, &a, &b, &SqlType::decimal(5, 2)).unwrap();
         assert_eq!(add, Value::Decimal(Decimal::parse("3.60").unwrap()));
-        let div = arithmetic(BinaryOp::Divide, &Value::Decimal(Decimal::new(1, 0)), &Value::Decimal(Decimal::new(3, 0)), &SqlType::decimal(8, 6))
-            .unwrap();
+        let div = arithmetic(
+            BinaryOp::Divide,
+            &Value::Decimal(Decimal::new(1, 0)),
+            &Value::Decimal(Decimal::new(3, 0)),
+            &SqlType::decimal(8, 6),
+        )
+        .unwrap();
         assert_eq!(div, Value::Decimal(Decimal::parse("0.333333").unwrap()));
         let mul = arithmetic(BinaryOp::Multiply, &a, &b, &SqlType::decimal(7, 3)).unwrap();
         assert_eq!(mul, Value::Decimal(Decimal::parse("2.750").unwrap()));

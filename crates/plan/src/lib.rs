@@ -25,7 +25,10 @@ pub struct PlanError {
 
 impl PlanError {
     pub fn new(message: impl Into<String>) -> Self {
-        PlanError { message: message.into(), unsupported: false }
+        PlanError {
+            message: message.into(),
+            unsupported: false,
+        }
     }
 
     /// A valid statement whose feature is not implemented yet.
@@ -37,6 +40,9 @@ impl PlanError {
     }
 
     pub fn prefixed(self, prefix: &str) -> Self {
-        PlanError { message: format!("{prefix}{}", self.message), ..self }
+        PlanError {
+            message: format!("{prefix}{}", self.message),
+            ..self
+        }
     }
 }

@@ -52,12 +52,28 @@ impl InputLayout {
         }
         let mut fields = vec![
             (InputField::RowTime, ROWTIME.to_string(), SqlType::Bigint),
-            (InputField::RowPartition, ROWPARTITION.to_string(), SqlType::Int),
-            (InputField::RowOffset, ROWOFFSET.to_string(), SqlType::Bigint),
+            (
+                InputField::RowPartition,
+                ROWPARTITION.to_string(),
+                SqlType::Int,
+            ),
+            (
+                InputField::RowOffset,
+                ROWOFFSET.to_string(),
+                SqlType::Bigint,
+            ),
         ];
         if source.window.is_some() {
-            fields.push((InputField::WindowStart, WINDOWSTART.to_string(), SqlType::Bigint));
-            fields.push((InputField::WindowEnd, WINDOWEND.to_string(), SqlType::Bigint));
+            fields.push((
+                InputField::WindowStart,
+                WINDOWSTART.to_string(),
+                SqlType::Bigint,
+            ));
+            fields.push((
+                InputField::WindowEnd,
+                WINDOWEND.to_string(),
+                SqlType::Bigint,
+            ));
         }
         for (i, c) in source.schema.key_columns().enumerate() {
             fields.push((InputField::Key(i), c.name.clone(), c.ty.clone()));
@@ -81,7 +97,9 @@ impl InputLayout {
         let mut others = vec![];
         for (i, (f, _, _)) in self.fields.iter().enumerate() {
             match f {
-                InputField::Key(_) | InputField::WindowStart | InputField::WindowEnd => keys.push(i),
+                InputField::Key(_) | InputField::WindowStart | InputField::WindowEnd => {
+                    keys.push(i)
+                }
                 InputField::Value(_) | InputField::Header(_) => others.push(i),
                 _ => {}
             }
@@ -122,7 +140,11 @@ impl SelectPlan {
                     Column::new(
                         p.name.clone(),
                         p.expr.ty(),
-                        if p.is_key { ColumnKind::Key } else { ColumnKind::Value },
+                        if p.is_key {
+                            ColumnKind::Key
+                        } else {
+                            ColumnKind::Value
+                        },
                     )
                 })
                 .collect(),
@@ -131,7 +153,10 @@ impl SelectPlan {
 
     /// The column list of the result rows of a transient query, in projection order.
     pub fn result_columns(&self) -> Vec<(String, SqlType)> {
-        self.projection.iter().map(|p| (p.name.clone(), p.expr.ty())).collect()
+        self.projection
+            .iter()
+            .map(|p| (p.name.clone(), p.expr.ty()))
+            .collect()
     }
 }
 
@@ -143,6 +168,20 @@ pub enum PlanTarget {
     Transient,
 }
 
+/// Names the clause in "column cannot be resolved" errors, as ksqlDB does.
+fn clause_error(e: PlanError, clause: &str) -> PlanError {
+    if e.message.starts_with("Column '") && e.message.ends_with("cannot be resolved.") {
+        PlanError {
+            message: format!("{clause} column{}", &e.message["Column".len()..]),
+            ..e
+        }
+    } else if clause == "WHERE" {
+        e.prefixed("Error in WHERE expression: ")
+    } else {
+        e
+    }
+}
+
 /// The name ksqlDB derives for an unaliased projection expression, if any.
 fn derived_name(expr: &Expr) -> Option<String> {
     match expr {
@@ -152,12 +191,21 @@ fn derived_name(expr: &Expr) -> Option<String> {
     }
 }
 
+/// Settings that change planning.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `ksql.new.query.planner.enabled`: key columns keep projection order and may be left out
+    /// (the result is then keyless).
+    pub new_planner: bool,
+}
+
 pub fn plan_select(
     query: &Query,
     catalog: &Catalog,
     functions: &FunctionRegistry,
     target: PlanTarget,
     sink_name: Option<&str>,
+    options: &PlanOptions,
 ) -> Result<SelectPlan, PlanError> {
     if !query.from.joins.is_empty() {
         return Err(PlanError::unsupported("JOIN"));
@@ -180,14 +228,20 @@ pub fn plan_select(
         return Err(PlanError::unsupported("persistent queries over tables"));
     }
     if query.emit == Some(Emit::Final) {
-        return Err(PlanError::new("EMIT FINAL is only supported for windowed aggregations."));
+        return Err(PlanError::new(
+            "EMIT FINAL is only supported for windowed aggregations.",
+        ));
     }
     let input = InputLayout::for_source(&source, from.alias.as_deref());
-    let analyzer = Analyzer { scope: &input.scope, functions, catalog };
+    let analyzer = Analyzer {
+        scope: &input.scope,
+        functions,
+        catalog,
+    };
 
     let filter = match &query.where_clause {
         Some(w) => {
-            let e = analyzer.analyze(w).map_err(|e| e.prefixed("Error in WHERE expression: "))?;
+            let e = analyzer.analyze(w).map_err(|e| clause_error(e, "WHERE"))?;
             if e.ty() != SqlType::Boolean {
                 return Err(PlanError::new(format!(
                     "Type error in WHERE expression: Should evaluate to boolean but is {w} ({}) instead.",
@@ -206,31 +260,61 @@ pub fn plan_select(
             SelectItem::Wildcard => {
                 for i in input.star_columns() {
                     let (_, name, ty) = &input.fields[i];
-                    items.push((Some(name.clone()), TypedExpr::Column { index: i, ty: ty.clone() }, None));
+                    items.push((
+                        Some(name.clone()),
+                        TypedExpr::Column {
+                            index: i,
+                            ty: ty.clone(),
+                        },
+                        None,
+                    ));
                 }
             }
             SelectItem::QualifiedWildcard(q) => {
                 if q != &source.name && Some(q.as_str()) != from.alias.as_deref() {
-                    return Err(PlanError::new(format!("'{q}' is not a valid stream/table name or alias.")));
+                    return Err(PlanError::new(format!(
+                        "'{q}' is not a valid stream/table name or alias."
+                    )));
                 }
                 for i in input.star_columns() {
                     let (_, name, ty) = &input.fields[i];
-                    items.push((Some(name.clone()), TypedExpr::Column { index: i, ty: ty.clone() }, None));
+                    items.push((
+                        Some(name.clone()),
+                        TypedExpr::Column {
+                            index: i,
+                            ty: ty.clone(),
+                        },
+                        None,
+                    ));
                 }
             }
             SelectItem::StructWildcard(base) => {
                 // `s->*`: one column per field of the struct, named after the field.
                 let typed = analyzer.analyze(base)?;
                 let SqlType::Struct(fields) = typed.ty() else {
-                    return Err(PlanError::new(format!("Expected STRUCT type for '{base}->*', got {}", typed.ty())));
+                    return Err(PlanError::new(format!(
+                        "Expected STRUCT type for '{base}->*', got {}",
+                        typed.ty()
+                    )));
                 };
                 for f in fields {
-                    let field = TypedExpr::Dereference { base: Box::new(typed.clone()), field: f.name.clone(), ty: f.ty.clone() };
+                    let field = TypedExpr::Dereference {
+                        base: Box::new(typed.clone()),
+                        field: f.name.clone(),
+                        ty: f.ty.clone(),
+                    };
                     items.push((Some(f.name.clone()), field, None));
                 }
             }
             SelectItem::Expr { expr, alias } => {
-                let typed = analyzer.analyze(expr)?;
+                if matches!(expr, Expr::Literal(runnel_sql::Literal::Null)) {
+                    return Err(PlanError::new(
+                        "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+                    ));
+                }
+                let typed = analyzer
+                    .analyze(expr)
+                    .map_err(|e| clause_error(e, "SELECT"))?;
                 items.push((alias.clone(), typed, Some(expr.clone())));
             }
         }
@@ -240,6 +324,7 @@ pub fn plan_select(
     let mut used: Vec<String> = items
         .iter()
         .filter_map(|(alias, _, e)| alias.clone().or_else(|| e.as_ref().and_then(derived_name)))
+        .chain(input.fields.iter().map(|(_, n, _)| n.clone()))
         .collect();
     let mut counter = 0;
     let mut projection = Vec::new();
@@ -267,7 +352,9 @@ pub fn plan_select(
             )));
         }
         if projection.iter().any(|p: &Projection| p.name == name) {
-            return Err(PlanError::new(format!("Duplicate column name '{name}' in projection.")));
+            return Err(PlanError::new(format!(
+                "Duplicate column name '{name}' in projection."
+            )));
         }
         let is_key = target == PlanTarget::Sink
             && matches!(&expr, TypedExpr::Column { index, .. }
@@ -276,7 +363,8 @@ pub fn plan_select(
     }
 
     if target == PlanTarget::Sink {
-        // Every source key column must be projected exactly once into the key.
+        let sink = sink_name.unwrap_or("OUTPUT");
+        let mut missing = Vec::new();
         for (i, (field, key_name, _)) in input.fields.iter().enumerate() {
             if !matches!(field, InputField::Key(_)) {
                 continue;
@@ -284,24 +372,71 @@ pub fn plan_select(
             let keys: Vec<usize> = projection
                 .iter()
                 .enumerate()
-                .filter(|(_, p)| p.is_key && matches!(p.expr, TypedExpr::Column { index, .. } if index == i))
+                .filter(|(_, p)| {
+                    p.is_key && matches!(p.expr, TypedExpr::Column { index, .. } if index == i)
+                })
                 .map(|(j, _)| j)
                 .collect();
             if keys.is_empty() {
-                let sink = sink_name.unwrap_or("OUTPUT");
+                missing.push(key_name.clone());
+            }
+            if keys.len() > 1 {
+                let aliases: Vec<&str> =
+                    keys.iter().map(|&j| projection[j].name.as_str()).collect();
                 return Err(PlanError::new(format!(
-                    "The query used to build `{sink}` must include the key column {key_name} in its projection (eg, SELECT {key_name}...)."
+                    "The projection contains a key column (`{key_name}`) more than once, aliased as: {}.",
+                    aliases.join(" and ")
                 )));
             }
-            // A key column selected twice: the later copies are values.
-            for j in keys.into_iter().skip(1) {
-                projection[j].is_key = false;
-            }
+        }
+        if !missing.is_empty() && !options.new_planner {
+            // ksqlDB names every key column, not only the missing ones.
+            let all: Vec<String> = input
+                .fields
+                .iter()
+                .filter(|(f, _, _)| matches!(f, InputField::Key(_)))
+                .map(|(_, n, _)| n.clone())
+                .collect();
+            let (noun, list) = match all.split_last() {
+                Some((last, rest)) if !rest.is_empty() => {
+                    ("key columns", format!("{} and {last}", rest.join(", ")))
+                }
+                _ => ("key column", all.join("")),
+            };
+            return Err(PlanError::new(format!(
+                "The query used to build `{sink}` must include the {noun} {list} in its projection (eg, SELECT {}...).",
+                all.join(", ")
+            )));
         }
         if !projection.iter().any(|p| !p.is_key) {
             return Err(PlanError::new("The projection contains no value columns."));
         }
+        if !options.new_planner {
+            // The key keeps the source's key column order.
+            let key_rank = |p: &Projection| match &p.expr {
+                TypedExpr::Column { index, .. } if p.is_key => *index,
+                _ => usize::MAX,
+            };
+            let mut keys: Vec<Projection> =
+                projection.iter().filter(|p| p.is_key).cloned().collect();
+            keys.sort_by_key(key_rank);
+            let mut k = keys.into_iter();
+            for p in projection.iter_mut() {
+                if p.is_key {
+                    if let Some(next) = k.next() {
+                        *p = next;
+                    }
+                }
+            }
+        }
     }
 
-    Ok(SelectPlan { source, input, filter, projection, emit: query.emit, limit: query.limit })
+    Ok(SelectPlan {
+        source,
+        input,
+        filter,
+        projection,
+        emit: query.emit,
+        limit: query.limit,
+    })
 }

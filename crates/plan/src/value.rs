@@ -62,7 +62,9 @@ impl Decimal {
         if int_part.is_empty() && frac_part.is_empty() {
             return None;
         }
-        if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+        if !int_part.bytes().all(|b| b.is_ascii_digit())
+            || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let mut unscaled: i128 = 0;
@@ -77,7 +79,10 @@ impl Decimal {
         if scale > u8::MAX as i32 {
             return None;
         }
-        Some(Decimal { unscaled: if negative { -unscaled } else { unscaled }, scale: scale as u8 })
+        Some(Decimal {
+            unscaled: if negative { -unscaled } else { unscaled },
+            scale: scale as u8,
+        })
     }
 
     /// Number of significant digits of the unscaled value (at least 1).
@@ -103,14 +108,24 @@ impl Decimal {
             Ordering::Equal => Some(*self),
             Ordering::Greater => {
                 let factor = 10i128.checked_pow((scale - self.scale) as u32)?;
-                Some(Decimal { unscaled: self.unscaled.checked_mul(factor)?, scale })
+                Some(Decimal {
+                    unscaled: self.unscaled.checked_mul(factor)?,
+                    scale,
+                })
             }
             Ordering::Less => {
                 let factor = 10i128.checked_pow((self.scale - scale) as u32)?;
                 let q = self.unscaled / factor;
                 let r = self.unscaled % factor;
-                let rounded = if r.abs() * 2 >= factor { q + self.unscaled.signum() } else { q };
-                Some(Decimal { unscaled: rounded, scale })
+                let rounded = if r.abs() * 2 >= factor {
+                    q + self.unscaled.signum()
+                } else {
+                    q
+                };
+                Some(Decimal {
+                    unscaled: rounded,
+                    scale,
+                })
             }
         }
     }
@@ -156,10 +171,26 @@ pub fn format_double_java(d: f64) -> String {
         return "NaN".to_string();
     }
     if d.is_infinite() {
-        return if d > 0.0 { "Infinity".to_string() } else { "-Infinity".to_string() };
+        return if d > 0.0 {
+            "Infinity".to_string()
+        } else {
+            "-Infinity".to_string()
+        };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0.0".to_string() } else { "0.0".to_string() };
+        return if d.is_sign_negative() {
+            "-0.0".to_string()
+        } else {
+            "0.0".to_string()
+        };
+    }
+    // Java prints the smallest subnormal with two digits.
+    if d.abs() == f64::from_bits(1) {
+        return if d < 0.0 {
+            "-4.9E-324".to_string()
+        } else {
+            "4.9E-324".to_string()
+        };
     }
     // Shortest round-trip digits and decimal exponent from Rust's formatter: "d.ddddde<exp>".
     let sci = format!("{:e}", d.abs());
@@ -303,8 +334,14 @@ mod tests {
         assert_eq!(Decimal::parse("-.5").unwrap().to_string(), "-0.5");
         assert_eq!(Decimal::parse("1.5E2").unwrap().to_string(), "150");
         assert_eq!(Decimal::new(-5, 3).to_string(), "-0.005");
-        assert_eq!(Decimal::new(1255, 3).rescale(2).unwrap().to_string(), "1.26");
-        assert_eq!(Decimal::new(-1255, 3).rescale(2).unwrap().to_string(), "-1.26");
+        assert_eq!(
+            Decimal::new(1255, 3).rescale(2).unwrap().to_string(),
+            "1.26"
+        );
+        assert_eq!(
+            Decimal::new(-1255, 3).rescale(2).unwrap().to_string(),
+            "-1.26"
+        );
         assert!(Decimal::parse("abc").is_none());
         assert!(Decimal::new(12345, 2).fits(5, 2));
         assert!(!Decimal::new(12345, 2).fits(4, 2));

@@ -14,7 +14,9 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::logical_expr::{ColumnarValue, Operator};
-use datafusion::physical_expr::expressions::{BinaryExpr, Column, IsNotNullExpr, IsNullExpr, Literal, NotExpr};
+use datafusion::physical_expr::expressions::{
+    BinaryExpr, Column, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
+};
 use datafusion::physical_expr::PhysicalExpr;
 use runnel_plan::eval::apply;
 use runnel_plan::functions::FunctionConfig;
@@ -38,7 +40,10 @@ impl ErrorSink {
 
     /// Takes the errors collected so far.
     pub fn drain(&self) -> Vec<(usize, String)> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }
 
@@ -103,11 +108,19 @@ fn comparable_type(ty: &SqlType) -> bool {
 impl Compiler {
     pub fn new(columns: Vec<(String, SqlType)>, config: FunctionConfig) -> Self {
         let (column_names, input_types): (Vec<_>, Vec<_>) = columns.into_iter().unzip();
-        Compiler { config, errors: ErrorSink::default(), column_names, input_types: Arc::new(input_types) }
+        Compiler {
+            config,
+            errors: ErrorSink::default(),
+            column_names,
+            input_types: Arc::new(input_types),
+        }
     }
 
     pub fn compile(&self, expr: &TypedExpr) -> Result<CompiledExpr, RuntimeError> {
-        Ok(CompiledExpr { physical: self.physical(expr)?, ty: expr.ty() })
+        Ok(CompiledExpr {
+            physical: self.physical(expr)?,
+            ty: expr.ty(),
+        })
     }
 
     fn physical(&self, expr: &TypedExpr) -> Result<Arc<dyn PhysicalExpr>, RuntimeError> {
@@ -120,17 +133,39 @@ impl Compiler {
                 Some(scalar) => Arc::new(Literal::new(scalar)),
                 None => self.row_wise(expr)?,
             },
-            TypedExpr::Arithmetic { op, left, right, ty } if vectorisable_type(ty) && *op != BinaryOp::Divide && *op != BinaryOp::Modulo => {
+            TypedExpr::Arithmetic {
+                op,
+                left,
+                right,
+                ty,
+            } if vectorisable_type(ty) && *op != BinaryOp::Divide && *op != BinaryOp::Modulo => {
                 let op = match op {
                     BinaryOp::Add => Operator::Plus,
                     BinaryOp::Subtract => Operator::Minus,
                     _ => Operator::Multiply,
                 };
-                Arc::new(BinaryExpr::new(self.physical(left)?, op, self.physical(right)?))
+                Arc::new(BinaryExpr::new(
+                    self.physical(left)?,
+                    op,
+                    self.physical(right)?,
+                ))
             }
-            TypedExpr::Arithmetic { op, left, right, ty: SqlType::Double } => {
-                let op = if *op == BinaryOp::Divide { Operator::Divide } else { Operator::Modulo };
-                Arc::new(BinaryExpr::new(self.physical(left)?, op, self.physical(right)?))
+            TypedExpr::Arithmetic {
+                op,
+                left,
+                right,
+                ty: SqlType::Double,
+            } => {
+                let op = if *op == BinaryOp::Divide {
+                    Operator::Divide
+                } else {
+                    Operator::Modulo
+                };
+                Arc::new(BinaryExpr::new(
+                    self.physical(left)?,
+                    op,
+                    self.physical(right)?,
+                ))
             }
             TypedExpr::Comparison { op, left, right } if comparable_type(&left.ty()) => {
                 let op = match op {
@@ -141,14 +176,32 @@ impl Compiler {
                     BinaryOp::Gt => Operator::Gt,
                     _ => Operator::GtEq,
                 };
-                let cmp = Arc::new(BinaryExpr::new(self.physical(left)?, op, self.physical(right)?));
+                let cmp = Arc::new(BinaryExpr::new(
+                    self.physical(left)?,
+                    op,
+                    self.physical(right)?,
+                ));
                 Arc::new(NullAsFalse { child: cmp })
             }
-            TypedExpr::And(l, r) => Arc::new(BinaryExpr::new(self.physical(l)?, Operator::And, self.physical(r)?)),
-            TypedExpr::Or(l, r) => Arc::new(BinaryExpr::new(self.physical(l)?, Operator::Or, self.physical(r)?)),
+            TypedExpr::And(l, r) => Arc::new(BinaryExpr::new(
+                self.physical(l)?,
+                Operator::And,
+                self.physical(r)?,
+            )),
+            TypedExpr::Or(l, r) => Arc::new(BinaryExpr::new(
+                self.physical(l)?,
+                Operator::Or,
+                self.physical(r)?,
+            )),
             TypedExpr::Not(e) => Arc::new(NotExpr::new(self.physical(e)?)),
-            TypedExpr::IsNull { expr, negated: false } => Arc::new(IsNullExpr::new(self.physical(expr)?)),
-            TypedExpr::IsNull { expr, negated: true } => Arc::new(IsNotNullExpr::new(self.physical(expr)?)),
+            TypedExpr::IsNull {
+                expr,
+                negated: false,
+            } => Arc::new(IsNullExpr::new(self.physical(expr)?)),
+            TypedExpr::IsNull {
+                expr,
+                negated: true,
+            } => Arc::new(IsNotNullExpr::new(self.physical(expr)?)),
             _ => self.row_wise(expr)?,
         })
     }
@@ -161,7 +214,10 @@ impl Compiler {
         let children = if lazy {
             vec![]
         } else {
-            expr.children().into_iter().map(|c| self.compile(c)).collect::<Result<Vec<_>, _>>()?
+            expr.children()
+                .into_iter()
+                .map(|c| self.compile(c))
+                .collect::<Result<Vec<_>, _>>()?
         };
         Ok(Arc::new(RowWiseExpr {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -212,7 +268,9 @@ impl PhysicalExpr for NullAsFalse {
         let bools = array
             .as_any()
             .downcast_ref::<BooleanArray>()
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("comparison is not boolean".into()))?;
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal("comparison is not boolean".into())
+            })?;
         if bools.null_count() == 0 {
             return Ok(ColumnarValue::Array(array));
         }
@@ -222,8 +280,14 @@ impl PhysicalExpr for NullAsFalse {
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
         vec![&self.child]
     }
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> DfResult<Arc<dyn PhysicalExpr>> {
-        let child = children.into_iter().next().unwrap_or_else(|| self.child.clone());
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> DfResult<Arc<dyn PhysicalExpr>> {
+        let child = children
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| self.child.clone());
         Ok(Arc::new(NullAsFalse { child }))
     }
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -289,7 +353,11 @@ impl RowWiseExpr {
                 }
             }
         } else {
-            let arrays = self.children.iter().map(|c| c.evaluate(batch)).collect::<Result<Vec<_>, _>>()?;
+            let arrays = self
+                .children
+                .iter()
+                .map(|c| c.evaluate(batch))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut args = Vec::with_capacity(arrays.len());
             for row in 0..rows {
                 args.clear();
@@ -312,13 +380,15 @@ impl RowWiseExpr {
                 let fixed: Vec<Value> = out
                     .into_iter()
                     .enumerate()
-                    .map(|(row, v)| match values_to_array(std::slice::from_ref(&v), &ty) {
-                        Ok(_) => v,
-                        Err(e) => {
-                            self.errors.push(row, e.to_string());
-                            Value::Null
-                        }
-                    })
+                    .map(
+                        |(row, v)| match values_to_array(std::slice::from_ref(&v), &ty) {
+                            Ok(_) => v,
+                            Err(e) => {
+                                self.errors.push(row, e.to_string());
+                                Value::Null
+                            }
+                        },
+                    )
                     .collect();
                 values_to_array(&fixed, &ty)
             }
@@ -341,7 +411,10 @@ impl PhysicalExpr for RowWiseExpr {
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
         self.children.iter().map(|c| &c.physical).collect()
     }
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn PhysicalExpr>>) -> DfResult<Arc<dyn PhysicalExpr>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn PhysicalExpr>>,
+    ) -> DfResult<Arc<dyn PhysicalExpr>> {
         let mut new = RowWiseExpr {
             id: self.id,
             node: self.node.clone(),

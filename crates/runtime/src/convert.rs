@@ -6,8 +6,8 @@
 
 use crate::RuntimeError;
 use datafusion::arrow::array::{
-    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array,
-    Int64Array, ListArray, MapArray, StringArray, StructArray, Time32MillisecondArray,
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
+    Int32Array, Int64Array, ListArray, MapArray, StringArray, StructArray, Time32MillisecondArray,
     TimestampMillisecondArray,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
@@ -29,7 +29,9 @@ pub fn data_type(ty: &SqlType) -> DataType {
         SqlType::Date => DataType::Date32,
         SqlType::Time => DataType::Time32(TimeUnit::Millisecond),
         SqlType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, None),
-        SqlType::Array(inner) => DataType::List(Arc::new(Field::new("item", data_type(inner), true))),
+        SqlType::Array(inner) => {
+            DataType::List(Arc::new(Field::new("item", data_type(inner), true)))
+        }
         SqlType::Map(k, v) => DataType::Map(map_entries_field(k, v), false),
         SqlType::Struct(fields) => DataType::Struct(struct_fields(fields)),
     }
@@ -47,12 +49,19 @@ fn map_entries_field(k: &SqlType, v: &SqlType) -> Arc<Field> {
 }
 
 fn struct_fields(fields: &[runnel_sql::StructField]) -> Fields {
-    Fields::from(fields.iter().map(|f| Field::new(&f.name, data_type(&f.ty), true)).collect::<Vec<_>>())
+    Fields::from(
+        fields
+            .iter()
+            .map(|f| Field::new(&f.name, data_type(&f.ty), true))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn nulls(values: &[Value]) -> Option<NullBuffer> {
     if values.iter().any(Value::is_null) {
-        Some(NullBuffer::from(values.iter().map(|v| !v.is_null()).collect::<Vec<bool>>()))
+        Some(NullBuffer::from(
+            values.iter().map(|v| !v.is_null()).collect::<Vec<bool>>(),
+        ))
     } else {
         None
     }
@@ -112,10 +121,11 @@ pub fn values_to_array(values: &[Value], ty: &SqlType) -> Result<ArrayRef, Runti
                 .iter()
                 .map(|v| match v {
                     Value::Null => Ok(None),
-                    Value::Decimal(d) => d
-                        .rescale(*scale)
-                        .map(|d| Some(d.unscaled))
-                        .ok_or_else(|| RuntimeError::Internal(format!("decimal {d} overflows {ty}"))),
+                    Value::Decimal(d) => {
+                        d.rescale(*scale).map(|d| Some(d.unscaled)).ok_or_else(|| {
+                            RuntimeError::Internal(format!("decimal {d} overflows {ty}"))
+                        })
+                    }
                     other => Err(mismatch(ty, other)),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -141,8 +151,13 @@ pub fn values_to_array(values: &[Value], ty: &SqlType) -> Result<ArrayRef, Runti
             let child = values_to_array(&flat, inner)?;
             let field = Arc::new(Field::new("item", data_type(inner), true));
             Arc::new(
-                ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), child, nulls(values))
-                    .map_err(|e| RuntimeError::Internal(e.to_string()))?,
+                ListArray::try_new(
+                    field,
+                    OffsetBuffer::from_lengths(lengths),
+                    child,
+                    nulls(values),
+                )
+                .map_err(|e| RuntimeError::Internal(e.to_string()))?,
             )
         }
         SqlType::Map(k, v) => {
@@ -164,7 +179,9 @@ pub fn values_to_array(values: &[Value], ty: &SqlType) -> Result<ArrayRef, Runti
             }
             let entries_field = map_entries_field(k, v);
             let DataType::Struct(fields) = entries_field.data_type().clone() else {
-                return Err(RuntimeError::Internal("map entries must be a struct".into()));
+                return Err(RuntimeError::Internal(
+                    "map entries must be a struct".into(),
+                ));
             };
             let entries = StructArray::try_new(
                 fields,
@@ -173,8 +190,14 @@ pub fn values_to_array(values: &[Value], ty: &SqlType) -> Result<ArrayRef, Runti
             )
             .map_err(|e| RuntimeError::Internal(e.to_string()))?;
             Arc::new(
-                MapArray::try_new(entries_field, OffsetBuffer::from_lengths(lengths), entries, nulls(values), false)
-                    .map_err(|e| RuntimeError::Internal(e.to_string()))?,
+                MapArray::try_new(
+                    entries_field,
+                    OffsetBuffer::from_lengths(lengths),
+                    entries,
+                    nulls(values),
+                    false,
+                )
+                .map_err(|e| RuntimeError::Internal(e.to_string()))?,
             )
         }
         SqlType::Struct(fields) => {
@@ -196,7 +219,10 @@ pub fn values_to_array(values: &[Value], ty: &SqlType) -> Result<ArrayRef, Runti
                 }
             }
             if fields.is_empty() {
-                return Ok(Arc::new(StructArray::new_empty_fields(values.len(), nulls(values))));
+                return Ok(Arc::new(StructArray::new_empty_fields(
+                    values.len(),
+                    nulls(values),
+                )));
             }
             let arrays = fields
                 .iter()
@@ -230,18 +256,26 @@ pub fn value_at(array: &dyn Array, row: usize, ty: &SqlType) -> Value {
         SqlType::Int => get!(Int32Array, Value::Int),
         SqlType::Bigint => get!(Int64Array, Value::Bigint),
         SqlType::Double => get!(Float64Array, Value::Double),
-        SqlType::String | SqlType::Custom(_) => get!(StringArray, |s: &str| Value::String(s.to_string())),
+        SqlType::String | SqlType::Custom(_) => {
+            get!(StringArray, |s: &str| Value::String(s.to_string()))
+        }
         SqlType::Bytes => get!(BinaryArray, |b: &[u8]| Value::Bytes(b.to_vec())),
         SqlType::Date => get!(Date32Array, Value::Date),
         SqlType::Time => get!(Time32MillisecondArray, Value::Time),
         SqlType::Timestamp => get!(TimestampMillisecondArray, Value::Timestamp),
         SqlType::Decimal { scale, .. } => {
-            get!(Decimal128Array, |u: i128| Value::Decimal(Decimal::new(u, *scale)))
+            get!(Decimal128Array, |u: i128| Value::Decimal(Decimal::new(
+                u, *scale
+            )))
         }
         SqlType::Array(inner) => match any.downcast_ref::<ListArray>() {
             Some(list) => {
                 let items = list.value(row);
-                Value::Array((0..items.len()).map(|i| value_at(items.as_ref(), i, inner)).collect())
+                Value::Array(
+                    (0..items.len())
+                        .map(|i| value_at(items.as_ref(), i, inner))
+                        .collect(),
+                )
             }
             None => Value::Null,
         },
@@ -279,14 +313,20 @@ mod tests {
     fn nested_values_round_trip() {
         let ty = SqlType::Struct(vec![
             StructField::new("A", SqlType::Array(Box::new(SqlType::Int))),
-            StructField::new("M", SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::decimal(4, 2)))),
+            StructField::new(
+                "M",
+                SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::decimal(4, 2))),
+            ),
         ]);
         let values = vec![
             Value::Struct(vec![
                 ("A".into(), Value::Array(vec![Value::Int(1), Value::Null])),
                 (
                     "M".into(),
-                    Value::Map(vec![(Value::String("x".into()), Value::Decimal(Decimal::new(150, 2)))]),
+                    Value::Map(vec![(
+                        Value::String("x".into()),
+                        Value::Decimal(Decimal::new(150, 2)),
+                    )]),
                 ),
             ]),
             Value::Null,

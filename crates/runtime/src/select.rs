@@ -15,27 +15,48 @@ use std::sync::Arc;
 /// The Arrow schema of rows with these columns (all nullable).
 pub fn arrow_schema(columns: &[(String, SqlType)]) -> SchemaRef {
     Arc::new(Schema::new(
-        columns.iter().map(|(n, t)| Field::new(n, data_type(t), true)).collect::<Vec<_>>(),
+        columns
+            .iter()
+            .map(|(n, t)| Field::new(n, data_type(t), true))
+            .collect::<Vec<_>>(),
     ))
 }
 
 /// Builds a batch from rows of values laid out as `columns`.
-pub fn rows_to_batch(schema: &SchemaRef, types: &[SqlType], rows: &[Vec<Value>]) -> Result<RecordBatch, RuntimeError> {
+pub fn rows_to_batch(
+    schema: &SchemaRef,
+    types: &[SqlType],
+    rows: &[Vec<Value>],
+) -> Result<RecordBatch, RuntimeError> {
     let mut arrays = Vec::with_capacity(types.len());
     let mut column = Vec::with_capacity(rows.len());
     for (c, ty) in types.iter().enumerate() {
         column.clear();
-        column.extend(rows.iter().map(|r| r.get(c).cloned().unwrap_or(Value::Null)));
+        column.extend(
+            rows.iter()
+                .map(|r| r.get(c).cloned().unwrap_or(Value::Null)),
+        );
         arrays.push(values_to_array(&column, ty)?);
     }
-    let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), arrays, &options)?)
+    let options =
+        datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &options,
+    )?)
 }
 
 /// Reads a batch back into rows of values.
 pub fn batch_to_rows(batch: &RecordBatch, types: &[SqlType]) -> Vec<Vec<Value>> {
     (0..batch.num_rows())
-        .map(|r| types.iter().enumerate().map(|(c, t)| value_at(batch.column(c).as_ref(), r, t)).collect())
+        .map(|r| {
+            types
+                .iter()
+                .enumerate()
+                .map(|(c, t)| value_at(batch.column(c).as_ref(), r, t))
+                .collect()
+        })
         .collect()
 }
 
@@ -70,14 +91,25 @@ pub struct SelectOperator {
 
 impl SelectOperator {
     pub fn new(plan: &SelectPlan, config: FunctionConfig) -> Result<Self, RuntimeError> {
-        let columns: Vec<(String, SqlType)> =
-            plan.input.fields.iter().map(|(_, n, t)| (n.clone(), t.clone())).collect();
+        let columns: Vec<(String, SqlType)> = plan
+            .input
+            .fields
+            .iter()
+            .map(|(_, n, t)| (n.clone(), t.clone()))
+            .collect();
         let compiler = Compiler::new(columns.clone(), config.clone());
         let compile = |t: &TypedExpr| -> Result<Compiled, RuntimeError> {
-            Ok(Compiled { expr: compiler.compile(t)?, typed: t.clone() })
+            Ok(Compiled {
+                expr: compiler.compile(t)?,
+                typed: t.clone(),
+            })
         };
         let filter = plan.filter.as_ref().map(compile).transpose()?;
-        let projection = plan.projection.iter().map(|p| compile(&p.expr)).collect::<Result<Vec<_>, _>>()?;
+        let projection = plan
+            .projection
+            .iter()
+            .map(|p| compile(&p.expr))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SelectOperator {
             input_schema: arrow_schema(&columns),
             input_types: columns.into_iter().map(|(_, t)| t).collect(),
@@ -105,7 +137,13 @@ impl SelectOperator {
         match c.expr.evaluate(batch) {
             Ok(a) => Ok(a),
             // A vectorised kernel failed for the batch: find the failing rows one by one.
-            Err(_) => evaluate_row_by_row(&c.typed, batch, &self.input_types, &self.config, &self.errors),
+            Err(_) => evaluate_row_by_row(
+                &c.typed,
+                batch,
+                &self.input_types,
+                &self.config,
+                &self.errors,
+            ),
         }
     }
 
@@ -120,7 +158,9 @@ impl SelectOperator {
                     .downcast_ref::<BooleanArray>()
                     .ok_or_else(|| RuntimeError::Internal("filter is not boolean".into()))?
                     .clone();
-                let rows: Vec<usize> = (0..mask.len()).filter(|&i| mask.is_valid(i) && mask.value(i)).collect();
+                let rows: Vec<usize> = (0..mask.len())
+                    .filter(|&i| mask.is_valid(i) && mask.value(i))
+                    .collect();
                 if rows.len() == batch.num_rows() {
                     (batch.clone(), rows)
                 } else {
@@ -134,8 +174,17 @@ impl SelectOperator {
             columns.push(self.evaluate(p, &batch)?);
         }
         // Errors are reported by the filtered batch's row: map them back to input rows.
-        errors.extend(self.errors.drain().into_iter().map(|(r, m)| (input_rows.get(r).copied().unwrap_or(r), m)));
-        Ok(SelectOutput { columns, input_rows, errors })
+        errors.extend(
+            self.errors
+                .drain()
+                .into_iter()
+                .map(|(r, m)| (input_rows.get(r).copied().unwrap_or(r), m)),
+        );
+        Ok(SelectOutput {
+            columns,
+            input_rows,
+            errors,
+        })
     }
 }
 

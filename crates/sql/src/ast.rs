@@ -39,19 +39,45 @@ pub enum Statement {
     /// `CREATE [OR REPLACE] STREAM|TABLE [IF NOT EXISTS] name [WITH (...)] AS SELECT ...`
     CreateAsSelect(CreateAsSelect),
     /// `INSERT INTO target [WITH (...)] SELECT ...`
-    InsertInto { target: String, properties: Properties, query: Box<Query> },
+    InsertInto {
+        target: String,
+        properties: Properties,
+        query: Box<Query>,
+    },
     /// `INSERT INTO target [(c1, ...)] VALUES (v1, ...)`
-    InsertValues { target: String, columns: Option<Vec<String>>, values: Vec<Expr> },
+    InsertValues {
+        target: String,
+        columns: Option<Vec<String>>,
+        values: Vec<Expr>,
+    },
     /// `ALTER STREAM|TABLE name ADD [COLUMN] c type [, ADD [COLUMN] ...]`
-    AlterSource { kind: SourceKind, name: String, add_columns: Vec<ColumnDef> },
+    AlterSource {
+        kind: SourceKind,
+        name: String,
+        add_columns: Vec<ColumnDef>,
+    },
     /// `DROP STREAM|TABLE [IF EXISTS] name [DELETE TOPIC]`
-    DropSource { kind: SourceKind, name: String, if_exists: bool, delete_topic: bool },
+    DropSource {
+        kind: SourceKind,
+        name: String,
+        if_exists: bool,
+        delete_topic: bool,
+    },
     /// `CREATE TYPE [IF NOT EXISTS] name AS type`
-    CreateType { name: String, ty: SqlType, if_not_exists: bool },
+    CreateType {
+        name: String,
+        ty: SqlType,
+        if_not_exists: bool,
+    },
     /// `DROP TYPE [IF EXISTS] name`
     DropType { name: String, if_exists: bool },
     /// `CREATE SOURCE|SINK CONNECTOR [IF NOT EXISTS] name WITH ('k'='v', ...)`
-    CreateConnector { name: String, source: bool, if_not_exists: bool, properties: Properties },
+    CreateConnector {
+        name: String,
+        source: bool,
+        if_not_exists: bool,
+        properties: Properties,
+    },
     /// `DROP CONNECTOR [IF EXISTS] name`
     DropConnector { name: String, if_exists: bool },
     /// A SELECT: a push query when `emit` is set, a pull query otherwise.
@@ -59,7 +85,10 @@ pub enum Statement {
     /// `SHOW|LIST ...`
     Show(Show),
     /// `DESCRIBE name [EXTENDED]`, `DESCRIBE STREAMS|TABLES [EXTENDED]`
-    Describe { target: DescribeTarget, extended: bool },
+    Describe {
+        target: DescribeTarget,
+        extended: bool,
+    },
     /// `DESCRIBE FUNCTION name`
     DescribeFunction { name: String },
     /// `DESCRIBE CONNECTOR name`
@@ -83,19 +112,47 @@ pub enum Statement {
     /// `UNDEFINE name`
     Undefine { name: String },
     /// `PRINT topic [FROM BEGINNING] [INTERVAL|SAMPLE n] [LIMIT n]`
-    Print { topic: String, from_beginning: bool, interval: Option<u64>, limit: Option<u64> },
+    Print {
+        topic: String,
+        from_beginning: bool,
+        interval: Option<u64>,
+        limit: Option<u64>,
+    },
     /// `RUN SCRIPT 'path'`
     RunScript { path: String },
     /// `ASSERT [NOT EXISTS] TOPIC name [WITH (...)] [TIMEOUT n unit]`
-    AssertTopic { topic: String, exists: bool, properties: Properties, timeout: Option<Duration> },
+    AssertTopic {
+        topic: String,
+        exists: bool,
+        properties: Properties,
+        timeout: Option<Duration>,
+    },
     /// `ASSERT [NOT EXISTS] SCHEMA [SUBJECT name] [ID n] [TIMEOUT n unit]`
-    AssertSchema { subject: Option<String>, id: Option<i64>, exists: bool, timeout: Option<Duration> },
+    AssertSchema {
+        subject: Option<String>,
+        id: Option<i64>,
+        exists: bool,
+        timeout: Option<Duration>,
+    },
     /// Test-only `ASSERT VALUES src [(cols)] VALUES (...)`
-    AssertValues { source: String, columns: Option<Vec<String>>, values: Vec<Expr> },
+    AssertValues {
+        source: String,
+        columns: Option<Vec<String>>,
+        values: Vec<Expr>,
+    },
     /// Test-only `ASSERT NULL VALUES src [(cols)] KEY (...)`
-    AssertNullValues { source: String, columns: Option<Vec<String>>, keys: Vec<Expr> },
+    AssertNullValues {
+        source: String,
+        columns: Option<Vec<String>>,
+        keys: Vec<Expr>,
+    },
     /// Test-only `ASSERT STREAM|TABLE src (cols) WITH (...)`
-    AssertSource { kind: SourceKind, name: String, elements: Vec<ColumnDef>, properties: Properties },
+    AssertSource {
+        kind: SourceKind,
+        name: String,
+        elements: Vec<ColumnDef>,
+        properties: Properties,
+    },
 }
 
 /// `CREATE [OR REPLACE] [SOURCE] STREAM|TABLE [IF NOT EXISTS] name [(cols)] [WITH (...)]`
@@ -149,7 +206,10 @@ pub struct Properties(pub Vec<(String, Literal)>);
 impl Properties {
     /// The value of a property, looked up without regard to case.
     pub fn get(&self, name: &str) -> Option<&Literal> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -384,14 +444,23 @@ impl BinaryOp {
     pub fn is_comparison(&self) -> bool {
         matches!(
             self,
-            BinaryOp::Eq | BinaryOp::NotEq | BinaryOp::Lt | BinaryOp::LtEq | BinaryOp::Gt | BinaryOp::GtEq
+            BinaryOp::Eq
+                | BinaryOp::NotEq
+                | BinaryOp::Lt
+                | BinaryOp::LtEq
+                | BinaryOp::Gt
+                | BinaryOp::GtEq
         )
     }
 
     pub fn is_arithmetic(&self) -> bool {
         matches!(
             self,
-            BinaryOp::Add | BinaryOp::Subtract | BinaryOp::Multiply | BinaryOp::Divide | BinaryOp::Modulo
+            BinaryOp::Add
+                | BinaryOp::Subtract
+                | BinaryOp::Multiply
+                | BinaryOp::Divide
+                | BinaryOp::Modulo
         )
     }
 }
@@ -406,24 +475,72 @@ pub enum UnaryOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     /// A column, optionally qualified by a source name or alias (`t.col`).
-    Column { qualifier: Option<String>, name: String },
+    Column {
+        qualifier: Option<String>,
+        name: String,
+    },
     Literal(Literal),
-    Unary { op: UnaryOp, expr: Box<Expr> },
-    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
-    IsNull { expr: Box<Expr>, negated: bool },
-    IsDistinctFrom { left: Box<Expr>, right: Box<Expr>, negated: bool },
-    Between { expr: Box<Expr>, low: Box<Expr>, high: Box<Expr>, negated: bool },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, escape: Option<char>, negated: bool },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
+    IsDistinctFrom {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        negated: bool,
+    },
+    Between {
+        expr: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+        negated: bool,
+    },
     /// Searched (`operand == None`) or simple `CASE`.
-    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, else_result: Option<Box<Expr>> },
-    Cast { expr: Box<Expr>, ty: SqlType },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        else_result: Option<Box<Expr>>,
+    },
+    Cast {
+        expr: Box<Expr>,
+        ty: SqlType,
+    },
     /// A function call. Names are upper-cased. `COUNT(*)` has `star == true` and no args.
-    Function { name: String, args: Vec<Expr>, star: bool },
+    Function {
+        name: String,
+        args: Vec<Expr>,
+        star: bool,
+    },
     /// `base[index]`: 1-based for arrays (negative counts from the end), key lookup for maps.
-    Subscript { base: Box<Expr>, index: Box<Expr> },
+    Subscript {
+        base: Box<Expr>,
+        index: Box<Expr>,
+    },
     /// `base->field`
-    Dereference { base: Box<Expr>, field: String },
+    Dereference {
+        base: Box<Expr>,
+        field: String,
+    },
     /// `ARRAY[e1, e2, ...]`
     Array(Vec<Expr>),
     /// `MAP(k1 := v1, ...)`
@@ -431,21 +548,41 @@ pub enum Expr {
     /// `STRUCT(name := v, ...)`
     Struct(Vec<(String, Expr)>),
     /// `x => body` or `(x, y) => body`
-    Lambda { params: Vec<String>, body: Box<Expr> },
+    Lambda {
+        params: Vec<String>,
+        body: Box<Expr>,
+    },
     /// A lambda parameter reference inside a lambda body.
     LambdaVariable(String),
     /// `expr AT TIME ZONE 'zone'`
-    AtTimeZone { expr: Box<Expr>, zone: String },
+    AtTimeZone {
+        expr: Box<Expr>,
+        zone: String,
+    },
 }
 
 impl Expr {
     pub fn column(name: impl Into<String>) -> Expr {
-        Expr::Column { qualifier: None, name: name.into() }
+        Expr::Column {
+            qualifier: None,
+            name: name.into(),
+        }
     }
 }
 
+/// Writes an identifier as ksqlDB's formatter does: bare when it reads back the same unquoted,
+/// back-ticked otherwise.
 fn write_ident(f: &mut fmt::Formatter<'_>, name: &str) -> fmt::Result {
-    write!(f, "`{}`", name.replace('`', "``"))
+    let mut chars = name.chars();
+    let plain = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '@');
+    if plain {
+        f.write_str(name)
+    } else {
+        write!(f, "`{}`", name.replace('`', "``"))
+    }
 }
 
 fn write_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
@@ -480,27 +617,57 @@ impl fmt::Display for Expr {
             Expr::IsNull { expr, negated } => {
                 write!(f, "({expr} IS {}NULL)", if *negated { "NOT " } else { "" })
             }
-            Expr::IsDistinctFrom { left, right, negated } => {
-                write!(f, "({left} IS {}DISTINCT FROM {right})", if *negated { "NOT " } else { "" })
+            Expr::IsDistinctFrom {
+                left,
+                right,
+                negated,
+            } => {
+                write!(
+                    f,
+                    "({left} IS {}DISTINCT FROM {right})",
+                    if *negated { "NOT " } else { "" }
+                )
             }
-            Expr::Between { expr, low, high, negated } => write!(
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => write!(
                 f,
                 "({expr} {}BETWEEN {low} AND {high})",
                 if *negated { "NOT " } else { "" }
             ),
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 write!(f, "({expr} {}IN (", if *negated { "NOT " } else { "" })?;
                 write_list(f, list)?;
                 f.write_str("))")
             }
-            Expr::Like { expr, pattern, escape, negated } => {
-                write!(f, "({expr} {}LIKE {pattern}", if *negated { "NOT " } else { "" })?;
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+            } => {
+                write!(
+                    f,
+                    "({expr} {}LIKE {pattern}",
+                    if *negated { "NOT " } else { "" }
+                )?;
                 if let Some(c) = escape {
                     write!(f, " ESCAPE '{c}'")?;
                 }
                 f.write_str(")")
             }
-            Expr::Case { operand, whens, else_result } => {
+            Expr::Case {
+                operand,
+                whens,
+                else_result,
+            } => {
                 f.write_str("(CASE")?;
                 if let Some(op) = operand {
                     write!(f, " {op}")?;

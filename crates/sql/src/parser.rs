@@ -52,9 +52,15 @@ impl ParseError {
     /// `Failed to prepare statement: line L:C: Invalid numeric literal: ...` for errors ksqlDB
     /// raises while building its AST, and the bare message for the rest.
     pub fn ksql_message(&self) -> String {
-        if LOCATED_PREPARE_ERRORS.iter().any(|p| self.message.starts_with(p)) {
+        if LOCATED_PREPARE_ERRORS
+            .iter()
+            .any(|p| self.message.starts_with(p))
+        {
             format!("Failed to prepare statement: {self}")
-        } else if UNLOCATED_PREPARE_ERRORS.iter().any(|p| self.message.starts_with(p)) {
+        } else if UNLOCATED_PREPARE_ERRORS
+            .iter()
+            .any(|p| self.message.starts_with(p))
+        {
             format!("Failed to prepare statement: {}", self.message)
         } else if self.message.starts_with("Syntax Error") {
             self.to_string()
@@ -113,7 +119,10 @@ pub fn parse_columns(sql: &str) -> Result<Vec<ColumnDef>, ParseError> {
 /// Replaces `${name}` with the variable's value (textual, before parsing). Names are
 /// case-insensitive, as in ksqlDB; `$${name}` escapes a reference and yields `${name}`.
 /// A reference to an undefined variable is an error.
-pub fn substitute_variables(sql: &str, vars: &HashMap<String, String>) -> Result<String, ParseError> {
+pub fn substitute_variables(
+    sql: &str,
+    vars: &HashMap<String, String>,
+) -> Result<String, ParseError> {
     let upper: HashMap<String, &String> = vars.iter().map(|(k, v)| (k.to_uppercase(), v)).collect();
     let mut out = String::with_capacity(sql.len());
     let (mut line, mut column) = (1u64, 1u64);
@@ -132,8 +141,13 @@ pub fn substitute_variables(sql: &str, vars: &HashMap<String, String>) -> Result
         if rest.starts_with("${") {
             if let Some(close) = rest.find('}') {
                 let name = &rest[2..close];
-                let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
+                let valid = name
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@');
                 if valid {
                     let Some(value) = upper.get(&name.to_uppercase()) else {
                         return Err(ParseError {
@@ -164,15 +178,92 @@ pub fn substitute_variables(sql: &str, vars: &HashMap<String, String>) -> Result
 /// Words that ksqlDB's lexer makes keywords and its grammar does not list as `nonReserved`: they
 /// cannot be used as unquoted identifiers.
 const RESERVED: &[&str] = &[
-    "SELECT", "FROM", "AS", "ALL", "DISTINCT", "WHERE", "WITHIN", "WINDOW", "GROUP", "BY",
-    "HAVING", "LIMIT", "AT", "OR", "AND", "IN", "NOT", "EXISTS", "BETWEEN", "LIKE", "IS", "NULL",
-    "TRUE", "FALSE", "MILLISECOND", "YEARS", "MONTHS", "DAYS", "HOURS", "MINUTES", "SECONDS",
-    "MILLISECONDS", "TUMBLING", "HOPPING", "SIZE", "ADVANCE", "RETENTION", "CASE", "WHEN", "THEN",
-    "ELSE", "END", "JOIN", "FULL", "OUTER", "INNER", "LEFT", "RIGHT", "ON", "WITH", "VALUES",
-    "CREATE", "TABLE", "TOPIC", "STREAM", "STREAMS", "INSERT", "DELETE", "INTO", "DESCRIBE",
-    "EXTENDED", "PRINT", "CAST", "LIST", "TOPICS", "QUERY", "QUERIES", "TERMINATE", "LOAD", "DROP",
-    "TO", "RENAME", "SAMPLE", "EXPORT", "CATALOG", "PROPERTIES", "BEGINNING", "UNSET", "RUN",
-    "SCRIPT", "DECIMAL", "CONNECTOR", "CONNECTORS", "NAMESPACE", "MATERIALIZED", "VIEW",
+    "SELECT",
+    "FROM",
+    "AS",
+    "ALL",
+    "DISTINCT",
+    "WHERE",
+    "WITHIN",
+    "WINDOW",
+    "GROUP",
+    "BY",
+    "HAVING",
+    "LIMIT",
+    "AT",
+    "OR",
+    "AND",
+    "IN",
+    "NOT",
+    "EXISTS",
+    "BETWEEN",
+    "LIKE",
+    "IS",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "MILLISECOND",
+    "YEARS",
+    "MONTHS",
+    "DAYS",
+    "HOURS",
+    "MINUTES",
+    "SECONDS",
+    "MILLISECONDS",
+    "TUMBLING",
+    "HOPPING",
+    "SIZE",
+    "ADVANCE",
+    "RETENTION",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "JOIN",
+    "FULL",
+    "OUTER",
+    "INNER",
+    "LEFT",
+    "RIGHT",
+    "ON",
+    "WITH",
+    "VALUES",
+    "CREATE",
+    "TABLE",
+    "TOPIC",
+    "STREAM",
+    "STREAMS",
+    "INSERT",
+    "DELETE",
+    "INTO",
+    "DESCRIBE",
+    "EXTENDED",
+    "PRINT",
+    "CAST",
+    "LIST",
+    "TOPICS",
+    "QUERY",
+    "QUERIES",
+    "TERMINATE",
+    "LOAD",
+    "DROP",
+    "TO",
+    "RENAME",
+    "SAMPLE",
+    "EXPORT",
+    "CATALOG",
+    "PROPERTIES",
+    "BEGINNING",
+    "UNSET",
+    "RUN",
+    "SCRIPT",
+    "DECIMAL",
+    "CONNECTOR",
+    "CONNECTORS",
+    "NAMESPACE",
+    "MATERIALIZED",
+    "VIEW",
 ];
 
 pub(crate) fn is_reserved(upper: &str) -> bool {
@@ -190,6 +281,8 @@ pub(crate) struct Parser<'a> {
     test_statements: bool,
     /// Lambda parameters in scope (innermost last).
     lambda_params: Vec<String>,
+    /// Current expression nesting depth (bounded to protect the stack).
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -201,6 +294,7 @@ impl<'a> Parser<'a> {
             stmt_start: 0,
             test_statements,
             lambda_params: Vec::new(),
+            depth: 0,
         })
     }
 
@@ -236,7 +330,10 @@ impl<'a> Parser<'a> {
     /// The upper-cased text of the token `n` ahead if it is an unquoted word.
     fn peek_word(&self, n: usize) -> Option<String> {
         match self.peek_kind(n) {
-            TokKind::Word { value, quoted: false } => Some(value.to_uppercase()),
+            TokKind::Word {
+                value,
+                quoted: false,
+            } => Some(value.to_uppercase()),
             _ => None,
         }
     }
@@ -306,7 +403,10 @@ impl<'a> Parser<'a> {
     fn peek_is_identifier(&self, n: usize) -> bool {
         match self.peek_kind(n) {
             TokKind::Word { quoted: true, .. } => true,
-            TokKind::Word { value, quoted: false } => !is_reserved(&value.to_uppercase()),
+            TokKind::Word {
+                value,
+                quoted: false,
+            } => !is_reserved(&value.to_uppercase()),
             _ => false,
         }
     }
@@ -323,8 +423,14 @@ impl<'a> Parser<'a> {
             return Err(self.expecting("IDENTIFIER"));
         }
         let name = match self.kind() {
-            TokKind::Word { value, quoted: true } => value.clone(),
-            TokKind::Word { value, quoted: false } if case_sensitive => value.clone(),
+            TokKind::Word {
+                value,
+                quoted: true,
+            } => value.clone(),
+            TokKind::Word {
+                value,
+                quoted: false,
+            } if case_sensitive => value.clone(),
             TokKind::Word { value, .. } => value.to_uppercase(),
             _ => return Err(self.expecting("IDENTIFIER")),
         };
@@ -336,7 +442,10 @@ impl<'a> Parser<'a> {
     fn parse_source_name(&mut self) -> Result<String, ParseError> {
         let (line, col) = (self.tok().line, self.tok().col);
         let name = self.parse_identifier()?;
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(ParseError {
                 line,
                 column: col,
@@ -367,7 +476,11 @@ impl<'a> Parser<'a> {
     fn tok_text(&self, tok: &Tok) -> String {
         match tok.kind {
             TokKind::Eof => "<EOF>".to_string(),
-            _ => self.sql.get(tok.start..tok.end).unwrap_or_default().to_string(),
+            _ => self
+                .sql
+                .get(tok.start..tok.end)
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -379,7 +492,10 @@ impl<'a> Parser<'a> {
             .iter()
             .find(|t| matches!(t.kind, TokKind::Sym(Sym::Semi) | TokKind::Eof))
             .map_or(self.sql.len(), |t| t.end);
-        self.sql.get(start..end.max(start)).unwrap_or_default().to_string()
+        self.sql
+            .get(start..end.max(start))
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// A syntax error at the current token. Reserved keywords where they cannot go get ksqlDB's
@@ -388,8 +504,14 @@ impl<'a> Parser<'a> {
         let tok = self.tok();
         let text = self.tok_text(tok);
         let detail = match &tok.kind {
-            TokKind::Word { value, quoted: false } if is_reserved(&value.to_uppercase()) => {
-                format!("Syntax error at or near '{text}' at line {}:{}", tok.line, tok.col)
+            TokKind::Word {
+                value,
+                quoted: false,
+            } if is_reserved(&value.to_uppercase()) => {
+                format!(
+                    "Syntax error at or near '{text}' at line {}:{}",
+                    tok.line, tok.col
+                )
             }
             _ => detail,
         };
@@ -399,7 +521,11 @@ impl<'a> Parser<'a> {
         } else {
             format!("Syntax Error\n{detail}\nStatement: {statement}")
         };
-        ParseError { line: tok.line, column: tok.col, message }
+        ParseError {
+            line: tok.line,
+            column: tok.col,
+            message,
+        }
     }
 
     /// The current token is not what the grammar allows here; `expected` lists what it allows,
@@ -416,6 +542,10 @@ impl<'a> Parser<'a> {
 
     /// A non-syntax error located at a token.
     fn error_at(&self, tok: &Tok, message: String) -> ParseError {
-        ParseError { line: tok.line, column: tok.col, message }
+        ParseError {
+            line: tok.line,
+            column: tok.col,
+            message,
+        }
     }
 }

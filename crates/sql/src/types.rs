@@ -16,7 +16,10 @@ pub enum SqlType {
     /// IEEE-754 double.
     Double,
     /// Fixed precision decimal, `1 <= precision`, `0 <= scale <= precision`.
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     /// `STRING` / `VARCHAR`.
     String,
     Bytes,
@@ -41,7 +44,10 @@ pub struct StructField {
 
 impl StructField {
     pub fn new(name: impl Into<String>, ty: SqlType) -> Self {
-        StructField { name: name.into(), ty }
+        StructField {
+            name: name.into(),
+            ty,
+        }
     }
 }
 
@@ -51,7 +57,10 @@ impl SqlType {
     }
 
     pub fn is_numeric(&self) -> bool {
-        matches!(self, SqlType::Int | SqlType::Bigint | SqlType::Double | SqlType::Decimal { .. })
+        matches!(
+            self,
+            SqlType::Int | SqlType::Bigint | SqlType::Double | SqlType::Decimal { .. }
+        )
     }
 
     pub fn is_integral(&self) -> bool {
@@ -60,7 +69,10 @@ impl SqlType {
 
     /// True for the types that have no inner types.
     pub fn is_primitive(&self) -> bool {
-        !matches!(self, SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_))
+        !matches!(
+            self,
+            SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_)
+        )
     }
 
     /// The base type name as ksqlDB prints it in `DESCRIBE` (`INTEGER`, `STRUCT`, ...).
@@ -129,7 +141,10 @@ mod tests {
             StructField::new("A", SqlType::Int),
             StructField::new("b", SqlType::Array(Box::new(SqlType::decimal(4, 2)))),
         ]);
-        assert_eq!(t.to_string(), "STRUCT<`A` INTEGER, `b` ARRAY<DECIMAL(4, 2)>>");
+        assert_eq!(
+            t.to_string(),
+            "STRUCT<`A` INTEGER, `b` ARRAY<DECIMAL(4, 2)>>"
+        );
         assert_eq!(
             SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::Bigint)).to_string(),
             "MAP<STRING, BIGINT>"

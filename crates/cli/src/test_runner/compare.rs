@@ -4,7 +4,8 @@
 //! The Java runner deserializes actual records into Java objects (Integer/Long, Double,
 //! BigDecimal, String, ByteBuffer, Map, List) and walks the expected JSON tree against them. The
 //! kind of the *actual* object decides how numbers compare: integers by value, doubles within
-//! 1e-6, decimals exactly including scale. [`Actual`] models those Java objects so the rules can be
+//! 1e-6, decimals exactly including scale (an integer literal matches a decimal with no fraction
+//! digits by value). [`Actual`] models those Java objects so the rules can be
 //! applied unchanged, and every mismatch is reported with the path of the first difference.
 
 use super::json::Json;
@@ -45,9 +46,17 @@ impl Actual {
                 }
             }
             Json::String(s) => Actual::String(s.clone()),
-            Json::Array(items) => Actual::Array(items.iter().map(|j| Actual::from_json(j, exact_numbers)).collect()),
+            Json::Array(items) => Actual::Array(
+                items
+                    .iter()
+                    .map(|j| Actual::from_json(j, exact_numbers))
+                    .collect(),
+            ),
             Json::Object(fields) => Actual::Object(
-                fields.iter().map(|(k, v)| (k.clone(), Actual::from_json(v, exact_numbers))).collect(),
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Actual::from_json(v, exact_numbers)))
+                    .collect(),
             ),
         }
     }
@@ -62,7 +71,11 @@ impl fmt::Display for Actual {
             Actual::Double(d) => write!(f, "{d:?}"),
             Actual::Decimal(d) => f.write_str(d),
             Actual::String(s) => write!(f, "{}", Json::String(s.clone())),
-            Actual::Bytes(b) => write!(f, "bytes({})", base64::engine::general_purpose::STANDARD.encode(b)),
+            Actual::Bytes(b) => write!(
+                f,
+                "bytes({})",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            ),
             Actual::Array(items) => {
                 f.write_str("[")?;
                 for (i, item) in items.iter().enumerate() {
@@ -111,14 +124,26 @@ impl BigDec {
         if int_part.is_empty() && frac_part.is_empty() {
             return None;
         }
-        if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        if !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let all = format!("{int_part}{frac_part}");
         let trimmed = all.trim_start_matches('0');
-        let digits = if trimmed.is_empty() { "0".to_string() } else { trimmed.to_string() };
+        let digits = if trimmed.is_empty() {
+            "0".to_string()
+        } else {
+            trimmed.to_string()
+        };
         let negative = negative && digits != "0";
-        Some(BigDec { negative, digits, scale: frac_part.len() as i64 - exponent })
+        Some(BigDec {
+            negative,
+            digits,
+            scale: frac_part.len() as i64 - exponent,
+        })
     }
 
     /// Same numeric value regardless of scale (`compareTo == 0`).
@@ -163,6 +188,11 @@ pub fn compare_value(expected: &Json, actual: &Actual, path: &str) -> Result<(),
                 Actual::Int(a) => expected_long(text) == Some(*a),
                 Actual::Double(a) => text.parse::<f64>().is_ok_and(|e| (e - a).abs() < 1e-6),
                 Actual::Decimal(a) => match (BigDec::parse(text), BigDec::parse(a)) {
+                    // An integer literal matches a decimal without fraction digits by value
+                    // (`1E+3` matches `1000`); a float literal must match exactly, scale included.
+                    (Some(e), Some(a)) if !text.contains(['.', 'e', 'E']) => {
+                        a.scale <= 0 && e.same_value(&a)
+                    }
                     (Some(e), Some(a)) => e == a,
                     _ => false,
                 },
@@ -178,7 +208,7 @@ pub fn compare_value(expected: &Json, actual: &Actual, path: &str) -> Result<(),
             let ok = match actual {
                 Actual::String(a) => a == text,
                 Actual::Decimal(a) => match (BigDec::parse(text), BigDec::parse(a)) {
-                    (Some(e), Some(a)) => e.same_value(&a),
+                    (Some(e), Some(a)) => e == a,
                     _ => false,
                 },
                 Actual::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b) == *text,
@@ -197,7 +227,11 @@ pub fn compare_value(expected: &Json, actual: &Actual, path: &str) -> Result<(),
                 }
                 Ok(())
             }
-            Actual::Array(a) => Err(format!("{path}: expected {} elements but got {}: expected {expected} but got {actual}", items.len(), a.len())),
+            Actual::Array(a) => Err(format!(
+                "{path}: expected {} elements but got {}: expected {expected} but got {actual}",
+                items.len(),
+                a.len()
+            )),
             _ => differ(),
         },
         Json::Object(fields) => match actual {
@@ -216,7 +250,11 @@ pub fn compare_value(expected: &Json, actual: &Actual, path: &str) -> Result<(),
                 }
                 Ok(())
             }
-            Actual::Object(a) => Err(format!("{path}: expected {} fields but got {}: expected {expected} but got {actual}", fields.len(), a.len())),
+            Actual::Object(a) => Err(format!(
+                "{path}: expected {} fields but got {}: expected {expected} but got {actual}",
+                fields.len(),
+                a.len()
+            )),
             _ => differ(),
         },
     }
@@ -234,7 +272,11 @@ pub struct ActualRecord {
 
 impl fmt::Display for ActualRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "key={}, value={}, timestamp={}", self.key, self.value, self.timestamp)?;
+        write!(
+            f,
+            "key={}, value={}, timestamp={}",
+            self.key, self.value, self.timestamp
+        )?;
         if let Some(w) = &self.window {
             write!(f, ", window={}", show_window(w))?;
         }
@@ -257,7 +299,10 @@ fn show_headers(headers: &[(String, Option<Vec<u8>>)]) -> String {
     let parts: Vec<String> = headers
         .iter()
         .map(|(k, v)| match v {
-            Some(v) => format!("{k}={}", base64::engine::general_purpose::STANDARD.encode(v)),
+            Some(v) => format!(
+                "{k}={}",
+                base64::engine::general_purpose::STANDARD.encode(v)
+            ),
             None => format!("{k}=null"),
         })
         .collect();
@@ -266,7 +311,11 @@ fn show_headers(headers: &[(String, Option<Vec<u8>>)]) -> String {
 
 /// Shows an expected record the way [`ActualRecord`] is shown.
 pub fn show_expected(e: &RecordSpec) -> String {
-    let mut s = format!("key={}, value={}", e.key.as_ref().unwrap_or(&Json::Null), e.value);
+    let mut s = format!(
+        "key={}, value={}",
+        e.key.as_ref().unwrap_or(&Json::Null),
+        e.value
+    );
     if let Some(t) = e.timestamp {
         s.push_str(&format!(", timestamp={t}"));
     }
@@ -281,12 +330,23 @@ pub fn show_expected(e: &RecordSpec) -> String {
 
 /// Compares one record. `check_timestamp` is false for the runner's exception (no inputs and
 /// an expected timestamp of 0).
-pub fn compare_record(expected: &RecordSpec, actual: &ActualRecord, check_timestamp: bool) -> Result<(), String> {
-    compare_value(expected.key.as_ref().unwrap_or(&Json::Null), &actual.key, "key")?;
+pub fn compare_record(
+    expected: &RecordSpec,
+    actual: &ActualRecord,
+    check_timestamp: bool,
+) -> Result<(), String> {
+    compare_value(
+        expected.key.as_ref().unwrap_or(&Json::Null),
+        &actual.key,
+        "key",
+    )?;
     compare_value(&expected.value, &actual.value, "value")?;
     if let Some(t) = expected.timestamp {
         if check_timestamp && t != actual.timestamp {
-            return Err(format!("timestamp: expected {t} but got {}", actual.timestamp));
+            return Err(format!(
+                "timestamp: expected {t} but got {}",
+                actual.timestamp
+            ));
         }
     }
     match (&expected.window, &actual.window) {
@@ -328,15 +388,28 @@ mod tests {
         assert!(ok("0.1", &Actual::Double(0.1000000001)));
         assert!(!ok("0.1", &Actual::Double(0.1001)));
         assert!(ok("1.50", &Actual::Decimal("1.50".into())));
-        assert!(!ok("1.5", &Actual::Decimal("1.50".into())), "decimals are scale-sensitive");
+        assert!(
+            !ok("1.5", &Actual::Decimal("1.50".into())),
+            "decimals are scale-sensitive"
+        );
         assert!(!ok("1", &Actual::Decimal("1.0".into())));
+        assert!(
+            ok("1000000000000", &Actual::Decimal("1.0E12".into())),
+            "scale <= 0 compares by value"
+        );
+        assert!(ok("0", &Actual::Decimal("0".into())));
+        assert!(!ok("1000", &Actual::Decimal("1.0E4".into())));
         assert!(ok("-0.00", &Actual::Decimal("0.00".into())));
         assert!(!ok("1", &Actual::String("1".into())));
     }
 
     #[test]
-    fn strings_match_decimals_by_value_and_bytes_by_base64() {
-        assert!(ok(r#""10.10""#, &Actual::Decimal("10.1".into())));
+    fn strings_match_decimals_exactly_and_bytes_by_base64() {
+        assert!(ok(r#""10.10""#, &Actual::Decimal("10.10".into())));
+        assert!(
+            !ok(r#""10.10""#, &Actual::Decimal("10.1".into())),
+            "BigDecimal.equals is scale-sensitive"
+        );
         assert!(!ok(r#""10.11""#, &Actual::Decimal("10.1".into())));
         assert!(ok(r#""IQ==""#, &Actual::Bytes(vec![b'!'])));
         assert!(ok(r#""a""#, &Actual::String("a".into())));
@@ -346,7 +419,10 @@ mod tests {
 
     #[test]
     fn objects_by_name_then_upper_case_with_same_size() {
-        let actual = Actual::Object(vec![("A".into(), Actual::Int(1)), ("b".into(), Actual::String("x".into()))]);
+        let actual = Actual::Object(vec![
+            ("A".into(), Actual::Int(1)),
+            ("b".into(), Actual::String("x".into())),
+        ]);
         assert!(ok(r#"{"a": 1, "b": "x"}"#, &actual));
         assert!(!ok(r#"{"A": 1}"#, &actual));
         let err = compare_value(&j(r#"{"A": 1, "b": "y"}"#), &actual, "value").unwrap_err();
@@ -370,13 +446,20 @@ mod tests {
         assert_eq!(Actual::from_json(&j("1.5"), false), Actual::Double(1.5));
     }
 
-    fn record(timestamp: Option<i64>, headers: Option<Vec<(String, Option<Vec<u8>>)>>) -> RecordSpec {
+    fn record(
+        timestamp: Option<i64>,
+        headers: Option<Vec<(String, Option<Vec<u8>>)>>,
+    ) -> RecordSpec {
         RecordSpec {
             topic: "T".into(),
             key: Some(j("1")),
             value: j(r#"{"V": 2}"#),
             timestamp,
-            window: Some(WindowSpec { start: 0, end: 10, kind: WindowKind::Time }),
+            window: Some(WindowSpec {
+                start: 0,
+                end: 10,
+                kind: WindowKind::Time,
+            }),
             headers,
         }
     }
@@ -387,20 +470,36 @@ mod tests {
             key: Actual::Int(1),
             value: Actual::Object(vec![("V".into(), Actual::Int(2))]),
             timestamp: 7,
-            window: Some(WindowSpec { start: 0, end: 10, kind: WindowKind::Time }),
+            window: Some(WindowSpec {
+                start: 0,
+                end: 10,
+                kind: WindowKind::Time,
+            }),
             headers: vec![],
         };
         assert!(compare_record(&record(None, None), &actual, true).is_ok());
         assert!(compare_record(&record(Some(7), Some(vec![])), &actual, true).is_ok());
-        assert!(compare_record(&record(Some(8), None), &actual, true).unwrap_err().starts_with("timestamp"));
+        assert!(compare_record(&record(Some(8), None), &actual, true)
+            .unwrap_err()
+            .starts_with("timestamp"));
         assert!(compare_record(&record(Some(8), None), &actual, false).is_ok());
         let with_header = record(None, Some(vec![("h".into(), None)]));
-        assert!(compare_record(&with_header, &actual, true).unwrap_err().starts_with("headers"));
+        assert!(compare_record(&with_header, &actual, true)
+            .unwrap_err()
+            .starts_with("headers"));
         let mut other_window = actual.clone();
-        other_window.window = Some(WindowSpec { start: 0, end: 10, kind: WindowKind::Session });
-        assert!(compare_record(&record(None, None), &other_window, true).unwrap_err().starts_with("window"));
+        other_window.window = Some(WindowSpec {
+            start: 0,
+            end: 10,
+            kind: WindowKind::Session,
+        });
+        assert!(compare_record(&record(None, None), &other_window, true)
+            .unwrap_err()
+            .starts_with("window"));
         let mut headers = actual;
         headers.headers = vec![("h".into(), None)];
-        assert!(compare_record(&record(None, None), &headers, true).unwrap_err().starts_with("headers"));
+        assert!(compare_record(&record(None, None), &headers, true)
+            .unwrap_err()
+            .starts_with("headers"));
     }
 }

@@ -14,6 +14,7 @@ use runnel_connect::format::{decode_windowed_key, encode_windowed_key, RowSerde,
 use runnel_connect::kafka::Record;
 use runnel_engine::{driver, task, Backend, Engine, EngineError, StatementError};
 use runnel_plan::catalog::{ColumnKind, FormatInfo, Source, WindowType};
+use runnel_plan::Value;
 use runnel_sql::{ColumnConstraint, Literal, SourceKind, SqlType, Statement};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,9 +48,14 @@ fn base_config() -> BTreeMap<String, String> {
 /// Why an engine error means "not implemented" rather than "wrong".
 fn unsupported_reason(e: &EngineError) -> Option<String> {
     match e {
-        EngineError::Statement { message, unsupported: true } => Some(message.clone()),
+        EngineError::Statement {
+            message,
+            unsupported: true,
+        } => Some(message.clone()),
         // Formats recognised but not implemented yet are reported as plain statement errors.
-        EngineError::Statement { message, .. } if message.contains("not supported yet by Runnel") => {
+        EngineError::Statement { message, .. }
+            if message.contains("not supported yet by Runnel") =>
+        {
             Some(message.clone())
         }
         _ => None,
@@ -59,13 +65,17 @@ fn unsupported_reason(e: &EngineError) -> Option<String> {
 /// Which Runnel errors a Java exception class stands for. ksqlDB's hierarchy is
 /// `ParseFailedException extends KsqlStatementException extends KsqlException`.
 fn type_matches(expected: &ExpectedException, error: &EngineError, at_runtime: bool) -> bool {
-    let Some(simple) = expected.simple_type() else { return true };
+    let Some(simple) = expected.simple_type() else {
+        return true;
+    };
     if at_runtime {
         return simple == "StreamsException";
     }
     match simple {
         "ParseFailedException" => matches!(error, EngineError::Parse(_)),
-        "KsqlStatementException" => matches!(error, EngineError::Parse(_) | EngineError::Statement { .. }),
+        "KsqlStatementException" => {
+            matches!(error, EngineError::Parse(_) | EngineError::Statement { .. })
+        }
         "KsqlException" => !matches!(error, EngineError::Internal(_)),
         _ => false,
     }
@@ -84,7 +94,12 @@ fn error_texts(error: &EngineError, full: Option<&StatementError>) -> Vec<String
     texts
 }
 
-fn check_expected(expected: &ExpectedException, error: &EngineError, full: Option<&StatementError>, at_runtime: bool) -> Result<(), String> {
+fn check_expected(
+    expected: &ExpectedException,
+    error: &EngineError,
+    full: Option<&StatementError>,
+    at_runtime: bool,
+) -> Result<(), String> {
     let texts = error_texts(error, full);
     if !type_matches(expected, error, at_runtime) {
         return Err(format!(
@@ -96,10 +111,17 @@ fn check_expected(expected: &ExpectedException, error: &EngineError, full: Optio
     }
     // Kafka Streams wraps processing errors in a generic message; the cause carries the detail.
     let generic = at_runtime && expected.message.as_deref() == Some("Exception caught in process");
-    let wanted = if generic { expected.cause_message.as_ref() } else { expected.message.as_ref() };
+    let wanted = if generic {
+        expected.cause_message.as_ref()
+    } else {
+        expected.message.as_ref()
+    };
     if let Some(m) = wanted {
         if !texts.iter().any(|t| t.contains(m.as_str())) {
-            return Err(format!("expected an error containing {m:?} but got: {}", texts[0]));
+            return Err(format!(
+                "expected an error containing {m:?} but got: {}",
+                texts[0]
+            ));
         }
     }
     Ok(())
@@ -133,23 +155,47 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
     let mut config = base_config();
     config.extend(case.properties.iter().cloned());
     let mut engine = Engine::in_memory(config);
-    create_topics(&mut engine, case).map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
+    create_topics(&mut engine, case)
+        .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
 
-    let last = case.statements.len().saturating_sub(1);
-    for (i, statement) in case.statements.iter().enumerate() {
-        let Err(err) = engine.execute_script(statement) else { continue };
+    // One script, as the Java runner joins them: parse errors and line numbers in messages are
+    // then those of the whole script.
+    // The Java runner parses with the server grammar, so test-only statements (RUN SCRIPT,
+    // ASSERT ...) are parse errors there.
+    let script = case.statements.join("\n");
+    let parsed = runnel_sql::parser::parse_server_statements(&script);
+    let total = parsed.as_ref().map(|s| s.len()).ok();
+    let result = match parsed {
+        Err(e) if !script.contains("${") => Err(StatementError {
+            statement: script.trim().to_string(),
+            error: EngineError::Parse(e),
+            completed: Vec::new(),
+        }),
+        _ => engine.execute_script(&script).map(|_| ()),
+    };
+    if let Err(err) = result {
+        let index = err.completed.len();
+        let is_last = total.is_none_or(|t| index + 1 >= t);
         let skip = unsupported_reason(&err.error);
         let Some(expected) = &case.expected_exception else {
             return Err(match skip {
                 Some(reason) => Outcome::Skipped(reason),
-                None => Outcome::Failed(format!("statement {} failed: {}", i + 1, one_line(&err.error.to_string()))),
+                None => Outcome::Failed(format!(
+                    "statement {} failed: {}",
+                    index + 1,
+                    one_line(&err.error.to_string())
+                )),
             });
         };
         return match check_expected(expected, &err.error, Some(&err), false) {
-            Ok(()) if i == last || matches!(err.error, EngineError::Parse(_)) => Ok(()),
-            Ok(()) => fail(format!("statement {} failed, but only the last statement may fail: {}", i + 1, one_line(&err.error.to_string()))),
+            Ok(()) if is_last => Ok(()),
+            Ok(()) => fail(format!(
+                "statement {} failed, but only the last statement may fail: {}",
+                index + 1,
+                one_line(&err.error.to_string())
+            )),
             Err(_) if skip.is_some() => Err(Outcome::Skipped(skip.unwrap_or_default())),
-            Err(why) => fail(format!("statement {}: {}", i + 1, one_line(&why))),
+            Err(why) => fail(format!("statement {}: {why}", index + 1)),
         };
     }
 
@@ -157,9 +203,14 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
         .inputs
         .iter()
         .enumerate()
-        .map(|(i, r)| encode_input(&engine, r).map_err(|e| Outcome::Failed(format!("cannot serialize input {}: {e}", i + 1))))
+        .map(|(i, r)| {
+            encode_input(&engine, r)
+                .map_err(|e| Outcome::Failed(format!("cannot serialize input {}: {e}", i + 1)))
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    engine.produce(records).map_err(|e| Outcome::Failed(format!("cannot write inputs: {e}")))?;
+    engine
+        .produce(records)
+        .map_err(|e| Outcome::Failed(format!("cannot write inputs: {e}")))?;
     let log = match driver::run_to_completion(&mut engine) {
         Ok(log) => log,
         Err(error) => {
@@ -170,7 +221,10 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
                     Err(why) => fail(why),
                 },
                 (None, Some(reason)) => Err(Outcome::Skipped(reason)),
-                (None, None) => fail(format!("processing failed: {}", one_line(&error.to_string()))),
+                (None, None) => fail(format!(
+                    "processing failed: {}",
+                    one_line(&error.to_string())
+                )),
             };
         }
     };
@@ -183,7 +237,11 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
     }
 
     let log_note = match log.first() {
-        Some(entry) => format!(" (processing log: {} entries, first: {})", log.len(), one_line(&entry.message)),
+        Some(entry) => format!(
+            " (processing log: {} entries, first: {})",
+            log.len(),
+            one_line(&entry.message)
+        ),
         None => String::new(),
     };
     check_outputs(&engine, case).map_err(|why| Outcome::Failed(format!("{why}{log_note}")))?;
@@ -215,17 +273,22 @@ fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), EngineError
     }
     let mut sinks = Vec::new();
     for text in &case.statements {
-        let Ok(statements) = runnel_sql::parse_statements(text) else { continue };
+        let Ok(statements) = runnel_sql::parse_statements(text) else {
+            continue;
+        };
         for s in statements {
             match &s.statement {
                 Statement::CreateSource(c) if !c.columns.is_empty() => {
-                    let Some(Literal::String(topic)) = c.properties.get("KAFKA_TOPIC") else { continue };
+                    let Some(Literal::String(topic)) = c.properties.get("KAFKA_TOPIC") else {
+                        continue;
+                    };
                     if engine.topic_info(topic)?.is_none() {
                         let partitions = literal_int(c.properties.get("PARTITIONS"))
                             .and_then(|p| i32::try_from(p).ok())
                             .unwrap_or(INFERRED_PARTITIONS);
-                        let replicas =
-                            literal_int(c.properties.get("REPLICAS")).and_then(|r| i16::try_from(r).ok()).unwrap_or(1);
+                        let replicas = literal_int(c.properties.get("REPLICAS"))
+                            .and_then(|r| i16::try_from(r).ok())
+                            .unwrap_or(1);
                         engine.create_topic(topic, partitions, replicas)?;
                     }
                 }
@@ -251,7 +314,11 @@ fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), EngineError
 /// The catalog source for a topic: for inputs one declared by CREATE (not a query's sink), for
 /// outputs a query's sink, else any source on the topic.
 fn source_for_topic(engine: &Engine, topic: &str, want_sink: bool) -> Option<Arc<Source>> {
-    let on_topic: Vec<&Arc<Source>> = engine.catalog.sources().filter(|s| s.topic == topic).collect();
+    let on_topic: Vec<&Arc<Source>> = engine
+        .catalog
+        .sources()
+        .filter(|s| s.topic == topic)
+        .collect();
     on_topic
         .iter()
         .find(|s| s.created_by.is_some() == want_sink)
@@ -261,8 +328,18 @@ fn source_for_topic(engine: &Engine, topic: &str, want_sink: bool) -> Option<Arc
 
 /// Columns of one part of a source, with names and types.
 fn columns(source: &Source, key: bool) -> Vec<(String, SqlType)> {
-    let wanted = if key { ColumnKind::Key } else { ColumnKind::Value };
-    source.schema.columns.iter().filter(|c| c.kind == wanted).map(|c| (c.name.clone(), c.ty.clone())).collect()
+    let wanted = if key {
+        ColumnKind::Key
+    } else {
+        ColumnKind::Value
+    };
+    source
+        .schema
+        .columns
+        .iter()
+        .filter(|c| c.kind == wanted)
+        .map(|c| (c.name.clone(), c.ty.clone()))
+        .collect()
 }
 
 /// Whether one column is written without an envelope (as the format module decides).
@@ -270,7 +347,23 @@ fn unwrapped(format: &FormatInfo, column_count: usize, key: bool) -> bool {
     if format.format == "KAFKA" {
         return true;
     }
-    column_count == 1 && if key { format.wrap_single_value != Some(true) } else { format.wrap_single_value == Some(false) }
+    if let Ok(kind) = runnel_connect::format::FormatKind::parse(&format.format) {
+        if kind != runnel_connect::format::FormatKind::Delimited {
+            let target = if key {
+                runnel_connect::format::SerdeTarget::Key
+            } else {
+                runnel_connect::format::SerdeTarget::Value
+            };
+            let opts = runnel_connect::format::FormatOptions::from(format);
+            return column_count == 1 && kind.unwraps_single_column(&opts, target);
+        }
+    }
+    column_count == 1
+        && if key {
+            format.wrap_single_value != Some(true)
+        } else {
+            format.wrap_single_value == Some(false)
+        }
 }
 
 fn window_type(kind: WindowKind, source: &Source) -> WindowType {
@@ -289,9 +382,20 @@ fn raw_bytes(json: Option<&Json>) -> Option<Vec<u8>> {
     }
 }
 
-fn encode_part(json: Option<&Json>, source: &Source, serde: &dyn RowSerde, key: bool) -> Result<Option<Vec<u8>>, String> {
-    let Some(json) = json.filter(|j| !j.is_null()) else { return Ok(None) };
-    let format = if key { &source.key_format } else { &source.value_format };
+fn encode_part(
+    json: Option<&Json>,
+    source: &Source,
+    serde: &dyn RowSerde,
+    key: bool,
+) -> Result<Option<Vec<u8>>, String> {
+    let Some(json) = json.filter(|j| !j.is_null()) else {
+        return Ok(None);
+    };
+    let format = if key {
+        &source.key_format
+    } else {
+        &source.value_format
+    };
     let cols = columns(source, key);
     match format.format.as_str() {
         // The runner writes JSON test values exactly as given (so malformed inputs stay malformed).
@@ -300,7 +404,11 @@ fn encode_part(json: Option<&Json>, source: &Source, serde: &dyn RowSerde, key: 
         "NONE" => Ok(None),
         _ if cols.is_empty() => Ok(None),
         name => {
-            let bytes = if name == "KAFKA" { BytesText::Utf8 } else { BytesText::Base64 };
+            let bytes = if name == "KAFKA" {
+                BytesText::Utf8
+            } else {
+                BytesText::Base64
+            };
             let row = json_to_row(json, &cols, unwrapped(format, cols.len(), key), bytes)?;
             serde.serialize(Some(&row)).map_err(|e| e.to_string())
         }
@@ -324,22 +432,51 @@ fn encode_input(engine: &Engine, r: &RecordSpec) -> Result<Record, String> {
     let (key_serde, value_serde) = task::source_serdes(&source).map_err(|e| e.to_string())?;
     let mut key = encode_part(r.key.as_ref(), &source, key_serde.as_ref(), true)?;
     if let (Some(inner), Some(w)) = (&key, &r.window) {
-        let window = Window { start: w.start, end: w.end };
-        key = Some(encode_windowed_key(inner, window_type(w.kind, &source), window));
+        let window = Window {
+            start: w.start,
+            end: w.end,
+        };
+        key = Some(encode_windowed_key(
+            inner,
+            window_type(w.kind, &source),
+            window,
+        ));
     }
     let value = encode_part(Some(&r.value), &source, value_serde.as_ref(), false)?;
-    Ok(Record { topic: r.topic.clone(), partition: 0, offset: -1, timestamp, key, value, headers })
+    Ok(Record {
+        topic: r.topic.clone(),
+        partition: 0,
+        offset: -1,
+        timestamp,
+        key,
+        value,
+        headers,
+    })
 }
 
 // ----- outputs ----------------------------------------------------------------------------
 
-fn decode_part(bytes: Option<&[u8]>, source: &Source, serde: &dyn RowSerde, key: bool, exact: bool) -> Result<Actual, String> {
-    let Some(bytes) = bytes else { return Ok(Actual::Null) };
-    let format = if key { &source.key_format } else { &source.value_format };
+fn decode_part(
+    bytes: Option<&[u8]>,
+    source: &Source,
+    serde: &dyn RowSerde,
+    key: bool,
+    exact: bool,
+) -> Result<Actual, String> {
+    let Some(bytes) = bytes else {
+        return Ok(Actual::Null);
+    };
+    let format = if key {
+        &source.key_format
+    } else {
+        &source.value_format
+    };
     match format.format.as_str() {
         "JSON" => {
-            let text = std::str::from_utf8(bytes).map_err(|e| format!("output is not UTF-8: {e}"))?;
-            let json = Json::parse(text).map_err(|e| format!("output is not JSON ({e}): {text}"))?;
+            let text =
+                std::str::from_utf8(bytes).map_err(|e| format!("output is not UTF-8: {e}"))?;
+            let json =
+                Json::parse(text).map_err(|e| format!("output is not JSON ({e}): {text}"))?;
             Ok(Actual::from_json(&json, exact))
         }
         "DELIMITED" => Ok(Actual::String(String::from_utf8_lossy(bytes).into_owned())),
@@ -350,9 +487,22 @@ fn decode_part(bytes: Option<&[u8]>, source: &Source, serde: &dyn RowSerde, key:
                 return Ok(Actual::Null);
             }
             let names: Vec<String> = cols.iter().map(|c| c.0.clone()).collect();
-            match serde.deserialize(Some(bytes)).map_err(|e| format!("cannot decode output: {e}"))? {
+            match serde
+                .deserialize(Some(bytes))
+                .map_err(|e| format!("cannot decode output: {e}"))?
+            {
                 None => Ok(Actual::Null),
-                Some(row) => Ok(row_to_actual(&row, &names, unwrapped(format, cols.len(), key))),
+                // The runner's KAFKA serde reads BYTES as the text they were written from.
+                Some(row) => match (format.format.as_str(), row.as_slice()) {
+                    ("KAFKA", [Value::Bytes(b)]) => {
+                        Ok(Actual::String(String::from_utf8_lossy(b).into_owned()))
+                    }
+                    _ => Ok(row_to_actual(
+                        &row,
+                        &names,
+                        unwrapped(format, cols.len(), key),
+                    )),
+                },
             }
         }
     }
@@ -384,15 +534,39 @@ fn decode_output(r: &Record, source: Option<&Source>, exact: bool) -> Result<Act
     let (key_serde, value_serde) = task::source_serdes(source).map_err(|e| e.to_string())?;
     let (key_bytes, window) = match (&source.window, &r.key) {
         (Some(w), Some(k)) => {
-            let (inner, window) = decode_windowed_key(k, w.window_type, w.size_ms).map_err(|e| format!("cannot decode windowed key: {e}"))?;
-            let kind = if w.window_type == WindowType::Session { WindowKind::Session } else { WindowKind::Time };
-            (Some(inner), Some(WindowSpec { start: window.start, end: window.end, kind }))
+            let (inner, window) = decode_windowed_key(k, w.window_type, w.size_ms)
+                .map_err(|e| format!("cannot decode windowed key: {e}"))?;
+            let kind = if w.window_type == WindowType::Session {
+                WindowKind::Session
+            } else {
+                WindowKind::Time
+            };
+            (
+                Some(inner),
+                Some(WindowSpec {
+                    start: window.start,
+                    end: window.end,
+                    kind,
+                }),
+            )
         }
         _ => (r.key.clone(), None),
     };
     Ok(ActualRecord {
-        key: decode_part(key_bytes.as_deref(), source, key_serde.as_ref(), true, exact)?,
-        value: decode_part(r.value.as_deref(), source, value_serde.as_ref(), false, exact)?,
+        key: decode_part(
+            key_bytes.as_deref(),
+            source,
+            key_serde.as_ref(),
+            true,
+            exact,
+        )?,
+        value: decode_part(
+            r.value.as_deref(),
+            source,
+            value_serde.as_ref(),
+            false,
+            exact,
+        )?,
         timestamp: r.timestamp,
         window,
         headers: r.headers.clone(),
@@ -401,7 +575,10 @@ fn decode_output(r: &Record, source: Option<&Source>, exact: bool) -> Result<Act
 
 fn topic_records<'a>(engine: &'a Engine, topic: &str) -> &'a [Record] {
     match &engine.backend {
-        Backend::Memory(topics) => topics.get(topic).map(|t| t.records.as_slice()).unwrap_or(&[]),
+        Backend::Memory(topics) => topics
+            .get(topic)
+            .map(|t| t.records.as_slice())
+            .unwrap_or(&[]),
         Backend::Kafka(_) => &[],
     }
 }
@@ -435,7 +612,11 @@ fn check_outputs(engine: &Engine, case: &TestCase) -> Result<(), String> {
             }
         }
         if expected.len() != actual.len() {
-            let mut message = format!("topic {topic}: expected {} records but got {}", expected.len(), actual.len());
+            let mut message = format!(
+                "topic {topic}: expected {} records but got {}",
+                expected.len(),
+                actual.len()
+            );
             for e in expected.iter().skip(actual.len()).take(3) {
                 message.push_str(&format!("\n    missing: {}", show_expected(e)));
             }
@@ -481,16 +662,27 @@ fn check_post(engine: &Engine, post: &Post) -> Result<(), String> {
             .ok_or_else(|| format!("source {} does not exist", expected.name))?;
         let name = &expected.name;
         if let Some(kind) = &expected.kind {
-            let actual = if source.kind == SourceKind::Stream { "stream" } else { "table" };
+            let actual = if source.kind == SourceKind::Stream {
+                "stream"
+            } else {
+                "table"
+            };
             if !kind.eq_ignore_ascii_case(actual) {
-                return Err(format!("source {name}: expected a {kind} but it is a {actual}"));
+                return Err(format!(
+                    "source {name}: expected a {kind} but it is a {actual}"
+                ));
             }
         }
         if let Some(schema) = &expected.schema {
-            let parsed = runnel_sql::parser::parse_columns(schema).map_err(|e| format!("source {name}: cannot parse expected schema {schema:?}: {e}"))?;
+            let parsed = runnel_sql::parser::parse_columns(schema).map_err(|e| {
+                format!("source {name}: cannot parse expected schema {schema:?}: {e}")
+            })?;
             let mut wanted = Vec::new();
             for c in parsed {
-                let ty = engine.catalog.resolve_type(&c.ty).map_err(|e| format!("source {name}: {e}"))?;
+                let ty = engine
+                    .catalog
+                    .resolve_type(&c.ty)
+                    .map_err(|e| format!("source {name}: {e}"))?;
                 let kind = match c.constraint {
                     ColumnConstraint::Key | ColumnConstraint::PrimaryKey => ColumnKind::Key,
                     ColumnConstraint::Headers => ColumnKind::Headers,
@@ -500,19 +692,37 @@ fn check_post(engine: &Engine, post: &Post) -> Result<(), String> {
                 wanted.push((c.name, ty, kind));
             }
             let wanted = schema_meaning(wanted.into_iter());
-            let actual = schema_meaning(source.schema.columns.iter().map(|c| (c.name.clone(), c.ty.clone(), c.kind.clone())));
+            let actual = schema_meaning(
+                source
+                    .schema
+                    .columns
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty.clone(), c.kind.clone())),
+            );
             if wanted != actual {
-                return Err(format!("source {name}: expected schema {} but got {}", show_schema(&wanted), show_schema(&actual)));
+                return Err(format!(
+                    "source {name}: expected schema {} but got {}",
+                    show_schema(&wanted),
+                    show_schema(&actual)
+                ));
             }
         }
         if let Some(k) = &expected.key_format {
             if let Some(f) = &k.format {
                 if !f.eq_ignore_ascii_case(&source.key_format.format) {
-                    return Err(format!("source {name}: expected key format {f} but got {}", source.key_format.format));
+                    return Err(format!(
+                        "source {name}: expected key format {f} but got {}",
+                        source.key_format.format
+                    ));
                 }
             }
             let actual_type = source.window.as_ref().map(|w| w.window_type.name());
-            if !k.window_type.as_deref().map(str::to_ascii_uppercase).eq(&actual_type.map(str::to_string)) {
+            if !k
+                .window_type
+                .as_deref()
+                .map(str::to_ascii_uppercase)
+                .eq(&actual_type.map(str::to_string))
+            {
                 return Err(format!(
                     "source {name}: expected window type {} but got {}",
                     k.window_type.as_deref().unwrap_or("none"),
@@ -522,22 +732,31 @@ fn check_post(engine: &Engine, post: &Post) -> Result<(), String> {
             if let Some(size) = k.window_size {
                 let actual_size = source.window.as_ref().and_then(|w| w.size_ms);
                 if actual_size != Some(size) {
-                    return Err(format!("source {name}: expected window size {size} but got {actual_size:?}"));
+                    return Err(format!(
+                        "source {name}: expected window size {size} but got {actual_size:?}"
+                    ));
                 }
             }
         }
         if let Some(v) = &expected.value_format {
             if !v.eq_ignore_ascii_case(&source.value_format.format) {
-                return Err(format!("source {name}: expected value format {v} but got {}", source.value_format.format));
+                return Err(format!(
+                    "source {name}: expected value format {v} but got {}",
+                    source.value_format.format
+                ));
             }
         }
     }
     if let Some(topics) = &post.topics {
         let existing = engine.topics().map_err(|e| e.to_string())?;
         if let Some(pattern) = &topics.blacklist {
-            let re = regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("bad blacklist {pattern:?}: {e}"))?;
+            let re = regex::Regex::new(&format!("^(?:{pattern})$"))
+                .map_err(|e| format!("bad blacklist {pattern:?}: {e}"))?;
             if let Some(t) = existing.iter().find(|t| re.is_match(&t.name)) {
-                return Err(format!("topic {} matches the blacklist {pattern:?}", t.name));
+                return Err(format!(
+                    "topic {} matches the blacklist {pattern:?}",
+                    t.name
+                ));
             }
         }
         for expected in &topics.topics {
@@ -551,17 +770,31 @@ fn check_post(engine: &Engine, post: &Post) -> Result<(), String> {
                 .ok_or_else(|| format!("topic {} does not exist", expected.name))?;
             if let Some(p) = expected.partitions {
                 if p != topic.partitions {
-                    return Err(format!("topic {}: expected {p} partitions but got {}", topic.name, topic.partitions));
+                    return Err(format!(
+                        "topic {}: expected {p} partitions but got {}",
+                        topic.name, topic.partitions
+                    ));
                 }
             }
             let source = source_for_topic(engine, &topic.name, true);
             for (wanted, actual, what) in [
-                (&expected.key_format, source.as_ref().map(|s| &s.key_format), "key"),
-                (&expected.value_format, source.as_ref().map(|s| &s.value_format), "value"),
+                (
+                    &expected.key_format,
+                    source.as_ref().map(|s| &s.key_format),
+                    "key",
+                ),
+                (
+                    &expected.value_format,
+                    source.as_ref().map(|s| &s.value_format),
+                    "value",
+                ),
             ] {
                 if let (Some(w), Some(a)) = (wanted, actual) {
                     if !w.eq_ignore_ascii_case(&a.format) {
-                        return Err(format!("topic {}: expected {what} format {w} but got {}", topic.name, a.format));
+                        return Err(format!(
+                            "topic {}: expected {what} format {w} but got {}",
+                            topic.name, a.format
+                        ));
                     }
                 }
             }
@@ -582,20 +815,52 @@ mod tests {
 
     #[test]
     fn exception_types_follow_the_java_hierarchy() {
-        let expected = |t: &str| ExpectedException { type_name: Some(t.to_string()), ..Default::default() };
+        let expected = |t: &str| ExpectedException {
+            type_name: Some(t.to_string()),
+            ..Default::default()
+        };
         let statement = EngineError::statement("bad");
-        assert!(type_matches(&expected("io.confluent.ksql.util.KsqlStatementException"), &statement, false));
+        assert!(type_matches(
+            &expected("io.confluent.ksql.util.KsqlStatementException"),
+            &statement,
+            false
+        ));
         assert!(type_matches(&expected("KsqlException"), &statement, false));
-        assert!(!type_matches(&expected("ParseFailedException"), &statement, false));
-        assert!(!type_matches(&expected("StreamsException"), &statement, false));
-        assert!(type_matches(&expected("StreamsException"), &statement, true));
-        assert!(!type_matches(&expected("KsqlException"), &EngineError::Internal("x".into()), false));
+        assert!(!type_matches(
+            &expected("ParseFailedException"),
+            &statement,
+            false
+        ));
+        assert!(!type_matches(
+            &expected("StreamsException"),
+            &statement,
+            false
+        ));
+        assert!(type_matches(
+            &expected("StreamsException"),
+            &statement,
+            true
+        ));
+        assert!(!type_matches(
+            &expected("KsqlException"),
+            &EngineError::Internal("x".into()),
+            false
+        ));
     }
 
     #[test]
     fn expected_messages_are_substrings() {
-        let e = ExpectedException { message: Some("does not exist".into()), ..Default::default() };
-        assert!(check_expected(&e, &EngineError::statement("Source X does not exist."), None, false).is_ok());
+        let e = ExpectedException {
+            message: Some("does not exist".into()),
+            ..Default::default()
+        };
+        assert!(check_expected(
+            &e,
+            &EngineError::statement("Source X does not exist."),
+            None,
+            false
+        )
+        .is_ok());
         assert!(check_expected(&e, &EngineError::statement("other"), None, false).is_err());
     }
 
@@ -611,7 +876,10 @@ mod tests {
         assert!(unwrapped(&json, 1, true));
         assert!(!unwrapped(&json, 1, false));
         assert!(!unwrapped(&json, 2, true));
-        let unwrapped_json = FormatInfo { wrap_single_value: Some(false), ..FormatInfo::new("JSON") };
+        let unwrapped_json = FormatInfo {
+            wrap_single_value: Some(false),
+            ..FormatInfo::new("JSON")
+        };
         assert!(unwrapped(&unwrapped_json, 1, false));
         assert!(unwrapped(&FormatInfo::new("KAFKA"), 1, false));
     }
@@ -652,5 +920,24 @@ mod tests {
             }]}"#,
         );
         assert!(matches!(run_case(&c), Outcome::Failed(m) if m.contains("nothing failed")));
+    }
+
+    #[test]
+    fn test_only_statements_do_not_parse_and_line_numbers_span_the_script() {
+        let c = case(
+            r#"{"tests": [{"name": "r",
+                "statements": ["RUN SCRIPT 'foo';"],
+                "expectedException": {"type": "io.confluent.ksql.parser.exception.ParseFailedException"}
+            }]}"#,
+        );
+        assert_eq!(run_case(&c), Outcome::Passed);
+        let c = case(
+            r#"{"tests": [{"name": "l",
+                "statements": ["CREATE STREAM S (A INT) WITH (kafka_topic='t', value_format='JSON');",
+                               "CREATE STREAM X AS SELECT 9223372036854775808 FROM S;"],
+                "expectedException": {"message": "line 2:"}
+            }]}"#,
+        );
+        assert_eq!(run_case(&c), Outcome::Passed);
     }
 }

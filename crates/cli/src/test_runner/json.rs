@@ -37,7 +37,12 @@ pub struct JsonError {
 impl Json {
     /// Parses a whole document (comments allowed); only whitespace and comments may follow it.
     pub fn parse(text: &str) -> Result<Json, JsonError> {
-        let mut p = Parser { s: text.as_bytes(), text, pos: 0, depth: 0 };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            text,
+            pos: 0,
+            depth: 0,
+        };
         p.skip_ws()?;
         let value = p.value()?;
         p.skip_ws()?;
@@ -166,8 +171,15 @@ impl Parser<'_> {
     fn error(&self, message: impl Into<String>) -> JsonError {
         let before = &self.s[..self.pos.min(self.s.len())];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        JsonError { line, column: self.pos - line_start + 1, message: message.into() }
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        JsonError {
+            line,
+            column: self.pos - line_start + 1,
+            message: message.into(),
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -217,7 +229,11 @@ impl Parser<'_> {
             Some(b'"') => Ok(Json::String(self.string()?)),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => {
-                for (word, value) in [("true", Json::Bool(true)), ("false", Json::Bool(false)), ("null", Json::Null)] {
+                for (word, value) in [
+                    ("true", Json::Bool(true)),
+                    ("false", Json::Bool(false)),
+                    ("null", Json::Null),
+                ] {
                     if self.s[self.pos..].starts_with(word.as_bytes()) {
                         self.pos += word.len();
                         return Ok(value);
@@ -339,7 +355,10 @@ impl Parser<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, JsonError> {
-        let hex = self.text.get(self.pos..self.pos + 4).ok_or_else(|| self.error("short \\u escape"))?;
+        let hex = self
+            .text
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("short \\u escape"))?;
         let code = u32::from_str_radix(hex, 16).map_err(|_| self.error("invalid \\u escape"))?;
         self.pos += 4;
         Ok(code)
@@ -351,7 +370,10 @@ impl Parser<'_> {
         loop {
             // Copy the run of plain characters at once (keeps multi-byte UTF-8 intact).
             let run_start = self.pos;
-            while self.peek().is_some_and(|b| b != b'"' && b != b'\\' && b >= 0x20) {
+            while self
+                .peek()
+                .is_some_and(|b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
                 self.pos += 1;
             }
             out.push_str(&self.text[run_start..self.pos]);
@@ -363,7 +385,9 @@ impl Parser<'_> {
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    let escape = self.peek().ok_or_else(|| self.error("unterminated string"))?;
+                    let escape = self
+                        .peek()
+                        .ok_or_else(|| self.error("unterminated string"))?;
                     self.pos += 1;
                     match escape {
                         b'"' => out.push('"'),
@@ -376,7 +400,9 @@ impl Parser<'_> {
                         b't' => out.push('\t'),
                         b'u' => {
                             let mut code = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&code) && self.s[self.pos..].starts_with(b"\\u") {
+                            if (0xD800..0xDC00).contains(&code)
+                                && self.s[self.pos..].starts_with(b"\\u")
+                            {
                                 let save = self.pos;
                                 self.pos += 2;
                                 let low = self.hex4()?;
@@ -406,28 +432,49 @@ mod tests {
 
     #[test]
     fn keeps_number_text_exactly() {
-        let j = Json::parse(r#"{"a": 1.50, "b": 1.5, "c": -0, "d": 1E+3, "e": 12345678901234567890123}"#).unwrap();
+        let j = Json::parse(
+            r#"{"a": 1.50, "b": 1.5, "c": -0, "d": 1E+3, "e": 12345678901234567890123}"#,
+        )
+        .unwrap();
         assert_eq!(j.get("a"), Some(&Json::Number("1.50".into())));
         assert_eq!(j.get("b"), Some(&Json::Number("1.5".into())));
         assert_eq!(j.get("c"), Some(&Json::Number("-0".into())));
         assert_eq!(j.get("d"), Some(&Json::Number("1E+3".into())));
-        assert_eq!(j.get("e"), Some(&Json::Number("12345678901234567890123".into())));
-        assert_eq!(j.to_string(), r#"{"a":1.50,"b":1.5,"c":-0,"d":1E+3,"e":12345678901234567890123}"#);
+        assert_eq!(
+            j.get("e"),
+            Some(&Json::Number("12345678901234567890123".into()))
+        );
+        assert_eq!(
+            j.to_string(),
+            r#"{"a":1.50,"b":1.5,"c":-0,"d":1E+3,"e":12345678901234567890123}"#
+        );
     }
 
     #[test]
     fn accepts_comments_outside_strings() {
         let text = "// leading\n{ /* block\n comment */ \"a\": \"x // not a comment\", // trailing\n \"b\": [1, /* in */ 2]}";
         let j = Json::parse(text).unwrap();
-        assert_eq!(j.get("a").and_then(Json::as_str), Some("x // not a comment"));
-        assert_eq!(j.get("b"), Some(&Json::Array(vec![Json::Number("1".into()), Json::Number("2".into())])));
+        assert_eq!(
+            j.get("a").and_then(Json::as_str),
+            Some("x // not a comment")
+        );
+        assert_eq!(
+            j.get("b"),
+            Some(&Json::Array(vec![
+                Json::Number("1".into()),
+                Json::Number("2".into())
+            ]))
+        );
     }
 
     #[test]
     fn decodes_string_escapes() {
         let j = Json::parse(r#""a\"b\\c\/\n\u00e9\ud83d\ude00""#).unwrap();
         assert_eq!(j, Json::String("a\"b\\c/\né😀".into()));
-        assert_eq!(Json::String("a\"\n\u{1}".into()).to_string(), r#""a\"\n\u0001""#);
+        assert_eq!(
+            Json::String("a\"\n\u{1}".into()).to_string(),
+            r#""a\"\n\u0001""#
+        );
     }
 
     #[test]

@@ -60,7 +60,12 @@ pub struct TestArgs {
 
 pub fn main(args: TestArgs) -> Result<()> {
     if let Some(sql) = &args.sql_file {
-        return test_runner_mode(sql, args.input_file.as_deref(), args.output_file.as_deref(), args.timeout_secs);
+        return test_runner_mode(
+            sql,
+            args.input_file.as_deref(),
+            args.output_file.as_deref(),
+            args.timeout_secs,
+        );
     }
     if args.paths.is_empty() {
         bail!("give QTT files or directories, or --sql-file/--input-file/--output-file");
@@ -86,10 +91,14 @@ impl Counts {
     }
 
     fn to_json(&self) -> Vec<(String, Json)> {
-        [("passed", self.passed), ("failed", self.failed), ("skipped", self.skipped)]
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), Json::Number(n.to_string())))
-            .collect()
+        [
+            ("passed", self.passed),
+            ("failed", self.failed),
+            ("skipped", self.skipped),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), Json::Number(n.to_string())))
+        .collect()
     }
 }
 
@@ -136,20 +145,31 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn run_isolated(case: &TestCase, timeout: Duration) -> Outcome {
     let (tx, rx) = mpsc::channel();
     let owned = case.clone();
-    let spawned = std::thread::Builder::new().name("qtt-case".into()).stack_size(16 << 20).spawn(move || {
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute::run_case(&owned)))
-            .unwrap_or_else(|payload| Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref()))));
-        // The receiver is gone only after a timeout; nothing to report then.
-        let _ = tx.send(outcome);
-    });
+    let spawned = std::thread::Builder::new()
+        .name("qtt-case".into())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                execute::run_case(&owned)
+            }))
+            .unwrap_or_else(|payload| {
+                Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
+            });
+            // The receiver is gone only after a timeout; nothing to report then.
+            let _ = tx.send(outcome);
+        });
     if let Err(e) = spawned {
         return Outcome::Failed(format!("cannot start a thread for the case: {e}"));
     }
     match rx.recv_timeout(timeout) {
         Ok(outcome) => outcome,
         // The thread cannot be stopped; it is left behind and the run goes on.
-        Err(mpsc::RecvTimeoutError::Timeout) => Outcome::Failed(format!("timed out after {}s", timeout.as_secs())),
-        Err(mpsc::RecvTimeoutError::Disconnected) => Outcome::Failed("the case's thread died".into()),
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Outcome::Failed(format!("timed out after {}s", timeout.as_secs()))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Outcome::Failed("the case's thread died".into())
+        }
     }
 }
 
@@ -198,8 +218,14 @@ fn run_files(args: &TestArgs) -> Result<()> {
             Ok(f) => f,
             Err(e) => {
                 println!("{}: cannot load: {e}", path.display());
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let counts = Counts { failed: 1, ..Counts::default() };
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let counts = Counts {
+                    failed: 1,
+                    ..Counts::default()
+                };
                 total.failed += 1;
                 per_file.push((name, counts));
                 continue;
@@ -207,7 +233,11 @@ fn run_files(args: &TestArgs) -> Result<()> {
         };
         let TestFile { file: name, cases } = file;
         let mut counts = Counts::default();
-        for case in cases.iter().filter(|c| args.filter.as_ref().is_none_or(|f| c.name.contains(f.as_str()))) {
+        for case in cases.iter().filter(|c| {
+            args.filter
+                .as_ref()
+                .is_none_or(|f| c.name.contains(f.as_str()))
+        }) {
             let outcome = run_isolated(case, timeout);
             counts.add(&outcome);
             total.add(&outcome);
@@ -227,10 +257,16 @@ fn run_files(args: &TestArgs) -> Result<()> {
                 }
             }
         }
-        println!("{name}: {} passed, {} failed, {} skipped", counts.passed, counts.failed, counts.skipped);
+        println!(
+            "{name}: {} passed, {} failed, {} skipped",
+            counts.passed, counts.failed, counts.skipped
+        );
         per_file.push((name, counts));
     }
-    println!("{} passed, {} failed, {} skipped", total.passed, total.failed, total.skipped);
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
 
     if let Some(path) = &args.json {
         let files_json = per_file
@@ -252,7 +288,10 @@ fn run_files(args: &TestArgs) -> Result<()> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(baseline) = baseline {
-        let regressions: Vec<&String> = baseline.iter().filter(|n| not_passing.contains(*n)).collect();
+        let regressions: Vec<&String> = baseline
+            .iter()
+            .filter(|n| not_passing.contains(*n))
+            .collect();
         if !regressions.is_empty() {
             for r in regressions.iter().take(50) {
                 println!("REGRESSION {r}");
@@ -272,12 +311,22 @@ fn one_line(text: &str) -> &str {
 }
 
 /// `ksql-test-runner`: one SQL file, inputs and expected outputs in their own files.
-fn test_runner_mode(sql: &Path, input: Option<&Path>, output: Option<&Path>, timeout_secs: u64) -> Result<()> {
-    let statements = std::fs::read_to_string(sql).with_context(|| format!("cannot read {}", sql.display()))?;
+fn test_runner_mode(
+    sql: &Path,
+    input: Option<&Path>,
+    output: Option<&Path>,
+    timeout_secs: u64,
+) -> Result<()> {
+    let statements =
+        std::fs::read_to_string(sql).with_context(|| format!("cannot read {}", sql.display()))?;
     let read_records = |path: Option<&Path>, key: &str| -> Result<Vec<model::RecordSpec>> {
-        let Some(path) = path else { return Ok(Vec::new()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let doc = Json::parse(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let Some(path) = path else {
+            return Ok(Vec::new());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let doc =
+            Json::parse(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
         model::records_of(&doc, key, &path.display().to_string()).map_err(anyhow::Error::from)
     };
     let case = TestCase {
@@ -315,7 +364,10 @@ mod tests {
         c.add(&Outcome::Skipped("x".into()));
         c.add(&Outcome::Failed("y".into()));
         c.add(&Outcome::Passed);
-        assert_eq!(Json::Object(c.to_json()).to_string(), r#"{"passed":2,"failed":1,"skipped":1}"#);
+        assert_eq!(
+            Json::Object(c.to_json()).to_string(),
+            r#"{"passed":2,"failed":1,"skipped":1}"#
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid JSON at {source}")]
     Json { path: String, source: JsonError },
     #[error("{context}: {message}")]
@@ -19,7 +22,10 @@ pub enum LoadError {
 }
 
 fn invalid(context: &str, message: impl Into<String>) -> LoadError {
-    LoadError::Invalid { context: context.to_string(), message: message.into() }
+    LoadError::Invalid {
+        context: context.to_string(),
+        message: message.into(),
+    }
 }
 
 /// One runnable case, after expansion.
@@ -94,7 +100,9 @@ pub struct ExpectedException {
 impl ExpectedException {
     /// The simple class name (`KsqlStatementException`).
     pub fn simple_type(&self) -> Option<&str> {
-        self.type_name.as_deref().map(|t| t.rsplit(['.', '$']).next().unwrap_or(t))
+        self.type_name
+            .as_deref()
+            .map(|t| t.rsplit(['.', '$']).next().unwrap_or(t))
     }
 }
 
@@ -146,10 +154,22 @@ pub struct TestFile {
 /// Reads a QTT file and expands its cases.
 pub fn load_file(path: &Path) -> Result<TestFile, LoadError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: shown.clone(), source })?;
-    let json = Json::parse(&text).map_err(|source| LoadError::Json { path: shown.clone(), source })?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let file = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or(shown);
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    let json = Json::parse(&text).map_err(|source| LoadError::Json {
+        path: shown.clone(),
+        source,
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or(shown);
     let cases = load_tests(&json, &stem)?;
     Ok(TestFile { file, cases })
 }
@@ -176,9 +196,16 @@ fn strings(node: Option<&Json>, context: &str, what: &str) -> Result<Vec<String>
         None => Ok(Vec::new()),
         Some(Json::Array(items)) => items
             .iter()
-            .map(|j| j.as_str().map(str::to_string).ok_or_else(|| invalid(context, format!("\"{what}\" must hold strings"))))
+            .map(|j| {
+                j.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| invalid(context, format!("\"{what}\" must hold strings")))
+            })
             .collect(),
-        Some(_) => Err(invalid(context, format!("\"{what}\" must be an array of strings"))),
+        Some(_) => Err(invalid(
+            context,
+            format!("\"{what}\" must be an array of strings"),
+        )),
     }
 }
 
@@ -196,7 +223,10 @@ pub fn expand(node: &Json, base_name: &str) -> Result<Vec<TestCase>, LoadError> 
     let configs = strings(node.get("config"), ctx, "config")?;
     let properties: Vec<(String, String)> = match node.get("properties") {
         None | Some(Json::Null) => Vec::new(),
-        Some(Json::Object(fields)) => fields.iter().map(|(k, v)| (k.clone(), v.scalar_text())).collect(),
+        Some(Json::Object(fields)) => fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.scalar_text()))
+            .collect(),
         Some(_) => return Err(invalid(ctx, "\"properties\" must be an object")),
     };
     let config_prop = if configs.is_empty() {
@@ -205,12 +235,20 @@ pub fn expand(node: &Json, base_name: &str) -> Result<Vec<TestCase>, LoadError> 
         let mut found = properties.iter().filter(|(_, v)| v == "{CONFIG}");
         match (found.next(), found.next()) {
             (Some((k, _)), None) => Some(k.clone()),
-            _ => return Err(invalid(ctx, "\"config\" needs exactly one property with the value \"{CONFIG}\"")),
+            _ => {
+                return Err(invalid(
+                    ctx,
+                    "\"config\" needs exactly one property with the value \"{CONFIG}\"",
+                ))
+            }
         }
     };
     let topics = match node.get("topics") {
         None | Some(Json::Null) => Vec::new(),
-        Some(Json::Array(items)) => items.iter().map(|t| topic_spec(t, ctx)).collect::<Result<_, _>>()?,
+        Some(Json::Array(items)) => items
+            .iter()
+            .map(|t| topic_spec(t, ctx))
+            .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid(ctx, "\"topics\" must be an array")),
     };
     let inputs = records(node.get("inputs"), ctx, "inputs")?;
@@ -242,10 +280,16 @@ pub fn expand(node: &Json, base_name: &str) -> Result<Vec<TestCase>, LoadError> 
         expected_exception,
         post,
     };
-    let format_choices: Vec<Option<&String>> =
-        if formats.is_empty() { vec![None] } else { formats.iter().map(Some).collect() };
-    let config_choices: Vec<Option<&String>> =
-        if configs.is_empty() { vec![None] } else { configs.iter().map(Some).collect() };
+    let format_choices: Vec<Option<&String>> = if formats.is_empty() {
+        vec![None]
+    } else {
+        formats.iter().map(Some).collect()
+    };
+    let config_choices: Vec<Option<&String>> = if configs.is_empty() {
+        vec![None]
+    } else {
+        configs.iter().map(Some).collect()
+    };
     let mut cases = Vec::new();
     for format in &format_choices {
         for config in &config_choices {
@@ -256,7 +300,10 @@ pub fn expand(node: &Json, base_name: &str) -> Result<Vec<TestCase>, LoadError> 
                     *s = s.replace("{FORMAT}", f);
                 }
                 for t in &mut case.topics {
-                    for fmt in [&mut t.key_format, &mut t.value_format].into_iter().flatten() {
+                    for fmt in [&mut t.key_format, &mut t.value_format]
+                        .into_iter()
+                        .flatten()
+                    {
                         *fmt = fmt.replace("{FORMAT}", f);
                     }
                 }
@@ -279,7 +326,9 @@ fn int_field<T: TryFrom<i64>>(node: &Json, key: &str, ctx: &str) -> Result<Optio
     match node.get(key) {
         None | Some(Json::Null) => Ok(None),
         Some(v) => {
-            let n = v.as_i64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
+            let n = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()));
             n.and_then(|n| T::try_from(n).ok())
                 .map(Some)
                 .ok_or_else(|| invalid(ctx, format!("\"{key}\" must be an integer, got {v}")))
@@ -327,7 +376,9 @@ pub fn base64_decode(text: &str) -> Result<Vec<u8>, String> {
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
-    LENIENT.decode(text).map_err(|e| format!("invalid base64 '{text}': {e}"))
+    LENIENT
+        .decode(text)
+        .map_err(|e| format!("invalid base64 '{text}': {e}"))
 }
 
 fn record_spec(node: &Json, ctx: &str) -> Result<RecordSpec, LoadError> {
@@ -340,7 +391,12 @@ fn record_spec(node: &Json, ctx: &str) -> Result<RecordSpec, LoadError> {
     let window = match node.get("window") {
         None | Some(Json::Null) => None,
         Some(w) => {
-            let kind = match w.get("type").and_then(Json::as_str).map(str::to_ascii_lowercase).as_deref() {
+            let kind = match w
+                .get("type")
+                .and_then(Json::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 Some("session") => WindowKind::Session,
                 Some("time") | None => WindowKind::Time,
                 Some(other) => return Err(invalid(ctx, format!("unknown window type '{other}'"))),
@@ -364,8 +420,15 @@ fn record_spec(node: &Json, ctx: &str) -> Result<RecordSpec, LoadError> {
                         .to_string();
                     let value = match h.get("VALUE") {
                         None | Some(Json::Null) => None,
-                        Some(Json::String(s)) => Some(base64_decode(s).map_err(|e| invalid(ctx, e))?),
-                        Some(other) => return Err(invalid(ctx, format!("header VALUE must be base64 text, got {other}"))),
+                        Some(Json::String(s)) => {
+                            Some(base64_decode(s).map_err(|e| invalid(ctx, e))?)
+                        }
+                        Some(other) => {
+                            return Err(invalid(
+                                ctx,
+                                format!("header VALUE must be base64 text, got {other}"),
+                            ))
+                        }
                     };
                     Ok((key, value))
                 })
@@ -396,7 +459,10 @@ fn post_spec(node: &Json, ctx: &str) -> Result<Post, LoadError> {
                 None | Some(Json::Null) => None,
                 Some(k) => Some(PostKeyFormat {
                     format: k.get("format").and_then(Json::as_str).map(str::to_string),
-                    window_type: k.get("windowType").and_then(Json::as_str).map(str::to_string),
+                    window_type: k
+                        .get("windowType")
+                        .and_then(Json::as_str)
+                        .map(str::to_string),
                     window_size: int_field(k, "windowSize", ctx)?,
                 }),
             };
@@ -411,7 +477,10 @@ fn post_spec(node: &Json, ctx: &str) -> Result<Post, LoadError> {
     }
     if let Some(t) = node.get("topics") {
         let mut topics = PostTopics {
-            blacklist: t.get("blacklist").and_then(Json::as_str).map(str::to_string),
+            blacklist: t
+                .get("blacklist")
+                .and_then(Json::as_str)
+                .map(str::to_string),
             topics: Vec::new(),
         };
         for topic in t.get("topics").and_then(Json::as_array).unwrap_or(&[]) {
@@ -419,7 +488,13 @@ fn post_spec(node: &Json, ctx: &str) -> Result<Post, LoadError> {
                 .get("name")
                 .and_then(Json::as_str)
                 .ok_or_else(|| invalid(ctx, "a post topic has no \"name\""))?;
-            let format_of = |k: &str| topic.get(k).and_then(|f| f.get("format")).and_then(Json::as_str).map(str::to_string);
+            let format_of = |k: &str| {
+                topic
+                    .get(k)
+                    .and_then(|f| f.get("format"))
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+            };
             topics.topics.push(PostTopic {
                 name: name.to_string(),
                 key_format: format_of("keyFormat"),
@@ -442,14 +517,12 @@ mod tests {
 
     #[test]
     fn expands_formats_and_configs_in_order() {
-        let d = doc(
-            r#"{"tests": [{
+        let d = doc(r#"{"tests": [{
                 "name": "t", "format": ["JSON", "AVRO"], "config": ["true", "false"],
                 "properties": {"ksql.new.query.planner.enabled": "{CONFIG}", "x": 1},
                 "statements": ["CREATE STREAM S (A INT) WITH (kafka_topic='t', value_format='{FORMAT}');"],
                 "inputs": [{"topic": "t", "value": {"A": 1.50}}]
-            }]}"#,
-        );
+            }]}"#);
         let cases = load_tests(&d, "sum").unwrap();
         let names: Vec<&str> = cases.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -462,15 +535,20 @@ mod tests {
             ]
         );
         assert!(cases[2].statements[0].contains("value_format='AVRO'"));
-        assert_eq!(cases[1].properties[0], ("ksql.new.query.planner.enabled".to_string(), "false".to_string()));
+        assert_eq!(
+            cases[1].properties[0],
+            (
+                "ksql.new.query.planner.enabled".to_string(),
+                "false".to_string()
+            )
+        );
         assert_eq!(cases[1].properties[1], ("x".to_string(), "1".to_string()));
         assert_eq!(cases[0].inputs[0].value.to_string(), r#"{"A":1.50}"#);
     }
 
     #[test]
     fn plain_names_disabled_cases_and_records() {
-        let d = doc(
-            r#"{"tests": [
+        let d = doc(r#"{"tests": [
                 {"name": "off", "enabled": false, "statements": ["x"]},
                 {"name": "on", "statements": ["x"], "outputs": [
                     {"topic": "O", "key": 1, "value": null, "timestamp": 5,
@@ -478,8 +556,7 @@ mod tests {
                      "headers": [{"KEY": "a", "VALUE": "IQ=="}, {"KEY": "b", "VALUE": null}]},
                     {"topic": "O", "value": "v"}
                 ]}
-            ]}"#,
-        );
+            ]}"#);
         let cases = load_tests(&d, "f").unwrap();
         assert_eq!(cases.len(), 1);
         assert_eq!(cases[0].name, "f - on");
@@ -487,8 +564,18 @@ mod tests {
         assert_eq!(r.key, Some(Json::Number("1".into())));
         assert_eq!(r.value, Json::Null);
         assert_eq!(r.timestamp, Some(5));
-        assert_eq!(r.window, Some(WindowSpec { start: 0, end: 10, kind: WindowKind::Session }));
-        assert_eq!(r.headers, Some(vec![("a".into(), Some(vec![b'!'])), ("b".into(), None)]));
+        assert_eq!(
+            r.window,
+            Some(WindowSpec {
+                start: 0,
+                end: 10,
+                kind: WindowKind::Session
+            })
+        );
+        assert_eq!(
+            r.headers,
+            Some(vec![("a".into(), Some(vec![b'!'])), ("b".into(), None)])
+        );
         assert_eq!(cases[0].outputs[1].key, None);
         assert_eq!(cases[0].outputs[1].headers, None);
     }

@@ -52,12 +52,28 @@ pub fn json_to_value(json: &Json, ty: &SqlType, bytes: BytesText) -> Result<Valu
             Json::String(s) if s.eq_ignore_ascii_case("false") => Value::Boolean(false),
             _ => return Err(bad()),
         },
-        SqlType::Int => Value::Int(integer(json).and_then(|i| i32::try_from(i).ok()).ok_or_else(bad)?),
+        SqlType::Int => Value::Int(
+            integer(json)
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)?,
+        ),
         SqlType::Bigint => Value::Bigint(integer(json).ok_or_else(bad)?),
-        SqlType::Date => Value::Date(integer(json).and_then(|i| i32::try_from(i).ok()).ok_or_else(bad)?),
-        SqlType::Time => Value::Time(integer(json).and_then(|i| i32::try_from(i).ok()).ok_or_else(bad)?),
+        SqlType::Date => Value::Date(
+            integer(json)
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)?,
+        ),
+        SqlType::Time => Value::Time(
+            integer(json)
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)?,
+        ),
         SqlType::Timestamp => Value::Timestamp(integer(json).ok_or_else(bad)?),
-        SqlType::Double => Value::Double(number_text(json).and_then(|t| t.parse().ok()).ok_or_else(bad)?),
+        SqlType::Double => Value::Double(
+            number_text(json)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(bad)?,
+        ),
         SqlType::Decimal { scale, .. } => {
             let d = number_text(json).and_then(Decimal::parse).ok_or_else(bad)?;
             Value::Decimal(d.rescale(*scale).ok_or_else(bad)?)
@@ -69,9 +85,12 @@ pub fn json_to_value(json: &Json, ty: &SqlType, bytes: BytesText) -> Result<Valu
             _ => return Err(bad()),
         },
         SqlType::Array(inner) => match json {
-            Json::Array(items) => {
-                Value::Array(items.iter().map(|i| json_to_value(i, inner, bytes)).collect::<Result<_, _>>()?)
-            }
+            Json::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| json_to_value(i, inner, bytes))
+                    .collect::<Result<_, _>>()?,
+            ),
             _ => return Err(bad()),
         },
         SqlType::Map(k, v) => match json {
@@ -79,7 +98,10 @@ pub fn json_to_value(json: &Json, ty: &SqlType, bytes: BytesText) -> Result<Valu
                 fields
                     .iter()
                     .map(|(name, value)| {
-                        Ok((json_to_value(&Json::String(name.clone()), k, bytes)?, json_to_value(value, v, bytes)?))
+                        Ok((
+                            json_to_value(&Json::String(name.clone()), k, bytes)?,
+                            json_to_value(value, v, bytes)?,
+                        ))
                     })
                     .collect::<Result<_, String>>()?,
             ),
@@ -89,7 +111,12 @@ pub fn json_to_value(json: &Json, ty: &SqlType, bytes: BytesText) -> Result<Valu
             Json::Object(_) => Value::Struct(
                 fields
                     .iter()
-                    .map(|f| Ok((f.name.clone(), json_to_value(field(json, &f.name), &f.ty, bytes)?)))
+                    .map(|f| {
+                        Ok((
+                            f.name.clone(),
+                            json_to_value(field(json, &f.name), &f.ty, bytes)?,
+                        ))
+                    })
                     .collect::<Result<_, String>>()?,
             ),
             _ => return Err(bad()),
@@ -101,7 +128,9 @@ pub fn json_to_value(json: &Json, ty: &SqlType, bytes: BytesText) -> Result<Valu
 /// A field of a JSON object, by exact name, else without regard to case; null when missing.
 pub fn field<'a>(json: &'a Json, name: &str) -> &'a Json {
     static NULL: Json = Json::Null;
-    let Some(fields) = json.as_object() else { return &NULL };
+    let Some(fields) = json.as_object() else {
+        return &NULL;
+    };
     fields
         .iter()
         .find(|(k, _)| k == name)
@@ -122,9 +151,14 @@ pub fn json_to_row(
     }
     if !matches!(json, Json::Object(_)) {
         let names: Vec<&str> = columns.iter().map(|c| c.0.as_str()).collect();
-        return Err(format!("expected an object with the fields {names:?}, got {json}"));
+        return Err(format!(
+            "expected an object with the fields {names:?}, got {json}"
+        ));
     }
-    columns.iter().map(|(name, ty)| json_to_value(field(json, name), ty, bytes)).collect()
+    columns
+        .iter()
+        .map(|(name, ty)| json_to_value(field(json, name), ty, bytes))
+        .collect()
 }
 
 /// An engine value as the Java runner's deserializers would hand it to the comparator.
@@ -151,7 +185,12 @@ pub fn value_to_actual(value: &Value) -> Actual {
                 })
                 .collect(),
         ),
-        Value::Struct(fields) => Actual::Object(fields.iter().map(|(k, v)| (k.clone(), value_to_actual(v))).collect()),
+        Value::Struct(fields) => Actual::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_actual(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -160,7 +199,13 @@ pub fn value_to_actual(value: &Value) -> Actual {
 pub fn row_to_actual(row: &[Value], names: &[String], unwrapped: bool) -> Actual {
     match row {
         [single] if unwrapped => value_to_actual(single),
-        _ => Actual::Object(names.iter().zip(row).map(|(n, v)| (n.clone(), value_to_actual(v))).collect()),
+        _ => Actual::Object(
+            names
+                .iter()
+                .zip(row)
+                .map(|(n, v)| (n.clone(), value_to_actual(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -177,24 +222,42 @@ mod tests {
     fn converts_by_type() {
         let b = BytesText::Base64;
         assert_eq!(json_to_value(&j("5"), &SqlType::Int, b), Ok(Value::Int(5)));
-        assert_eq!(json_to_value(&j("\"5\""), &SqlType::Bigint, b), Ok(Value::Bigint(5)));
+        assert_eq!(
+            json_to_value(&j("\"5\""), &SqlType::Bigint, b),
+            Ok(Value::Bigint(5))
+        );
         assert!(json_to_value(&j("3000000000"), &SqlType::Int, b).is_err());
-        assert_eq!(json_to_value(&j("1.5"), &SqlType::Double, b), Ok(Value::Double(1.5)));
+        assert_eq!(
+            json_to_value(&j("1.5"), &SqlType::Double, b),
+            Ok(Value::Double(1.5))
+        );
         assert_eq!(
             json_to_value(&j("\"1.5\""), &SqlType::decimal(4, 2), b),
             Ok(Value::Decimal(Decimal::new(150, 2)))
         );
-        assert_eq!(json_to_value(&j("12"), &SqlType::String, b), Ok(Value::String("12".into())));
-        assert_eq!(json_to_value(&j("\"IQ==\""), &SqlType::Bytes, b), Ok(Value::Bytes(vec![b'!'])));
+        assert_eq!(
+            json_to_value(&j("12"), &SqlType::String, b),
+            Ok(Value::String("12".into()))
+        );
+        assert_eq!(
+            json_to_value(&j("\"IQ==\""), &SqlType::Bytes, b),
+            Ok(Value::Bytes(vec![b'!']))
+        );
         assert_eq!(
             json_to_value(&j("\"IQ==\""), &SqlType::Bytes, BytesText::Utf8),
             Ok(Value::Bytes(b"IQ==".to_vec()))
         );
         assert_eq!(json_to_value(&j("null"), &SqlType::Int, b), Ok(Value::Null));
-        let st = SqlType::Struct(vec![StructField::new("A", SqlType::Int), StructField::new("B", SqlType::String)]);
+        let st = SqlType::Struct(vec![
+            StructField::new("A", SqlType::Int),
+            StructField::new("B", SqlType::String),
+        ]);
         assert_eq!(
             json_to_value(&j(r#"{"a": 1}"#), &st, b),
-            Ok(Value::Struct(vec![("A".into(), Value::Int(1)), ("B".into(), Value::Null)]))
+            Ok(Value::Struct(vec![
+                ("A".into(), Value::Int(1)),
+                ("B".into(), Value::Null)
+            ]))
         );
         let map = SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::Int));
         assert_eq!(
@@ -206,15 +269,24 @@ mod tests {
     #[test]
     fn rows_from_objects_or_bare_values() {
         let b = BytesText::Base64;
-        let cols = vec![("ID".to_string(), SqlType::Int), ("NAME".to_string(), SqlType::String)];
+        let cols = vec![
+            ("ID".to_string(), SqlType::Int),
+            ("NAME".to_string(), SqlType::String),
+        ];
         assert_eq!(
             json_to_row(&j(r#"{"name": "x", "ID": 1}"#), &cols, false, b),
             Ok(vec![Value::Int(1), Value::String("x".into())])
         );
         assert!(json_to_row(&j("1"), &cols, false, b).is_err());
         let one = vec![("K".to_string(), SqlType::Bigint)];
-        assert_eq!(json_to_row(&j("7"), &one, true, b), Ok(vec![Value::Bigint(7)]));
-        assert_eq!(json_to_row(&j(r#"{"k": 7}"#), &one, false, b), Ok(vec![Value::Bigint(7)]));
+        assert_eq!(
+            json_to_row(&j("7"), &one, true, b),
+            Ok(vec![Value::Bigint(7)])
+        );
+        assert_eq!(
+            json_to_row(&j(r#"{"k": 7}"#), &one, false, b),
+            Ok(vec![Value::Bigint(7)])
+        );
     }
 
     #[test]
@@ -223,11 +295,17 @@ mod tests {
         let names = vec!["A".to_string(), "B".to_string()];
         assert_eq!(
             row_to_actual(&row, &names, false),
-            Actual::Object(vec![("A".into(), Actual::Int(1)), ("B".into(), Actual::Decimal("1.50".into()))])
+            Actual::Object(vec![
+                ("A".into(), Actual::Int(1)),
+                ("B".into(), Actual::Decimal("1.50".into()))
+            ])
         );
         assert_eq!(row_to_actual(&row[..1], &names[..1], true), Actual::Int(1));
         assert_eq!(
-            value_to_actual(&Value::Map(vec![(Value::String("k".into()), Value::Bytes(vec![1]))])),
+            value_to_actual(&Value::Map(vec![(
+                Value::String("k".into()),
+                Value::Bytes(vec![1])
+            )])),
             Actual::Object(vec![("k".into(), Actual::Bytes(vec![1]))])
         );
     }

@@ -55,12 +55,12 @@ impl JsonSerde {
             JsonNode::Object(_) => self
                 .columns
                 .iter()
-                .map(|c| enforce(&format!(".{}", c.name), root.field(&c.name), &c.ty))
+                .map(|c| enforce(Part::Field(&c.name), root.field(&c.name), &c.ty))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             _ => Err(invalid(root, &self.row_type_name)),
         };
-        row.map_err(|e| e.under("$"))
+        row.map_err(|e| e.under(Part::Root))
     }
 }
 
@@ -71,7 +71,7 @@ impl RowSerde for JsonSerde {
         };
         let root = JsonNode::parse(bytes).map_err(SerdeError::new)?;
         let row = if self.unwrapped {
-            enforce("$", Some(&root), &self.columns[0].ty).map(|v| Some(vec![v]))
+            enforce(Part::Root, Some(&root), &self.columns[0].ty).map(|v| Some(vec![v]))
         } else {
             self.read_row(&root)
         };
@@ -97,6 +97,17 @@ impl RowSerde for JsonSerde {
     }
 }
 
+/// One step of a JSON path, rendered (`$`, `.NAME`, `[0]`, `.k.key`, `.k.value`) only when a
+/// coercion fails, so that successful reads build no strings.
+#[derive(Debug, Clone, Copy)]
+enum Part<'a> {
+    Root,
+    Field(&'a str),
+    Index(usize),
+    MapKey(&'a str),
+    MapValue(&'a str),
+}
+
 /// A failed coercion: ksqlDB's message and the JSON path it happened at (`$.A[0]`).
 #[derive(Debug)]
 struct Coercion {
@@ -113,8 +124,15 @@ impl Coercion {
     }
 
     /// The same failure seen from the enclosing value, whose path part is `part`.
-    fn under(mut self, part: &str) -> Self {
-        self.path.insert_str(0, part);
+    fn under(mut self, part: Part<'_>) -> Self {
+        let prefix = match part {
+            Part::Root => "$".to_string(),
+            Part::Field(name) => format!(".{name}"),
+            Part::Index(i) => format!("[{i}]"),
+            Part::MapKey(name) => format!(".{name}.key"),
+            Part::MapValue(name) => format!(".{name}.value"),
+        };
+        self.path.insert_str(0, &prefix);
         self
     }
 
@@ -136,7 +154,7 @@ fn string_coercion_failed(target: &str) -> Coercion {
 }
 
 /// Converts `node` (absent or JSON null → NULL) to `ty`; `part` is this value's path element.
-fn enforce(part: &str, node: Option<&JsonNode>, ty: &SqlType) -> Result<Value, Coercion> {
+fn enforce(part: Part<'_>, node: Option<&JsonNode>, ty: &SqlType) -> Result<Value, Coercion> {
     match node {
         None | Some(JsonNode::Null) => Ok(Value::Null),
         Some(node) => coerce(node, ty).map_err(|e| e.under(part)),
@@ -196,7 +214,7 @@ fn coerce(node: &JsonNode, ty: &SqlType) -> Result<Value, Coercion> {
             JsonNode::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| enforce(&format!("[{i}]"), Some(item), element))
+                .map(|(i, item)| enforce(Part::Index(i), Some(item), element))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             _ => Err(invalid(node, &connect_type_name(ty))),
@@ -206,8 +224,8 @@ fn coerce(node: &JsonNode, ty: &SqlType) -> Result<Value, Coercion> {
                 .iter()
                 .map(|(name, value)| {
                     let key_node = JsonNode::String(name.clone());
-                    let key = enforce(&format!(".{name}.key"), Some(&key_node), key_type)?;
-                    let value = enforce(&format!(".{name}.value"), Some(value), value_type)?;
+                    let key = enforce(Part::MapKey(name), Some(&key_node), key_type)?;
+                    let value = enforce(Part::MapValue(name), Some(value), value_type)?;
                     Ok((key, value))
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -218,7 +236,7 @@ fn coerce(node: &JsonNode, ty: &SqlType) -> Result<Value, Coercion> {
             JsonNode::Object(_) => fields
                 .iter()
                 .map(|f| {
-                    let value = enforce(&format!(".{}", f.name), node.field(&f.name), &f.ty)?;
+                    let value = enforce(Part::Field(&f.name), node.field(&f.name), &f.ty)?;
                     Ok((f.name.clone(), value))
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -261,7 +279,7 @@ fn to_text(node: &JsonNode) -> Result<String, Coercion> {
                 .iter()
                 .enumerate()
                 .map(
-                    |(i, item)| match enforce(&format!("[{i}]"), Some(item), &SqlType::String)? {
+                    |(i, item)| match enforce(Part::Index(i), Some(item), &SqlType::String)? {
                         Value::String(s) => Ok(s),
                         _ => Ok("null".to_string()),
                     },

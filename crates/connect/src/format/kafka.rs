@@ -110,7 +110,10 @@ mod tests {
     fn round_trip(ty: SqlType, value: Value, bytes: &[u8]) {
         let serde = KafkaSerde::new(ty);
         assert_eq!(
-            serde.serialize(Some(&[value.clone()])).unwrap().as_deref(),
+            serde
+                .serialize(Some(std::slice::from_ref(&value)))
+                .unwrap()
+                .as_deref(),
             Some(bytes)
         );
         assert_eq!(serde.deserialize(Some(bytes)).unwrap(), Some(vec![value]));

@@ -9,22 +9,30 @@
 //! * `DELIMITED`: Apache Commons CSV ([`delimited`]);
 //! * `KAFKA`: Kafka's primitive serializers ([`kafka`]);
 //! * `NONE`: no columns, nothing read or written ([`none`]);
+//! * `AVRO`: Avro binary with the schema ksqlDB generates, in Confluent's wire format ([`avro`]);
+//! * `PROTOBUF` / `PROTOBUF_NOSR`: proto3 messages as Confluent's `ProtobufData` shapes them,
+//!   with or without the wire format ([`protobuf`]);
+//! * `JSON_SR`: the `JSON` text in Confluent's wire format ([`json_sr`]);
 //! * windowed keys: Kafka Streams' windowed serdes ([`windowed`]).
 //!
-//! Schema Registry formats (`AVRO`, `PROTOBUF`, `PROTOBUF_NOSR`, `JSON_SR`) are recognised but
-//! not implemented yet: asking for one gives [`FormatError::NotSupportedYet`].
+//! The Schema Registry formats write schema id 1 and decode with the schema generated from the
+//! columns; there is no registry client yet ([`sr`]).
 //!
 //! Checks that ksqlDB makes when a statement is planned (a `KAFKA` key with two columns, a
 //! `DELIMITED` value with an ARRAY, ...) happen in [`key_serde`] / [`value_serde`], so a serde that
 //! was built can always handle its columns; per-record problems are [`SerdeError`]s.
 
+mod avro;
 mod delimited;
 mod error;
 mod java;
 mod json;
 mod json_node;
+mod json_sr;
 mod kafka;
 mod none;
+mod protobuf;
+mod sr;
 mod windowed;
 
 use runnel_plan::catalog::FormatInfo;
@@ -78,12 +86,28 @@ impl FormatKind {
         }
     }
 
-    /// Whether Runnel can read and write this format today.
+    /// Whether Runnel can read and write this format today (all of ksqlDB's formats are).
     pub fn is_implemented(&self) -> bool {
-        matches!(
-            self,
-            FormatKind::Json | FormatKind::Delimited | FormatKind::Kafka | FormatKind::None
-        )
+        true
+    }
+
+    /// Whether the format writes a single column as a bare value rather than inside a
+    /// record/object/message, for this part of the record and these options. Keys are
+    /// unwrapped by default, values only with `WRAP_SINGLE_VALUE=false`; KAFKA is always bare;
+    /// PROTOBUF always uses a message (even for one key column), as do NONE and DELIMITED
+    /// (whose single field is its own text).
+    pub fn unwraps_single_column(&self, opts: &FormatOptions, target: SerdeTarget) -> bool {
+        match self {
+            FormatKind::Kafka => true,
+            FormatKind::Json | FormatKind::JsonSr | FormatKind::Avro => match target {
+                SerdeTarget::Key => opts.wrap_single_value != Some(true),
+                SerdeTarget::Value => opts.wrap_single_value == Some(false),
+            },
+            FormatKind::Delimited
+            | FormatKind::None
+            | FormatKind::Protobuf
+            | FormatKind::ProtobufNoSr => false,
+        }
     }
 }
 
@@ -230,63 +254,78 @@ fn build(
             value: true,
         });
     }
+    if opts.wrap_single_value == Some(false)
+        && matches!(kind, FormatKind::Protobuf | FormatKind::ProtobufNoSr)
+    {
+        return Err(FormatError::WrapSingleValue {
+            format: kind.name(),
+            value: false,
+        });
+    }
     if opts.wrap_single_value == Some(false) && columns.len() > 1 {
         return Err(FormatError::WrapSingleValueMultipleFields);
     }
-    match kind {
-        FormatKind::Kafka => {
-            if columns.len() > 1 {
-                return Err(unsupported(format!(
-                    "The 'KAFKA' format only supports a single field. Got: {}",
-                    describe_columns(columns, target)
-                )));
-            }
-            if let Some(column) = columns.first() {
-                if !kafka::supports(&column.ty) {
-                    return Err(unsupported(format!(
-                        "The 'KAFKA' format does not support type '{}'",
-                        column.ty.base_name()
-                    )));
-                }
-            }
-        }
-        FormatKind::Delimited => {
-            if let Some(column) = columns.iter().find(|c| !c.ty.is_primitive()) {
-                return Err(unsupported(format!(
-                    "The 'DELIMITED' format does not support type '{}', column: `{}`",
-                    column.ty.base_name(),
-                    column.name
-                )));
-            }
-        }
-        FormatKind::Json => {
-            if columns.iter().any(|c| has_non_string_map_key(&c.ty)) {
-                return Err(unsupported(
-                    "JSON only supports MAP types with STRING keys".into(),
-                ));
-            }
-        }
-        _ => {}
+    let unwrapped = columns.len() == 1 && kind.unwraps_single_column(opts, target);
+    if let Some(reason) = schema_problem(kind, columns, target, unwrapped) {
+        return Err(unsupported(reason));
     }
     if columns.is_empty() && (target == SerdeTarget::Key || kind == FormatKind::Kafka) {
         return Ok(Box::new(none::VoidSerde));
     }
     Ok(match kind {
-        FormatKind::Json => {
-            let unwrapped = columns.len() == 1
-                && match target {
-                    SerdeTarget::Key => opts.wrap_single_value != Some(true),
-                    SerdeTarget::Value => opts.wrap_single_value == Some(false),
-                };
-            Box::new(json::JsonSerde::new(columns, unwrapped))
-        }
+        FormatKind::Json => Box::new(json::JsonSerde::new(columns, unwrapped)),
+        FormatKind::JsonSr => Box::new(json_sr::JsonSrSerde::new(json::JsonSerde::new(
+            columns, unwrapped,
+        ))),
+        FormatKind::Avro => Box::new(avro::AvroSerde::new(columns, unwrapped)),
+        FormatKind::Protobuf => Box::new(protobuf::ProtobufSerde::new(columns, true)),
+        FormatKind::ProtobufNoSr => Box::new(protobuf::ProtobufSerde::new(columns, false)),
         FormatKind::Delimited => Box::new(delimited::DelimitedSerde::new(
             columns,
             opts.delimiter.unwrap_or(','),
         )),
-        FormatKind::Kafka => Box::new(kafka::KafkaSerde::new(columns[0].ty.clone())),
-        _ => return Err(FormatError::NotSupportedYet(kind.name())),
+        FormatKind::Kafka => match columns.first() {
+            Some(column) => Box::new(kafka::KafkaSerde::new(column.ty.clone())),
+            None => Box::new(none::VoidSerde),
+        },
+        FormatKind::None => Box::new(none::VoidSerde),
     })
+}
+
+/// Why `kind` cannot carry these columns, in ksqlDB's words; `None` if it can. `unwrapped`:
+/// the single column is written bare.
+fn schema_problem(
+    kind: FormatKind,
+    columns: &[Column],
+    target: SerdeTarget,
+    unwrapped: bool,
+) -> Option<String> {
+    match kind {
+        FormatKind::Kafka if columns.len() > 1 => Some(format!(
+            "The 'KAFKA' format only supports a single field. Got: {}",
+            describe_columns(columns, target)
+        )),
+        FormatKind::Kafka => columns.iter().find(|c| !kafka::supports(&c.ty)).map(|c| {
+            format!(
+                "The 'KAFKA' format does not support type '{}'",
+                c.ty.base_name()
+            )
+        }),
+        FormatKind::Delimited => columns.iter().find(|c| !c.ty.is_primitive()).map(|c| {
+            format!(
+                "The 'DELIMITED' format does not support type '{}', column: `{}`",
+                c.ty.base_name(),
+                c.name
+            )
+        }),
+        FormatKind::Json | FormatKind::JsonSr => columns
+            .iter()
+            .any(|c| has_non_string_map_key(&c.ty))
+            .then(|| "JSON only supports MAP types with STRING keys".to_string()),
+        FormatKind::Avro => avro::schema_problem(columns, unwrapped),
+        FormatKind::Protobuf | FormatKind::ProtobufNoSr => protobuf::schema_problem(columns),
+        FormatKind::None => None,
+    }
 }
 
 /// Columns as ksqlDB lists them in messages: ``[`K` STRING KEY, `V` INTEGER]``.
@@ -560,8 +599,7 @@ mod tests {
             FormatKind::ProtobufNoSr,
             FormatKind::JsonSr,
         ] {
-            let msg = value_err(kind, FormatOptions::default(), &one);
-            assert!(msg.contains("not supported yet"), "{msg}");
+            assert!(value_serde(kind, &FormatOptions::default(), &one).is_ok());
         }
     }
 
@@ -608,6 +646,80 @@ mod tests {
             assert_eq!(serde.deserialize(Some(b"ignored")).unwrap(), Some(vec![]));
             assert_eq!(serde.deserialize(None).unwrap(), None);
             assert_eq!(serde.serialize(Some(&[])).unwrap(), None);
+        }
+    }
+
+    #[test]
+    fn schema_registry_formats_reject_what_ksqldb_rejects() {
+        let none = FormatOptions::default();
+        let int_map = SqlType::Map(Box::new(SqlType::Int), Box::new(SqlType::Double));
+        let foo = [col("FOO", int_map)];
+        assert!(value_err(FormatKind::Avro, none, &foo)
+            .contains("reason: Avro only supports MAPs with STRING keys"));
+        for kind in [FormatKind::Protobuf, FormatKind::ProtobufNoSr] {
+            assert!(value_err(kind, none, &foo)
+                .contains("PROTOBUF format only supports MAP types with STRING keys"));
+        }
+        assert!(value_err(FormatKind::JsonSr, none, &foo)
+            .contains("JSON only supports MAP types with STRING keys"));
+        let numeric = [col(
+            "1AvroDoesNotLikeFieldsThatStartWithNumbers",
+            SqlType::Double,
+        )];
+        assert_eq!(
+            value_err(FormatKind::Avro, none, &numeric),
+            "Value format does not support schema.\nformat: AVRO\nschema: \
+             Persistence{columns=[`1AvroDoesNotLikeFieldsThatStartWithNumbers` DOUBLE], \
+             features=[]}\nreason: Schema is not compatible with Avro: Illegal initial \
+             character: 1AvroDoesNotLikeFieldsThatStartWithNumbers"
+        );
+        let unwrap = FormatOptions {
+            wrap_single_value: Some(false),
+            delimiter: None,
+        };
+        let one = [col("FOO", SqlType::Int)];
+        assert_eq!(
+            value_err(FormatKind::Protobuf, unwrap, &one),
+            "Format 'PROTOBUF' does not support 'WRAP_SINGLE_VALUE' set to 'false'."
+        );
+        assert!(value_serde(FormatKind::Avro, &unwrap, &one).is_ok());
+        assert!(value_serde(FormatKind::JsonSr, &unwrap, &one).is_ok());
+    }
+
+    #[test]
+    fn schema_registry_single_columns() {
+        let opts = FormatOptions::default();
+        let cols = [col("K", SqlType::Int)];
+        // AVRO and JSON_SR keys are bare values; PROTOBUF keys are always messages.
+        let avro = key_serde(FormatKind::Avro, &opts, &cols).unwrap();
+        assert_eq!(
+            avro.serialize(Some(&[Value::Int(1)])).unwrap(),
+            Some(vec![0, 0, 0, 0, 1, 0x02])
+        );
+        let json_sr = key_serde(FormatKind::JsonSr, &opts, &cols).unwrap();
+        assert_eq!(
+            json_sr.serialize(Some(&[Value::Int(1)])).unwrap(),
+            Some(vec![0, 0, 0, 0, 1, b'1'])
+        );
+        let proto = key_serde(FormatKind::ProtobufNoSr, &opts, &cols).unwrap();
+        assert_eq!(
+            proto.serialize(Some(&[Value::Int(1)])).unwrap(),
+            Some(vec![0x08, 0x01])
+        );
+        // Values are records unless WRAP_SINGLE_VALUE=false.
+        let avro = value_serde(FormatKind::Avro, &opts, &cols).unwrap();
+        assert_eq!(
+            avro.serialize(Some(&[Value::Int(1)])).unwrap(),
+            Some(vec![0, 0, 0, 0, 1, 0x02, 0x02])
+        );
+        assert!(FormatKind::Avro.unwraps_single_column(&opts, SerdeTarget::Key));
+        assert!(!FormatKind::Avro.unwraps_single_column(&opts, SerdeTarget::Value));
+        assert!(!FormatKind::Protobuf.unwraps_single_column(&opts, SerdeTarget::Key));
+        assert!(FormatKind::Kafka.unwraps_single_column(&opts, SerdeTarget::Value));
+        // Keyless sources ignore the key in every format.
+        for kind in [FormatKind::Avro, FormatKind::Protobuf, FormatKind::JsonSr] {
+            let serde = key_serde(kind, &opts, &[]).unwrap();
+            assert_eq!(serde.deserialize(Some(b"x")).unwrap(), Some(vec![]));
         }
     }
 

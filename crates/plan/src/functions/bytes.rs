@@ -32,10 +32,13 @@ impl Encoding {
 }
 
 fn hex_digits(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// Text to bytes in the given encoding; `None` when the text is not valid for it.
@@ -54,8 +57,14 @@ pub(crate) fn decode(s: &str, enc: Encoding) -> Option<Vec<u8>> {
             hex_digits(s)
         }
         Encoding::Utf8 => Some(s.as_bytes().to_vec()),
-        Encoding::Ascii => Some(s.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect()),
-        Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(s.trim_end()).ok(),
+        Encoding::Ascii => Some(
+            s.chars()
+                .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
+                .collect(),
+        ),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(s.trim_end())
+            .ok(),
     }
 }
 
@@ -64,14 +73,19 @@ pub(crate) fn encode(b: &[u8], enc: Encoding) -> String {
     match enc {
         Encoding::Hex => b.iter().map(|x| format!("{x:02X}")).collect(),
         Encoding::Utf8 => String::from_utf8_lossy(b).into_owned(),
-        Encoding::Ascii => b.iter().map(|x| if *x < 128 { *x as char } else { '\u{FFFD}' }).collect(),
+        Encoding::Ascii => b
+            .iter()
+            .map(|x| if *x < 128 { *x as char } else { '\u{FFFD}' })
+            .collect(),
         Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(b),
     }
 }
 
 fn encoding_arg(v: &Value) -> Result<Encoding, String> {
     let name = v.as_str().ok_or_else(|| bad_arg("encoding", v))?;
-    Encoding::parse(name).ok_or_else(|| format!("Supported encoding types are: hex, utf8, ascii and base64. Got: {name}"))
+    Encoding::parse(name).ok_or_else(|| {
+        format!("Supported encoding types are: hex, utf8, ascii and base64. Got: {name}")
+    })
 }
 
 fn byte_order_little(v: Option<&Value>) -> Result<bool, String> {
@@ -80,7 +94,9 @@ fn byte_order_little(v: Option<&Value>) -> Result<bool, String> {
         Some(Value::String(s)) => match s.to_ascii_uppercase().as_str() {
             "BIG_ENDIAN" => Ok(false),
             "LITTLE_ENDIAN" => Ok(true),
-            other => Err(format!("Byte order must be BIG_ENDIAN or LITTLE_ENDIAN. Unknown byte order {other}.")),
+            other => Err(format!(
+                "Byte order must be BIG_ENDIAN or LITTLE_ENDIAN. Unknown byte order {other}."
+            )),
         },
         Some(other) => Err(bad_arg("byte order", other)),
     }
@@ -88,64 +104,110 @@ fn byte_order_little(v: Option<&Value>) -> Result<bool, String> {
 
 fn fixed<const N: usize>(v: &Value, what: &str) -> Result<[u8; N], String> {
     match v {
-        Value::Bytes(b) => <[u8; N]>::try_from(b.as_slice())
-            .map_err(|_| format!("Number of bytes must be equal to {N}, but found {}", b.len())),
+        Value::Bytes(b) => <[u8; N]>::try_from(b.as_slice()).map_err(|_| {
+            format!(
+                "Number of bytes must be equal to {N}, but found {}",
+                b.len()
+            )
+        }),
         other => Err(bad_arg(what, other)),
     }
 }
 
 pub(super) fn register(out: &mut Vec<ScalarFunction>) {
     out.push(
-        Udf::new("TO_BYTES", "to_bytes", "Converts a string to bytes with an encoding.", vec![sig(vec![P::String, P::String], SqlType::Bytes)])
-            .build(|args, _| {
-                strict(args, |a| {
-                    let enc = encoding_arg(&a[1])?;
-                    let s = a[0].as_str().ok_or_else(|| bad_arg("TO_BYTES", &a[0]))?;
-                    decode(s, enc)
-                        .map(Value::Bytes)
-                        .ok_or_else(|| format!("Unable to convert '{s}' to bytes with {enc:?} encoding"))
-                })
-            }),
-    );
-    out.push(
-        Udf::new("FROM_BYTES", "from_bytes", "Converts bytes to a string with an encoding.", vec![sig(vec![P::Bytes, P::String], SqlType::String)])
-            .build(|args, _| {
-                strict(args, |a| match &a[0] {
-                    Value::Bytes(b) => Ok(Value::String(encode(b, encoding_arg(&a[1])?))),
-                    other => Err(bad_arg("FROM_BYTES", other)),
-                })
-            }),
-    );
-    let with_order = |t: SqlType| vec![sig(vec![P::Bytes], t.clone()), sig(vec![P::Bytes, P::String], t)];
-    out.push(
-        Udf::new("INT_FROM_BYTES", "int_from_bytes", "Reads a 4-byte integer.", with_order(SqlType::Int)).build(|args, _| {
+        Udf::new(
+            "TO_BYTES",
+            "to_bytes",
+            "Converts a string to bytes with an encoding.",
+            vec![sig(vec![P::String, P::String], SqlType::Bytes)],
+        )
+        .build(|args, _| {
             strict(args, |a| {
-                let b = fixed::<4>(&a[0], "INT_FROM_BYTES")?;
-                let little = byte_order_little(a.get(1))?;
-                Ok(Value::Int(if little { i32::from_le_bytes(b) } else { i32::from_be_bytes(b) }))
+                let enc = encoding_arg(&a[1])?;
+                let s = a[0].as_str().ok_or_else(|| bad_arg("TO_BYTES", &a[0]))?;
+                decode(s, enc).map(Value::Bytes).ok_or_else(|| {
+                    format!("Unable to convert '{s}' to bytes with {enc:?} encoding")
+                })
             })
         }),
     );
     out.push(
-        Udf::new("BIGINT_FROM_BYTES", "bigint_from_bytes", "Reads an 8-byte integer.", with_order(SqlType::Bigint)).build(
-            |args, _| {
-                strict(args, |a| {
-                    let b = fixed::<8>(&a[0], "BIGINT_FROM_BYTES")?;
-                    let little = byte_order_little(a.get(1))?;
-                    Ok(Value::Bigint(if little { i64::from_le_bytes(b) } else { i64::from_be_bytes(b) }))
-                })
-            },
-        ),
+        Udf::new(
+            "FROM_BYTES",
+            "from_bytes",
+            "Converts bytes to a string with an encoding.",
+            vec![sig(vec![P::Bytes, P::String], SqlType::String)],
+        )
+        .build(|args, _| {
+            strict(args, |a| match &a[0] {
+                Value::Bytes(b) => Ok(Value::String(encode(b, encoding_arg(&a[1])?))),
+                other => Err(bad_arg("FROM_BYTES", other)),
+            })
+        }),
+    );
+    let with_order = |t: SqlType| {
+        vec![
+            sig(vec![P::Bytes], t.clone()),
+            sig(vec![P::Bytes, P::String], t),
+        ]
+    };
+    out.push(
+        Udf::new(
+            "INT_FROM_BYTES",
+            "int_from_bytes",
+            "Reads a 4-byte integer.",
+            with_order(SqlType::Int),
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let b = fixed::<4>(&a[0], "INT_FROM_BYTES")?;
+                let little = byte_order_little(a.get(1))?;
+                Ok(Value::Int(if little {
+                    i32::from_le_bytes(b)
+                } else {
+                    i32::from_be_bytes(b)
+                }))
+            })
+        }),
     );
     out.push(
-        Udf::new("DOUBLE_FROM_BYTES", "double_from_bytes", "Reads an 8-byte IEEE-754 double.", with_order(SqlType::Double))
-            .build(|args, _| {
-                strict(args, |a| {
-                    let b = fixed::<8>(&a[0], "DOUBLE_FROM_BYTES")?;
-                    let little = byte_order_little(a.get(1))?;
-                    Ok(Value::Double(if little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) }))
-                })
-            }),
+        Udf::new(
+            "BIGINT_FROM_BYTES",
+            "bigint_from_bytes",
+            "Reads an 8-byte integer.",
+            with_order(SqlType::Bigint),
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let b = fixed::<8>(&a[0], "BIGINT_FROM_BYTES")?;
+                let little = byte_order_little(a.get(1))?;
+                Ok(Value::Bigint(if little {
+                    i64::from_le_bytes(b)
+                } else {
+                    i64::from_be_bytes(b)
+                }))
+            })
+        }),
+    );
+    out.push(
+        Udf::new(
+            "DOUBLE_FROM_BYTES",
+            "double_from_bytes",
+            "Reads an 8-byte IEEE-754 double.",
+            with_order(SqlType::Double),
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let b = fixed::<8>(&a[0], "DOUBLE_FROM_BYTES")?;
+                let little = byte_order_little(a.get(1))?;
+                Ok(Value::Double(if little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                }))
+            })
+        }),
     );
 }
 
@@ -171,16 +233,31 @@ mod tests {
 
     #[test]
     fn ascii_and_utf8() {
-        assert_eq!(decode("Ελλάδα", Encoding::Ascii).unwrap(), b"??????".to_vec());
-        assert_eq!(encode(&[0xc3, 0x9c, b'b'], Encoding::Ascii), "\u{FFFD}\u{FFFD}b");
+        assert_eq!(
+            decode("Ελλάδα", Encoding::Ascii).unwrap(),
+            b"??????".to_vec()
+        );
+        assert_eq!(
+            encode(&[0xc3, 0x9c, b'b'], Encoding::Ascii),
+            "\u{FFFD}\u{FFFD}b"
+        );
         assert_eq!(encode(&[0xc3, 0x9c], Encoding::Utf8), "Ü");
     }
 
     #[test]
     fn numbers_from_bytes() {
-        assert_eq!(i32::from_be_bytes(fixed::<4>(&Value::Bytes(b64("AAAH5Q==")), "x").unwrap()), 2021);
-        assert_eq!(i64::from_be_bytes(fixed::<8>(&Value::Bytes(b64("AAAAASoF8gA=")), "x").unwrap()), 5000000000);
-        assert_eq!(f64::from_be_bytes(fixed::<8>(&Value::Bytes(b64("QICm/ZvJ9YI=")), "x").unwrap()), 532.8738323);
+        assert_eq!(
+            i32::from_be_bytes(fixed::<4>(&Value::Bytes(b64("AAAH5Q==")), "x").unwrap()),
+            2021
+        );
+        assert_eq!(
+            i64::from_be_bytes(fixed::<8>(&Value::Bytes(b64("AAAAASoF8gA=")), "x").unwrap()),
+            5000000000
+        );
+        assert_eq!(
+            f64::from_be_bytes(fixed::<8>(&Value::Bytes(b64("QICm/ZvJ9YI=")), "x").unwrap()),
+            532.8738323
+        );
         assert!(fixed::<4>(&Value::Bytes(vec![1]), "x").is_err());
     }
 }

@@ -75,7 +75,8 @@ fn now_millis() -> i64 {
 }
 
 fn format_date(days: i64, pattern_text: &str) -> Result<String, String> {
-    let date = javatime::date_from_days(days as i32).ok_or_else(|| format!("Date out of range: {days}"))?;
+    let date = javatime::date_from_days(days as i32)
+        .ok_or_else(|| format!("Date out of range: {days}"))?;
     pattern(pattern_text)?.format(&NaiveDateTime::new(date, NaiveTime::MIN), None, true, false)
 }
 
@@ -113,29 +114,44 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
     );
     for (name, display, sign) in [("DATEADD", "dateadd", 1i64), ("DATESUB", "datesub", -1)] {
         out.push(
-            Udf::new(name, display, "Adds or subtracts an interval to a date.", vec![sig(vec![P::String, P::Int, P::Date], Date)])
-                .build(move |args, _| {
-                    strict(args, |a| {
-                        let delta = unit_millis(&a[0])? * a[1].as_i64().unwrap_or(0) / MILLIS_PER_DAY;
-                        let days = millis(&a[2])? + sign * delta;
-                        i32::try_from(days).map(Value::Date).map_err(|_| "Date out of range".to_string())
-                    })
-                }),
+            Udf::new(
+                name,
+                display,
+                "Adds or subtracts an interval to a date.",
+                vec![sig(vec![P::String, P::Int, P::Date], Date)],
+            )
+            .build(move |args, _| {
+                strict(args, |a| {
+                    let delta = unit_millis(&a[0])? * a[1].as_i64().unwrap_or(0) / MILLIS_PER_DAY;
+                    let days = millis(&a[2])? + sign * delta;
+                    i32::try_from(days)
+                        .map(Value::Date)
+                        .map_err(|_| "Date out of range".to_string())
+                })
+            }),
         );
     }
     for (name, display, sign) in [("TIMEADD", "timeadd", 1i64), ("TIMESUB", "timesub", -1)] {
         out.push(
-            Udf::new(name, display, "Adds or subtracts an interval to a time.", vec![sig(vec![P::String, P::Int, P::Time], Time)])
-                .build(move |args, _| {
-                    strict(args, |a| {
-                        let delta = unit_millis(&a[0])? * a[1].as_i64().unwrap_or(0);
-                        let t = (millis(&a[2])? + sign * delta).rem_euclid(MILLIS_PER_DAY);
-                        Ok(Value::Time(t as i32))
-                    })
-                }),
+            Udf::new(
+                name,
+                display,
+                "Adds or subtracts an interval to a time.",
+                vec![sig(vec![P::String, P::Int, P::Time], Time)],
+            )
+            .build(move |args, _| {
+                strict(args, |a| {
+                    let delta = unit_millis(&a[0])? * a[1].as_i64().unwrap_or(0);
+                    let t = (millis(&a[2])? + sign * delta).rem_euclid(MILLIS_PER_DAY);
+                    Ok(Value::Time(t as i32))
+                })
+            }),
         );
     }
-    for (name, display, sign) in [("TIMESTAMPADD", "timestampadd", 1i64), ("TIMESTAMPSUB", "timestampsub", -1)] {
+    for (name, display, sign) in [
+        ("TIMESTAMPADD", "timestampadd", 1i64),
+        ("TIMESTAMPSUB", "timestampsub", -1),
+    ] {
         out.push(
             Udf::new(
                 name,
@@ -146,92 +162,177 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             .build(move |args, _| {
                 strict(args, |a| {
                     let delta = unit_millis(&a[0])?.saturating_mul(a[1].as_i64().unwrap_or(0));
-                    Ok(Value::Timestamp(millis(&a[2])?.saturating_add(sign * delta)))
+                    Ok(Value::Timestamp(
+                        millis(&a[2])?.saturating_add(sign * delta),
+                    ))
                 })
             }),
         );
     }
     out.push(
-        Udf::new("FORMAT_DATE", "format_date", "Formats a date with a pattern.", vec![sig(vec![P::Date, P::String], Str)])
-            .build(|args, _| strict(args, |a| format_date(millis(&a[0])?, text(&a[1])?).map(Value::String))),
+        Udf::new(
+            "FORMAT_DATE",
+            "format_date",
+            "Formats a date with a pattern.",
+            vec![sig(vec![P::Date, P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                format_date(millis(&a[0])?, text(&a[1])?).map(Value::String)
+            })
+        }),
     );
     out.push(
-        Udf::new("DATETOSTRING", "datetostring", "Formats days since the epoch with a pattern.", vec![sig(vec![P::Int, P::String], Str)])
-            .build(|args, _| strict(args, |a| format_date(millis(&a[0])?, text(&a[1])?).map(Value::String))),
+        Udf::new(
+            "DATETOSTRING",
+            "datetostring",
+            "Formats days since the epoch with a pattern.",
+            vec![sig(vec![P::Int, P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                format_date(millis(&a[0])?, text(&a[1])?).map(Value::String)
+            })
+        }),
     );
     out.push(
-        Udf::new("FORMAT_TIME", "format_time", "Formats a time with a pattern.", vec![sig(vec![P::Time, P::String], Str)])
-            .build(|args, _| {
-                strict(args, |a| {
-                    let t = javatime::time_from_millis(millis(&a[0])? as i32).ok_or("Time out of range")?;
-                    let dt = NaiveDateTime::new(javatime::date_from_days(0).unwrap_or_default(), t);
-                    pattern(text(&a[1])?)?.format(&dt, None, false, true).map(Value::String)
-                })
-            }),
+        Udf::new(
+            "FORMAT_TIME",
+            "format_time",
+            "Formats a time with a pattern.",
+            vec![sig(vec![P::Time, P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let t =
+                    javatime::time_from_millis(millis(&a[0])? as i32).ok_or("Time out of range")?;
+                let dt = NaiveDateTime::new(javatime::date_from_days(0).unwrap_or_default(), t);
+                pattern(text(&a[1])?)?
+                    .format(&dt, None, false, true)
+                    .map(Value::String)
+            })
+        }),
     );
-    for (name, display, arg) in [("FORMAT_TIMESTAMP", "format_timestamp", P::Timestamp), ("TIMESTAMPTOSTRING", "timestamptostring", P::Bigint)] {
+    for (name, display, arg) in [
+        ("FORMAT_TIMESTAMP", "format_timestamp", P::Timestamp),
+        ("TIMESTAMPTOSTRING", "timestamptostring", P::Bigint),
+    ] {
         out.push(
             Udf::new(
                 name,
                 display,
                 "Formats a timestamp with a pattern, in UTC or the given zone.",
-                vec![sig(vec![arg.clone(), P::String], Str), sig(vec![arg, P::String, P::String], Str)],
+                vec![
+                    sig(vec![arg.clone(), P::String], Str),
+                    sig(vec![arg, P::String, P::String], Str),
+                ],
             )
             .build(|args, _| {
-                strict(args, |a| format_timestamp(millis(&a[0])?, text(&a[1])?, &zone_arg(a.get(2))?).map(Value::String))
+                strict(args, |a| {
+                    format_timestamp(millis(&a[0])?, text(&a[1])?, &zone_arg(a.get(2))?)
+                        .map(Value::String)
+                })
             }),
         );
     }
     out.push(
-        Udf::new("PARSE_DATE", "parse_date", "Parses a date with a pattern.", vec![sig(vec![P::String, P::String], Date)])
-            .build(|args, _| strict(args, |a| parse_date(text(&a[0])?, text(&a[1])?).map(Value::Date))),
+        Udf::new(
+            "PARSE_DATE",
+            "parse_date",
+            "Parses a date with a pattern.",
+            vec![sig(vec![P::String, P::String], Date)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                parse_date(text(&a[0])?, text(&a[1])?).map(Value::Date)
+            })
+        }),
     );
     out.push(
-        Udf::new("STRINGTODATE", "stringtodate", "Parses a date into days since the epoch.", vec![sig(vec![P::String, P::String], Int)])
-            .build(|args, _| strict(args, |a| parse_date(text(&a[0])?, text(&a[1])?).map(Value::Int))),
+        Udf::new(
+            "STRINGTODATE",
+            "stringtodate",
+            "Parses a date into days since the epoch.",
+            vec![sig(vec![P::String, P::String], Int)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                parse_date(text(&a[0])?, text(&a[1])?).map(Value::Int)
+            })
+        }),
     );
     out.push(
-        Udf::new("PARSE_TIME", "parse_time", "Parses a time of day with a pattern.", vec![sig(vec![P::String, P::String], Time)])
-            .build(|args, _| {
-                strict(args, |a| {
-                    let parsed = pattern(text(&a[1])?)?.parse(text(&a[0])?)?;
-                    Ok(Value::Time(javatime::millis_from_time(parsed.time()?)))
-                })
-            }),
+        Udf::new(
+            "PARSE_TIME",
+            "parse_time",
+            "Parses a time of day with a pattern.",
+            vec![sig(vec![P::String, P::String], Time)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let parsed = pattern(text(&a[1])?)?.parse(text(&a[0])?)?;
+                Ok(Value::Time(javatime::millis_from_time(parsed.time()?)))
+            })
+        }),
     );
-    for (name, display, ret) in [("PARSE_TIMESTAMP", "parse_timestamp", Timestamp), ("STRINGTOTIMESTAMP", "stringtotimestamp", Bigint)] {
+    for (name, display, ret) in [
+        ("PARSE_TIMESTAMP", "parse_timestamp", Timestamp),
+        ("STRINGTOTIMESTAMP", "stringtotimestamp", Bigint),
+    ] {
         let as_timestamp = ret == Timestamp;
         out.push(
             Udf::new(
                 name,
                 display,
                 "Parses a timestamp with a pattern, in UTC or the given zone.",
-                vec![sig(vec![P::String, P::String], ret.clone()), sig(vec![P::String, P::String, P::String], ret)],
+                vec![
+                    sig(vec![P::String, P::String], ret.clone()),
+                    sig(vec![P::String, P::String, P::String], ret),
+                ],
             )
             .build(move |args, _| {
                 strict(args, |a| {
                     let t = parse_timestamp(text(&a[0])?, text(&a[1])?, &zone_arg(a.get(2))?)?;
-                    Ok(if as_timestamp { Value::Timestamp(t) } else { Value::Bigint(t) })
+                    Ok(if as_timestamp {
+                        Value::Timestamp(t)
+                    } else {
+                        Value::Bigint(t)
+                    })
                 })
             }),
         );
     }
     out.push(
-        Udf::new("FROM_DAYS", "from_days", "The date a number of days after the epoch.", vec![sig(vec![P::Int], Date)])
-            .build(|args, _| strict(args, |a| Ok(Value::Date(millis(&a[0])? as i32)))),
+        Udf::new(
+            "FROM_DAYS",
+            "from_days",
+            "The date a number of days after the epoch.",
+            vec![sig(vec![P::Int], Date)],
+        )
+        .build(|args, _| strict(args, |a| Ok(Value::Date(millis(&a[0])? as i32)))),
     );
     out.push(
-        Udf::new("FROM_UNIXTIME", "from_unixtime", "The timestamp for milliseconds since the epoch.", vec![sig(vec![P::Bigint], Timestamp)])
-            .build(|args, _| strict(args, |a| Ok(Value::Timestamp(millis(&a[0])?)))),
+        Udf::new(
+            "FROM_UNIXTIME",
+            "from_unixtime",
+            "The timestamp for milliseconds since the epoch.",
+            vec![sig(vec![P::Bigint], Timestamp)],
+        )
+        .build(|args, _| strict(args, |a| Ok(Value::Timestamp(millis(&a[0])?)))),
     );
     out.push(
-        Udf::new("UNIX_DATE", "unix_date", "Days since the epoch, of a date or of today.", vec![sig(vec![], Int), sig(vec![P::Date], Int)])
-            .build(|args, _| {
-                if args.is_empty() {
-                    return Ok(Value::Int(now_millis().div_euclid(MILLIS_PER_DAY) as i32));
-                }
-                strict(args, |a| Ok(Value::Int(millis(&a[0])? as i32)))
-            }),
+        Udf::new(
+            "UNIX_DATE",
+            "unix_date",
+            "Days since the epoch, of a date or of today.",
+            vec![sig(vec![], Int), sig(vec![P::Date], Int)],
+        )
+        .build(|args, _| {
+            if args.is_empty() {
+                return Ok(Value::Int(now_millis().div_euclid(MILLIS_PER_DAY) as i32));
+            }
+            strict(args, |a| Ok(Value::Int(millis(&a[0])? as i32)))
+        }),
     );
     out.push(
         Udf::new(
@@ -259,7 +360,11 @@ mod tests {
         let f = reg.scalar(name).unwrap();
         let r = (f.resolve)(&types)?;
         let config = FunctionConfig::default();
-        let info = CallInfo { arg_types: &r.arg_types, return_type: &r.return_type, config: &config };
+        let info = CallInfo {
+            arg_types: &r.arg_types,
+            return_type: &r.return_type,
+            config: &config,
+        };
         (f.eval)(&args, &info)
     }
 
@@ -270,32 +375,81 @@ mod tests {
     #[test]
     fn adds_and_subtracts() {
         let t = vec![SqlType::String, SqlType::Int, SqlType::Date];
-        assert_eq!(call("DATEADD", vec![s("DAYS"), Value::Int(-5), Value::Date(2)], t.clone()), Ok(Value::Date(-3)));
-        let err = call("DATEADD", vec![], vec![SqlType::Date, SqlType::Int, SqlType::Date]).unwrap_err();
-        assert!(err.starts_with("Function 'dateadd' does not accept parameters (DATE, INTEGER, DATE)."), "{err}");
+        assert_eq!(
+            call(
+                "DATEADD",
+                vec![s("DAYS"), Value::Int(-5), Value::Date(2)],
+                t.clone()
+            ),
+            Ok(Value::Date(-3))
+        );
+        let err = call(
+            "DATEADD",
+            vec![],
+            vec![SqlType::Date, SqlType::Int, SqlType::Date],
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("Function 'dateadd' does not accept parameters (DATE, INTEGER, DATE)."),
+            "{err}"
+        );
         let t = vec![SqlType::String, SqlType::Int, SqlType::Time];
-        assert_eq!(call("TIMEADD", vec![s("MILLISECONDS"), Value::Int(10), Value::Time(86399995)], t.clone()), Ok(Value::Time(5)));
-        assert_eq!(call("TIMESUB", vec![s("MILLISECONDS"), Value::Int(-5), Value::Time(86399997)], t), Ok(Value::Time(2)));
-        let r = (FunctionRegistry::builtin().scalar("TIMESTAMPADD").unwrap().resolve)(&[SqlType::String, SqlType::Int, SqlType::Timestamp]).unwrap();
+        assert_eq!(
+            call(
+                "TIMEADD",
+                vec![s("MILLISECONDS"), Value::Int(10), Value::Time(86399995)],
+                t.clone()
+            ),
+            Ok(Value::Time(5))
+        );
+        assert_eq!(
+            call(
+                "TIMESUB",
+                vec![s("MILLISECONDS"), Value::Int(-5), Value::Time(86399997)],
+                t
+            ),
+            Ok(Value::Time(2))
+        );
+        let r = (FunctionRegistry::builtin()
+            .scalar("TIMESTAMPADD")
+            .unwrap()
+            .resolve)(&[SqlType::String, SqlType::Int, SqlType::Timestamp])
+        .unwrap();
         assert_eq!(r.arg_types[1], SqlType::Bigint);
     }
 
     #[test]
     fn formats_and_parses() {
         assert_eq!(
-            call("FORMAT_DATE", vec![Value::Date(18993), s("dd-MMM-yyyy")], vec![SqlType::Date, SqlType::String]),
+            call(
+                "FORMAT_DATE",
+                vec![Value::Date(18993), s("dd-MMM-yyyy")],
+                vec![SqlType::Date, SqlType::String]
+            ),
             Ok(s("01-Jan-2022"))
         );
         assert_eq!(
-            call("DATETOSTRING", vec![Value::Int(17662), s("yyyy-MM-dd")], vec![SqlType::Int, SqlType::String]),
+            call(
+                "DATETOSTRING",
+                vec![Value::Int(17662), s("yyyy-MM-dd")],
+                vec![SqlType::Int, SqlType::String]
+            ),
             Ok(s("2018-05-11"))
         );
         assert_eq!(
-            call("STRINGTODATE", vec![s("2018-05-11Lit"), s("yyyy-MM-dd'Lit'")], vec![SqlType::String, SqlType::String]),
+            call(
+                "STRINGTODATE",
+                vec![s("2018-05-11Lit"), s("yyyy-MM-dd'Lit'")],
+                vec![SqlType::String, SqlType::String]
+            ),
             Ok(Value::Int(17662))
         );
         assert_eq!(
-            call("PARSE_TIME", vec![s("11/05/19"), s("HH/mm/ss")], vec![SqlType::String, SqlType::String]),
+            call(
+                "PARSE_TIME",
+                vec![s("11/05/19"), s("HH/mm/ss")],
+                vec![SqlType::String, SqlType::String]
+            ),
             Ok(Value::Time(39919000))
         );
         assert_eq!(
@@ -309,20 +463,44 @@ mod tests {
         assert_eq!(
             call(
                 "TIMESTAMPTOSTRING",
-                vec![Value::Bigint(1526075913000), s("yyyy-MM-dd HH:mm:ss zzz"), s("America/Los_Angeles")],
+                vec![
+                    Value::Bigint(1526075913000),
+                    s("yyyy-MM-dd HH:mm:ss zzz"),
+                    s("America/Los_Angeles")
+                ],
                 vec![SqlType::Bigint, SqlType::String, SqlType::String]
             ),
             Ok(s("2018-05-11 14:58:33 PDT"))
         );
-        assert!(call("PARSE_DATE", vec![s("abcd"), s("yyyy-MM-dd")], vec![SqlType::String, SqlType::String]).is_err());
+        assert!(call(
+            "PARSE_DATE",
+            vec![s("abcd"), s("yyyy-MM-dd")],
+            vec![SqlType::String, SqlType::String]
+        )
+        .is_err());
     }
 
     #[test]
     fn zones() {
         let t = vec![SqlType::Timestamp, SqlType::String, SqlType::String];
-        assert_eq!(call("CONVERT_TZ", vec![Value::Timestamp(100), s("+0200"), s("+0500")], t.clone()), Ok(Value::Timestamp(10800100)));
         assert_eq!(
-            call("CONVERT_TZ", vec![Value::Timestamp(1589234313000), s("America/Los_Angeles"), s("America/New_York")], t),
+            call(
+                "CONVERT_TZ",
+                vec![Value::Timestamp(100), s("+0200"), s("+0500")],
+                t.clone()
+            ),
+            Ok(Value::Timestamp(10800100))
+        );
+        assert_eq!(
+            call(
+                "CONVERT_TZ",
+                vec![
+                    Value::Timestamp(1589234313000),
+                    s("America/Los_Angeles"),
+                    s("America/New_York")
+                ],
+                t
+            ),
             Ok(Value::Timestamp(1589245113000))
         );
     }

@@ -8,18 +8,36 @@
 //! offsets (`+02:00`, `+0200`), `UTC`/`GMT`/`Z` and common abbreviations when parsing (`PST`).
 
 use chrono::{
-    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset,
-    TimeZone, Timelike, Utc,
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
 };
 use chrono_tz::{OffsetName, Tz};
 
 pub const MILLIS_PER_DAY: i64 = 86_400_000;
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+const DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
@@ -192,7 +210,11 @@ pub fn parse_offset(s: &str) -> Option<i32> {
     let (h, m, sec) = match body.len() {
         1 | 2 => (body.parse::<i32>().ok()?, 0, 0),
         4 => (body[..2].parse().ok()?, body[2..].parse().ok()?, 0),
-        6 => (body[..2].parse().ok()?, body[2..4].parse().ok()?, body[4..].parse().ok()?),
+        6 => (
+            body[..2].parse().ok()?,
+            body[2..4].parse().ok()?,
+            body[4..].parse().ok()?,
+        ),
         _ => return None,
     };
     if h > 18 || m > 59 || sec > 59 {
@@ -216,7 +238,9 @@ impl Zone {
             return Ok(Zone::Fixed(0));
         }
         if id.starts_with(['+', '-']) {
-            return parse_offset(id).map(Zone::Fixed).ok_or_else(|| format!("Invalid ID for ZoneOffset, invalid format: {id}"));
+            return parse_offset(id)
+                .map(Zone::Fixed)
+                .ok_or_else(|| format!("Invalid ID for ZoneOffset, invalid format: {id}"));
         }
         for prefix in ["UTC", "GMT", "UT"] {
             if let Some(rest) = id.strip_prefix(prefix) {
@@ -227,7 +251,9 @@ impl Zone {
                 }
             }
         }
-        id.parse::<Tz>().map(Zone::Region).map_err(|_| format!("Unknown time-zone ID: {id}"))
+        id.parse::<Tz>()
+            .map(Zone::Region)
+            .map_err(|_| format!("Unknown time-zone ID: {id}"))
     }
 
     /// Offset in seconds at a UTC instant.
@@ -273,7 +299,10 @@ impl Zone {
                 let off = tz.offset_from_utc_datetime(utc);
                 match off.abbreviation() {
                     Some(a) if !a.starts_with(['+', '-']) => a.to_string(),
-                    _ => format!("GMT{}", offset_text(off.fix().local_minus_utc(), true, false)),
+                    _ => format!(
+                        "GMT{}",
+                        offset_text(off.fix().local_minus_utc(), true, false)
+                    ),
                 }
             }
         }
@@ -357,7 +386,9 @@ impl Pattern {
                 }
                 loop {
                     if i >= chars.len() {
-                        return Err(format!("Pattern ends with an incomplete string literal: {pattern}"));
+                        return Err(format!(
+                            "Pattern ends with an incomplete string literal: {pattern}"
+                        ));
                     }
                     if chars[i] == '\'' {
                         if i + 1 < chars.len() && chars[i + 1] == '\'' {
@@ -389,7 +420,9 @@ impl Pattern {
             } else if c == ']' {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("Pattern invalid as it contains ] without previous [: {pattern}"));
+                    return Err(format!(
+                        "Pattern invalid as it contains ] without previous [: {pattern}"
+                    ));
                 }
                 items.push(Item::OptionalEnd);
                 i += 1;
@@ -419,7 +452,10 @@ impl Pattern {
                     let (c, n) = (*c, *n);
                     let is_date = "GuyDMLdQqYwWEecF".contains(c);
                     let is_zone = "VvzOXxZ".contains(c);
-                    if (is_date && !has_date) || (!is_date && !is_zone && !has_time) || (is_zone && zone.is_none()) {
+                    if (is_date && !has_date)
+                        || (!is_date && !is_zone && !has_time)
+                        || (is_zone && zone.is_none())
+                    {
                         return Err(format!("Unsupported field: {}", field_name(c)));
                     }
                     out.push_str(&format_field(c, n, dt, zone)?);
@@ -436,7 +472,9 @@ impl Pattern {
         let pos = parse_items(&self.items, 0, &chars, 0, &mut parsed)
             .ok_or_else(|| format!("Text '{text}' could not be parsed"))?;
         if pos != chars.len() {
-            return Err(format!("Text '{text}' could not be parsed, unparsed text found at index {pos}"));
+            return Err(format!(
+                "Text '{text}' could not be parsed, unparsed text found at index {pos}"
+            ));
         }
         Ok(parsed)
     }
@@ -467,13 +505,26 @@ fn pad(v: i64, width: usize) -> String {
     }
 }
 
-fn format_field(c: char, n: usize, dt: &NaiveDateTime, zone: Option<&Zone>) -> Result<String, String> {
+fn format_field(
+    c: char,
+    n: usize,
+    dt: &NaiveDateTime,
+    zone: Option<&Zone>,
+) -> Result<String, String> {
     let utc = || {
         let off = zone.map(|z| z.offset_for_local(dt)).unwrap_or(0);
         *dt - chrono::Duration::seconds(off as i64)
     };
     Ok(match c {
-        'G' => if n == 4 { "Anno Domini".into() } else if n == 5 { "A".into() } else { "AD".into() },
+        'G' => {
+            if n == 4 {
+                "Anno Domini".into()
+            } else if n == 5 {
+                "A".into()
+            } else {
+                "AD".into()
+            }
+        }
         'y' | 'u' | 'Y' => {
             let y = dt.year() as i64;
             if n == 2 {
@@ -508,16 +559,33 @@ fn format_field(c: char, n: usize, dt: &NaiveDateTime, zone: Option<&Zone>) -> R
                 DAYS[wd][..3].to_string()
             }
         }
-        'a' => if dt.hour() < 12 { "AM".into() } else { "PM".into() },
+        'a' => {
+            if dt.hour() < 12 {
+                "AM".into()
+            } else {
+                "PM".into()
+            }
+        }
         'H' => pad(dt.hour() as i64, n),
         'k' => pad(if dt.hour() == 0 { 24 } else { dt.hour() as i64 }, n),
         'K' => pad((dt.hour() % 12) as i64, n),
-        'h' => pad(if dt.hour() % 12 == 0 { 12 } else { (dt.hour() % 12) as i64 }, n),
+        'h' => pad(
+            if dt.hour().is_multiple_of(12) {
+                12
+            } else {
+                (dt.hour() % 12) as i64
+            },
+            n,
+        ),
         'm' => pad(dt.minute() as i64, n),
         's' => pad(dt.second() as i64, n),
         'S' => {
             let nanos = format!("{:09}", dt.nanosecond() % 1_000_000_000);
-            if n <= 9 { nanos[..n].to_string() } else { format!("{nanos:0<n$}") }
+            if n <= 9 {
+                nanos[..n].to_string()
+            } else {
+                format!("{nanos:0<n$}")
+            }
         }
         'n' => pad((dt.nanosecond() % 1_000_000_000) as i64, n),
         'A' => pad(millis_from_time(dt.time()) as i64, n),
@@ -531,7 +599,11 @@ fn format_field(c: char, n: usize, dt: &NaiveDateTime, zone: Option<&Zone>) -> R
             match c {
                 'V' => zone.id(),
                 'z' | 'v' => {
-                    if n == 4 { zone.id() } else { zone.short_name(&utc) }
+                    if n == 4 {
+                        zone.id()
+                    } else {
+                        zone.short_name(&utc)
+                    }
                 }
                 'O' => {
                     if off == 0 {
@@ -549,7 +621,11 @@ fn format_field(c: char, n: usize, dt: &NaiveDateTime, zone: Option<&Zone>) -> R
                         match n {
                             1 => {
                                 let t = offset_text(off, false, true);
-                                if off % 3600 == 0 { t[..3].to_string() } else { t }
+                                if off % 3600 == 0 {
+                                    t[..3].to_string()
+                                } else {
+                                    t
+                                }
                             }
                             2 | 4 => offset_text(off, false, true),
                             _ => offset_text(off, true, true),
@@ -558,8 +634,20 @@ fn format_field(c: char, n: usize, dt: &NaiveDateTime, zone: Option<&Zone>) -> R
                 }
                 _ => match n {
                     1..=3 => offset_text(off, false, true),
-                    4 => if off == 0 { "GMT".into() } else { format!("GMT{}", offset_text(off, true, true)) },
-                    _ => if off == 0 { "Z".into() } else { offset_text(off, true, true) },
+                    4 => {
+                        if off == 0 {
+                            "GMT".into()
+                        } else {
+                            format!("GMT{}", offset_text(off, true, true))
+                        }
+                    }
+                    _ => {
+                        if off == 0 {
+                            "Z".into()
+                        } else {
+                            offset_text(off, true, true)
+                        }
+                    }
                 },
             }
         }
@@ -593,7 +681,8 @@ impl Parsed {
         }
         let year = i32::try_from(year).map_err(|_| format!("Invalid year {year}"))?;
         if let Some(doy) = self.day_of_year {
-            return NaiveDate::from_yo_opt(year, doy).ok_or_else(|| format!("Invalid day of year {doy}"));
+            return NaiveDate::from_yo_opt(year, doy)
+                .ok_or_else(|| format!("Invalid day of year {doy}"));
         }
         let month = self.month.unwrap_or(1);
         let day = self.day.unwrap_or(1);
@@ -639,7 +728,7 @@ fn reserved_width(items: &[Item], idx: usize) -> usize {
     for item in &items[idx + 1..] {
         match item {
             Item::Field(c, n) if is_numeric_field(item) => {
-                let w = if *c == 'S' { *n } else if *n >= 2 { *n } else { 1 };
+                let w = if *c == 'S' || *n >= 2 { *n } else { 1 };
                 total += w;
             }
             _ => break,
@@ -648,7 +737,13 @@ fn reserved_width(items: &[Item], idx: usize) -> usize {
     total
 }
 
-fn parse_items(items: &[Item], idx: usize, text: &[char], pos: usize, out: &mut Parsed) -> Option<usize> {
+fn parse_items(
+    items: &[Item],
+    idx: usize,
+    text: &[char],
+    pos: usize,
+    out: &mut Parsed,
+) -> Option<usize> {
     if idx == items.len() {
         return Some(pos);
     }
@@ -702,7 +797,13 @@ fn parse_items(items: &[Item], idx: usize, text: &[char], pos: usize, out: &mut 
     }
 }
 
-fn take_number(text: &[char], pos: usize, min: usize, max: usize, signed: bool) -> Option<(i64, usize)> {
+fn take_number(
+    text: &[char],
+    pos: usize,
+    min: usize,
+    max: usize,
+    signed: bool,
+) -> Option<(i64, usize)> {
     let mut p = pos;
     let mut negative = false;
     if signed && p < text.len() && (text[p] == '-' || text[p] == '+') {
@@ -721,12 +822,19 @@ fn take_number(text: &[char], pos: usize, min: usize, max: usize, signed: bool) 
     Some((if negative { -v } else { v }, p))
 }
 
-fn take_word<'a>(text: &[char], pos: usize, words: impl Iterator<Item = (&'a str, u32)>) -> Option<(u32, usize)> {
+fn take_word<'a>(
+    text: &[char],
+    pos: usize,
+    words: impl Iterator<Item = (&'a str, u32)>,
+) -> Option<(u32, usize)> {
     let mut best: Option<(u32, usize)> = None;
     for (w, v) in words {
         let wc: Vec<char> = w.chars().collect();
         if text.len() >= pos + wc.len()
-            && text[pos..pos + wc.len()].iter().zip(&wc).all(|(a, b)| a.eq_ignore_ascii_case(b))
+            && text[pos..pos + wc.len()]
+                .iter()
+                .zip(&wc)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b))
             && best.is_none_or(|(_, l)| wc.len() > l)
         {
             best = Some((v, wc.len()));
@@ -735,8 +843,18 @@ fn take_word<'a>(text: &[char], pos: usize, words: impl Iterator<Item = (&'a str
     best.map(|(v, l)| (v, pos + l))
 }
 
-fn parse_field(c: char, n: usize, text: &[char], pos: usize, out: &mut Parsed, reserved: usize) -> Option<usize> {
-    let avail = text[pos..].iter().take_while(|ch| ch.is_ascii_digit()).count();
+fn parse_field(
+    c: char,
+    n: usize,
+    text: &[char],
+    pos: usize,
+    out: &mut Parsed,
+    reserved: usize,
+) -> Option<usize> {
+    let avail = text[pos..]
+        .iter()
+        .take_while(|ch| ch.is_ascii_digit())
+        .count();
     let variable = |min: usize| -> (usize, usize) {
         let max = avail.saturating_sub(reserved).max(min).min(19);
         (min, max)
@@ -774,7 +892,11 @@ fn parse_field(c: char, n: usize, text: &[char], pos: usize, out: &mut Parsed, r
             Some(p)
         }
         'G' => {
-            let (_, p) = take_word(text, pos, [("Anno Domini", 1), ("AD", 1), ("BC", 0)].into_iter())?;
+            let (_, p) = take_word(
+                text,
+                pos,
+                [("Anno Domini", 1), ("AD", 1), ("BC", 0)].into_iter(),
+            )?;
             Some(p)
         }
         'a' => {
@@ -816,14 +938,20 @@ fn parse_field(c: char, n: usize, text: &[char], pos: usize, out: &mut Parsed, r
                     return Some(p);
                 }
             }
-            if p < text.len() && text[p].eq_ignore_ascii_case(&'Z') && (c == 'X' || (c == 'Z' && n == 5)) {
+            if p < text.len()
+                && text[p].eq_ignore_ascii_case(&'Z')
+                && (c == 'X' || (c == 'Z' && n == 5))
+            {
                 out.zone = Some(Zone::Fixed(0));
                 return Some(p + 1);
             }
             let len = text[p..]
                 .iter()
                 .enumerate()
-                .take_while(|(i, ch)| (*i == 0 && (**ch == '+' || **ch == '-')) || (*i > 0 && (ch.is_ascii_digit() || **ch == ':')))
+                .take_while(|(i, ch)| {
+                    (*i == 0 && (**ch == '+' || **ch == '-'))
+                        || (*i > 0 && (ch.is_ascii_digit() || **ch == ':'))
+                })
                 .count();
             for l in (2..=len).rev() {
                 let s: String = text[p..p + l].iter().collect();
@@ -858,7 +986,9 @@ fn parse_field(c: char, n: usize, text: &[char], pos: usize, out: &mut Parsed, r
 
 /// Formats a timestamp (UTC millis) in `zone`.
 pub fn format_timestamp(ms: i64, pattern: &Pattern, zone: &Zone) -> Result<String, String> {
-    let local = zone.millis_to_local(ms).ok_or_else(|| format!("Timestamp out of range: {ms}"))?;
+    let local = zone
+        .millis_to_local(ms)
+        .ok_or_else(|| format!("Timestamp out of range: {ms}"))?;
     pattern.format(&local, Some(zone), true, true)
 }
 
@@ -888,7 +1018,10 @@ mod tests {
         assert_eq!(format_iso_time(60220000), "16:43:40");
         assert_eq!(format_iso_time(10), "00:00:00.01");
         assert_eq!(format_iso_timestamp(60220000000), "1971-11-28T23:46:40.000");
-        assert_eq!(parse_iso_timestamp("2022-04-28T21:44:47.943"), Some(1651182287943));
+        assert_eq!(
+            parse_iso_timestamp("2022-04-28T21:44:47.943"),
+            Some(1651182287943)
+        );
         assert_eq!(parse_iso_timestamp("2022-06-14"), Some(1655164800000));
         assert_eq!(parse_iso_date("2022-06-14"), Some(19157));
         assert_eq!(parse_iso_time("09:16:00"), Some(33360000));
@@ -897,7 +1030,10 @@ mod tests {
     #[test]
     fn formats_java_patterns() {
         let utc = Zone::of("UTC").unwrap();
-        assert_eq!(format_timestamp(1526075913000, "yyyy-MM-dd HH:mm:ss", &utc).unwrap(), "2018-05-11 21:58:33");
+        assert_eq!(
+            format_timestamp(1526075913000, "yyyy-MM-dd HH:mm:ss", &utc).unwrap(),
+            "2018-05-11 21:58:33"
+        );
         let la = Zone::of("America/Los_Angeles").unwrap();
         assert_eq!(
             format_timestamp(1526075913000, "yyyy-MM-dd HH:mm:ss zzz", &la).unwrap(),
@@ -919,20 +1055,41 @@ mod tests {
     #[test]
     fn parses_java_patterns() {
         let utc = Zone::Fixed(0);
-        assert_eq!(parse_timestamp("2018-05-11T21:58:33Z", "yyyy-MM-dd'T'HH:mm:ssX", &utc), Ok(1526075913000));
-        assert_eq!(parse_timestamp("2020-05-11T21:58:33z", "yyyy-MM-dd'T'HH:mm:ssX", &utc), Ok(1589234313000));
+        assert_eq!(
+            parse_timestamp("2018-05-11T21:58:33Z", "yyyy-MM-dd'T'HH:mm:ssX", &utc),
+            Ok(1526075913000)
+        );
+        assert_eq!(
+            parse_timestamp("2020-05-11T21:58:33z", "yyyy-MM-dd'T'HH:mm:ssX", &utc),
+            Ok(1589234313000)
+        );
         assert_eq!(
             parse_timestamp("2018-05-11T21:58:33 PST", "yyyy-MM-dd'T'HH:mm:ss zzz", &utc),
             Ok(1526101113000)
         );
         let p = Pattern::compile("hh:mm:ss a").unwrap();
-        assert_eq!(millis_from_time(p.parse("01:00:00 Pm").unwrap().time().unwrap()), 46800000);
+        assert_eq!(
+            millis_from_time(p.parse("01:00:00 Pm").unwrap().time().unwrap()),
+            46800000
+        );
         let p = Pattern::compile("HH:mm:ss'Lit'").unwrap();
-        assert_eq!(millis_from_time(p.parse("00:01:05Lit").unwrap().time().unwrap()), 65000);
+        assert_eq!(
+            millis_from_time(p.parse("00:01:05Lit").unwrap().time().unwrap()),
+            65000
+        );
         let p = Pattern::compile("dd-MMM-yyyy").unwrap();
-        assert_eq!(days_from_date(p.parse("01-Jan-2022").unwrap().date().unwrap()), 18993);
+        assert_eq!(
+            days_from_date(p.parse("01-Jan-2022").unwrap().date().unwrap()),
+            18993
+        );
         let p = Pattern::compile("yyyyMMdd").unwrap();
-        assert_eq!(days_from_date(p.parse("20220101").unwrap().date().unwrap()), 18993);
-        assert!(Pattern::compile("yyyy-MM-dd").unwrap().parse("abcd").is_err());
+        assert_eq!(
+            days_from_date(p.parse("20220101").unwrap().date().unwrap()),
+            18993
+        );
+        assert!(Pattern::compile("yyyy-MM-dd")
+            .unwrap()
+            .parse("abcd")
+            .is_err());
     }
 }

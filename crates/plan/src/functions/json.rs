@@ -138,7 +138,9 @@ impl Reader<'_> {
                 return None;
             }
         }
-        std::str::from_utf8(&self.s[start..self.pos]).ok().map(str::to_string)
+        std::str::from_utf8(&self.s[start..self.pos])
+            .ok()
+            .map(str::to_string)
     }
 
     fn string(&mut self) -> Option<String> {
@@ -169,7 +171,8 @@ impl Reader<'_> {
                         b'r' => '\r',
                         b't' => '\t',
                         b'u' => {
-                            let hex = std::str::from_utf8(self.s.get(self.pos..self.pos + 4)?).ok()?;
+                            let hex =
+                                std::str::from_utf8(self.s.get(self.pos..self.pos + 4)?).ok()?;
                             units.push(u16::from_str_radix(hex, 16).ok()?);
                             self.pos += 4;
                             continue;
@@ -201,7 +204,10 @@ fn flush(units: &mut Vec<u16>, out: &mut String) {
 
 /// Parses a complete JSON document.
 pub(crate) fn parse(text: &str) -> Option<Json> {
-    let mut r = Reader { s: text.as_bytes(), pos: 0 };
+    let mut r = Reader {
+        s: text.as_bytes(),
+        pos: 0,
+    };
     let v = r.value(0)?;
     r.ws();
     (r.pos == text.len()).then_some(v)
@@ -209,7 +215,11 @@ pub(crate) fn parse(text: &str) -> Option<Json> {
 
 /// Parses the first JSON value of `text`, ignoring whatever follows (Jackson's tree reader).
 fn parse_prefix(text: &str) -> Option<Json> {
-    Reader { s: text.as_bytes(), pos: 0 }.value(0)
+    Reader {
+        s: text.as_bytes(),
+        pos: 0,
+    }
+    .value(0)
 }
 
 fn write_string(out: &mut String, s: &str) {
@@ -370,15 +380,30 @@ pub(crate) fn value_to_json(v: &Value) -> Json {
         Value::Decimal(d) => Json::Number(d.to_string()),
         Value::String(s) => Json::String(s.clone()),
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        Value::Date(_) | Value::Time(_) | Value::Timestamp(_) => Json::String(value_to_string(v, &SqlType::String)),
+        Value::Date(_) | Value::Time(_) | Value::Timestamp(_) => {
+            Json::String(value_to_string(v, &SqlType::String))
+        }
         Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
         Value::Map(entries) => Json::Object(
             entries
                 .iter()
-                .map(|(k, v)| (match k { Value::String(s) => s.clone(), other => other.to_string() }, value_to_json(v)))
+                .map(|(k, v)| {
+                    (
+                        match k {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                        value_to_json(v),
+                    )
+                })
                 .collect(),
         ),
-        Value::Struct(fields) => Json::Object(fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()),
+        Value::Struct(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), value_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -388,9 +413,7 @@ fn json_equals(j: &Json, v: &Value) -> bool {
         (Json::Null, Value::Null) => true,
         (Json::Bool(a), Value::Boolean(b)) => a == b,
         (Json::String(a), Value::String(b)) => a == b,
-        (Json::Number(n), Value::Int(_) | Value::Bigint(_)) => {
-            n.parse::<i64>().ok() == v.as_i64()
-        }
+        (Json::Number(n), Value::Int(_) | Value::Bigint(_)) => n.parse::<i64>().ok() == v.as_i64(),
         (Json::Number(n), Value::Double(d)) => n.parse::<f64>().ok() == Some(*d),
         (Json::Number(n), Value::Decimal(d)) => n.parse::<f64>().ok() == Some(d.to_f64()),
         _ => false,
@@ -414,13 +437,21 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
         .build(|args, _| {
             strict(args, |a| {
                 let doc = parse_prefix(text(&a[0])?);
-                Ok(doc.and_then(|d| extract(&d, text(&a[1]).unwrap_or(""))).map(Value::String).unwrap_or(Value::Null))
+                Ok(doc
+                    .and_then(|d| extract(&d, text(&a[1]).unwrap_or("")))
+                    .map(Value::String)
+                    .unwrap_or(Value::Null))
             })
         }),
     );
     out.push(
-        Udf::new("IS_JSON_STRING", "IS_JSON_STRING", "Whether a string is valid JSON.", vec![sig(vec![P::String], Boolean)])
-            .build(|args, _| Ok(Value::Boolean(args[0].as_str().and_then(parse).is_some()))),
+        Udf::new(
+            "IS_JSON_STRING",
+            "IS_JSON_STRING",
+            "Whether a string is valid JSON.",
+            vec![sig(vec![P::String], Boolean)],
+        )
+        .build(|args, _| Ok(Value::Boolean(args[0].as_str().and_then(parse).is_some()))),
     );
     out.push(
         Udf::new(
@@ -430,68 +461,107 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             vec![sig(vec![P::String, P::Any], Boolean)],
         )
         .build(|args, _| {
-            let Some(Json::Array(items)) = args[0].as_str().and_then(parse) else { return Ok(Value::Boolean(false)) };
-            Ok(Value::Boolean(items.iter().any(|j| json_equals(j, &args[1]))))
+            let Some(Json::Array(items)) = args[0].as_str().and_then(parse) else {
+                return Ok(Value::Boolean(false));
+            };
+            Ok(Value::Boolean(
+                items.iter().any(|j| json_equals(j, &args[1])),
+            ))
         }),
     );
     out.push(
-        Udf::new("JSON_ARRAY_LENGTH", "JSON_ARRAY_LENGTH", "The length of a JSON array.", vec![sig(vec![P::String], Int)])
-            .build(|args, _| {
-                strict(args, |a| match parse(text(&a[0])?) {
-                    Some(Json::Array(items)) => Ok(Value::Int(items.len() as i32)),
-                    _ => Ok(Value::Null),
-                })
-            }),
-    );
-    out.push(
-        Udf::new("JSON_CONCAT", "JSON_CONCAT", "Merges JSON objects or concatenates JSON arrays.", vec![var(vec![P::String], Str)])
-            .build(|args, _| {
-                strict(args, |a| {
-                    let docs: Option<Vec<Json>> = a.iter().map(|v| v.as_str().and_then(parse)).collect();
-                    Ok(docs.map(|d| Value::String(concat_json(d).text())).unwrap_or(Value::Null))
-                })
-            }),
-    );
-    out.push(
-        Udf::new("JSON_ITEMS", "JSON_ITEMS", "The elements of a JSON array as JSON strings.", vec![sig(vec![P::String], arr(Str))])
-            .build(|args, _| {
-                strict(args, |a| match parse(text(&a[0])?) {
-                    Some(Json::Array(items)) => Ok(Value::Array(items.iter().map(|j| Value::String(j.text())).collect())),
-                    _ => Ok(Value::Null),
-                })
-            }),
-    );
-    out.push(
-        Udf::new("JSON_KEYS", "JSON_KEYS", "The keys of a JSON object.", vec![sig(vec![P::String], arr(Str))]).build(
-            |args, _| {
-                strict(args, |a| match parse(text(&a[0])?) {
-                    Some(Json::Object(fields)) => {
-                        Ok(Value::Array(fields.into_iter().map(|(k, _)| Value::String(k)).collect()))
-                    }
-                    _ => Ok(Value::Null),
-                })
-            },
-        ),
-    );
-    out.push(
         Udf::new(
-            "JSON_RECORDS",
-            "JSON_RECORDS",
-            "The fields of a JSON object as a map of JSON strings.",
-            vec![sig(vec![P::String], SqlType::Map(Box::new(Str), Box::new(Str)))],
+            "JSON_ARRAY_LENGTH",
+            "JSON_ARRAY_LENGTH",
+            "The length of a JSON array.",
+            vec![sig(vec![P::String], Int)],
         )
         .build(|args, _| {
             strict(args, |a| match parse(text(&a[0])?) {
-                Some(Json::Object(fields)) => Ok(Value::Map(
-                    fields.into_iter().map(|(k, v)| (Value::String(k), Value::String(v.text()))).collect(),
+                Some(Json::Array(items)) => Ok(Value::Int(items.len() as i32)),
+                _ => Ok(Value::Null),
+            })
+        }),
+    );
+    out.push(
+        Udf::new(
+            "JSON_CONCAT",
+            "JSON_CONCAT",
+            "Merges JSON objects or concatenates JSON arrays.",
+            vec![var(vec![P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let docs: Option<Vec<Json>> =
+                    a.iter().map(|v| v.as_str().and_then(parse)).collect();
+                Ok(docs
+                    .map(|d| Value::String(concat_json(d).text()))
+                    .unwrap_or(Value::Null))
+            })
+        }),
+    );
+    out.push(
+        Udf::new(
+            "JSON_ITEMS",
+            "JSON_ITEMS",
+            "The elements of a JSON array as JSON strings.",
+            vec![sig(vec![P::String], arr(Str))],
+        )
+        .build(|args, _| {
+            strict(args, |a| match parse(text(&a[0])?) {
+                Some(Json::Array(items)) => Ok(Value::Array(
+                    items.iter().map(|j| Value::String(j.text())).collect(),
                 )),
                 _ => Ok(Value::Null),
             })
         }),
     );
     out.push(
-        Udf::new("TO_JSON_STRING", "TO_JSON_STRING", "Serializes any value to JSON text.", vec![sig(vec![P::Any], Str)])
-            .build(|args, _| Ok(Value::String(value_to_json(&args[0]).text()))),
+        Udf::new(
+            "JSON_KEYS",
+            "JSON_KEYS",
+            "The keys of a JSON object.",
+            vec![sig(vec![P::String], arr(Str))],
+        )
+        .build(|args, _| {
+            strict(args, |a| match parse(text(&a[0])?) {
+                Some(Json::Object(fields)) => Ok(Value::Array(
+                    fields.into_iter().map(|(k, _)| Value::String(k)).collect(),
+                )),
+                _ => Ok(Value::Null),
+            })
+        }),
+    );
+    out.push(
+        Udf::new(
+            "JSON_RECORDS",
+            "JSON_RECORDS",
+            "The fields of a JSON object as a map of JSON strings.",
+            vec![sig(
+                vec![P::String],
+                SqlType::Map(Box::new(Str), Box::new(Str)),
+            )],
+        )
+        .build(|args, _| {
+            strict(args, |a| match parse(text(&a[0])?) {
+                Some(Json::Object(fields)) => Ok(Value::Map(
+                    fields
+                        .into_iter()
+                        .map(|(k, v)| (Value::String(k), Value::String(v.text())))
+                        .collect(),
+                )),
+                _ => Ok(Value::Null),
+            })
+        }),
+    );
+    out.push(
+        Udf::new(
+            "TO_JSON_STRING",
+            "TO_JSON_STRING",
+            "Serializes any value to JSON text.",
+            vec![sig(vec![P::Any], Str)],
+        )
+        .build(|args, _| Ok(Value::String(value_to_json(&args[0]).text()))),
     );
 }
 
@@ -524,10 +594,16 @@ mod tests {
     fn concat() {
         let c = |xs: &[&str]| concat_json(xs.iter().map(|x| parse(x).unwrap()).collect()).text();
         assert_eq!(c(&[r#"{"a": 1}"#, r#"{"b": 2}"#]), r#"{"a":1,"b":2}"#);
-        assert_eq!(c(&[r#"{"a": {"5": 6}}"#, r#"{"a": {"3": 4}}"#]), r#"{"a":{"3":4}}"#);
+        assert_eq!(
+            c(&[r#"{"a": {"5": 6}}"#, r#"{"a": {"3": 4}}"#]),
+            r#"{"a":{"3":4}}"#
+        );
         assert_eq!(c(&["null", "null"]), "[null,null]");
         assert_eq!(c(&["[1, 2]", r#"{"a": 1}"#, "4"]), r#"[1,2,{"a":1},4]"#);
-        assert_eq!(c(&["[1, [2]]", "[[[3]], [[[4]]]]"]), "[1,[2],[[3]],[[[4]]]]");
+        assert_eq!(
+            c(&["[1, [2]]", "[[[3]], [[[4]]]]"]),
+            "[1,[2],[[3]],[[[4]]]]"
+        );
     }
 
     #[test]
@@ -535,18 +611,30 @@ mod tests {
         assert_eq!(value_to_json(&Value::Double(123.456)).text(), "123.456");
         assert_eq!(value_to_json(&Value::Time(60220000)).text(), "\"16:43:40\"");
         assert_eq!(value_to_json(&Value::Date(1000)).text(), "\"1972-09-27\"");
-        assert_eq!(value_to_json(&Value::Timestamp(60220000000)).text(), "\"1971-11-28T23:46:40.000\"");
+        assert_eq!(
+            value_to_json(&Value::Timestamp(60220000000)).text(),
+            "\"1971-11-28T23:46:40.000\""
+        );
         assert_eq!(value_to_json(&Value::Bytes(vec![b'!'])).text(), "\"IQ==\"");
-        let s = Value::Struct(vec![("ID".into(), Value::Int(1)), ("NAME".into(), Value::String("Alice".into()))]);
+        let s = Value::Struct(vec![
+            ("ID".into(), Value::Int(1)),
+            ("NAME".into(), Value::String("Alice".into())),
+        ]);
         assert_eq!(value_to_json(&s).text(), r#"{"ID":1,"NAME":"Alice"}"#);
         assert_eq!(value_to_json(&Value::Null).text(), "null");
     }
 
     #[test]
     fn array_contains() {
-        let Some(Json::Array(items)) = parse(r#"["Pink", null]"#) else { panic!() };
-        assert!(items.iter().any(|j| json_equals(j, &Value::String("Pink".into()))));
-        let Some(Json::Array(items)) = parse("[1, 2]") else { panic!() };
+        let Some(Json::Array(items)) = parse(r#"["Pink", null]"#) else {
+            panic!()
+        };
+        assert!(items
+            .iter()
+            .any(|j| json_equals(j, &Value::String("Pink".into()))));
+        let Some(Json::Array(items)) = parse("[1, 2]") else {
+            panic!()
+        };
         assert!(items.iter().any(|j| json_equals(j, &Value::Int(2))));
     }
 }

@@ -23,8 +23,13 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
         ];
         let f = *f;
         out.push(
-            Udf::new(name, display, "Applies a mathematical function to a number.", sigs)
-                .build(move |args, _| strict(args, |a| num(&a[0], name).map(|x| Value::Double(f(x))))),
+            Udf::new(
+                name,
+                display,
+                "Applies a mathematical function to a number.",
+                sigs,
+            )
+            .build(move |args, _| strict(args, |a| num(&a[0], name).map(|x| Value::Double(f(x))))),
         );
     }
     out.push(
@@ -38,7 +43,13 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
                 sig(vec![P::Double, P::Double], SqlType::Double),
             ],
         )
-        .build(|args, _| strict(args, |a| Ok(Value::Double(num(&a[0], "ATAN2")?.atan2(num(&a[1], "ATAN2")?))))),
+        .build(|args, _| {
+            strict(args, |a| {
+                Ok(Value::Double(
+                    num(&a[0], "ATAN2")?.atan2(num(&a[1], "ATAN2")?),
+                ))
+            })
+        }),
     );
     out.push(
         Udf::new(
@@ -51,13 +62,19 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
                 sig(vec![P::Double, P::Double], SqlType::Double),
             ],
         )
-        .build(|args, _| strict(args, |a| Ok(Value::Double(num(&a[0], "POWER")?.powf(num(&a[1], "POWER")?))))),
+        .build(|args, _| {
+            strict(args, |a| {
+                Ok(Value::Double(
+                    num(&a[0], "POWER")?.powf(num(&a[1], "POWER")?),
+                ))
+            })
+        }),
     );
     out.push(
         Udf::new(
             "LOG",
             "log",
-            "The logarithm of a value, base 10 or the given base.",
+            "The natural logarithm of a value, or its logarithm in the given base.",
             vec![
                 sig(vec![P::Int], SqlType::Double),
                 sig(vec![P::Bigint], SqlType::Double),
@@ -70,19 +87,32 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
         .build(|args, _| {
             strict(args, |a| {
                 if a.len() == 1 {
-                    return Ok(Value::Double(num(&a[0], "LOG")?.log10()));
+                    return Ok(Value::Double(num(&a[0], "LOG")?.ln()));
                 }
-                Ok(Value::Double(log_base(num(&a[0], "LOG")?, num(&a[1], "LOG")?)))
+                Ok(Value::Double(log_base(
+                    num(&a[0], "LOG")?,
+                    num(&a[1], "LOG")?,
+                )))
             })
         }),
     );
     out.push(
-        Udf::new("PI", "pi", "The value of pi.", vec![sig(vec![], SqlType::Double)])
-            .build(|_, _| Ok(Value::Double(std::f64::consts::PI))),
+        Udf::new(
+            "PI",
+            "pi",
+            "The value of pi.",
+            vec![sig(vec![], SqlType::Double)],
+        )
+        .build(|_, _| Ok(Value::Double(std::f64::consts::PI))),
     );
     out.push(
-        Udf::new("RANDOM", "random", "A random DOUBLE in [0, 1).", vec![sig(vec![], SqlType::Double)])
-            .build(|_, _| Ok(Value::Double(random_f64()))),
+        Udf::new(
+            "RANDOM",
+            "random",
+            "A random DOUBLE in [0, 1).",
+            vec![sig(vec![], SqlType::Double)],
+        )
+        .build(|_, _| Ok(Value::Double(random_f64()))),
     );
     out.push(
         Udf::new(
@@ -98,7 +128,13 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
         .build(|args, _| {
             strict(args, |a| {
                 let x = num(&a[0], "SIGN")?;
-                Ok(Value::Int(if x > 0.0 { 1 } else if x < 0.0 { -1 } else { 0 }))
+                Ok(Value::Int(if x > 0.0 {
+                    1
+                } else if x < 0.0 {
+                    -1
+                } else {
+                    0
+                }))
             })
         }),
     );
@@ -124,25 +160,36 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             })
         }),
     );
-    for (name, display, mode) in [("CEIL", "Ceil", Mode::Ceiling), ("FLOOR", "Floor", Mode::Floor)] {
+    for (name, display, mode) in [
+        ("CEIL", "Ceil", Mode::Ceiling),
+        ("FLOOR", "Floor", Mode::Floor),
+    ] {
         let sigs = vec![
             sig(vec![P::Int], SqlType::Int),
             sig(vec![P::Bigint], SqlType::Bigint),
             sig(vec![P::Double], SqlType::Double),
             sig_r(vec![P::Decimal], Ret::Arg(0)),
         ];
-        let f = Udf::new(name, display, "Rounds a number to an integral value.", sigs).build(move |args, _| {
-            strict(args, |a| match &a[0] {
-                Value::Int(i) => Ok(Value::Int(*i)),
-                Value::Bigint(i) => Ok(Value::Bigint(*i)),
-                Value::Double(d) => Ok(Value::Double(if mode == Mode::Ceiling { d.ceil() } else { d.floor() })),
-                Value::Decimal(d) => {
-                    let r = round_decimal(d, 0, mode).ok_or("Numeric overflow")?;
-                    Ok(Value::Decimal(r.rescale(d.scale).ok_or("Numeric overflow")?))
-                }
-                other => Err(bad_arg(name, other)),
-            })
-        });
+        let f = Udf::new(name, display, "Rounds a number to an integral value.", sigs).build(
+            move |args, _| {
+                strict(args, |a| match &a[0] {
+                    Value::Int(i) => Ok(Value::Int(*i)),
+                    Value::Bigint(i) => Ok(Value::Bigint(*i)),
+                    Value::Double(d) => Ok(Value::Double(if mode == Mode::Ceiling {
+                        d.ceil()
+                    } else {
+                        d.floor()
+                    })),
+                    Value::Decimal(d) => {
+                        let r = round_decimal(d, 0, mode).ok_or("Numeric overflow")?;
+                        Ok(Value::Decimal(
+                            r.rescale(d.scale).ok_or("Numeric overflow")?,
+                        ))
+                    }
+                    other => Err(bad_arg(name, other)),
+                })
+            },
+        );
         out.push(f);
     }
     for (name, display, truncate) in [("ROUND", "Round", false), ("TRUNC", "trunc", true)] {
@@ -154,9 +201,12 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             sig_r(vec![P::Decimal], Ret::Custom(integral_decimal)),
             sig_r(vec![P::Decimal, P::Int], Ret::Arg(0)),
         ];
-        let f = Udf::new(name, display, "Rounds or truncates a number.", sigs).build(move |args, _| {
-            strict(args, |a| round_or_trunc(a, truncate).ok_or_else(|| format!("{name}: numeric overflow")))
-        });
+        let f =
+            Udf::new(name, display, "Rounds or truncates a number.", sigs).build(move |args, _| {
+                strict(args, |a| {
+                    round_or_trunc(a, truncate).ok_or_else(|| format!("{name}: numeric overflow"))
+                })
+            });
         out.push(f);
     }
     for (name, display, greatest) in [("GREATEST", "greatest", true), ("LEAST", "least", false)] {
@@ -171,16 +221,25 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             var_r(vec![P::Time, P::Time], Ret::Arg(0)),
             var_r(vec![P::Timestamp, P::Timestamp], Ret::Arg(0)),
         ];
-        let f = Udf::new(name, display, "The extreme non-null value among the arguments.", sigs)
-            .string_to_temporal()
-            .build(move |args, info| {
+        let f = Udf::new(
+            name,
+            display,
+            "The extreme non-null value among the arguments.",
+            sigs,
+        )
+        .string_to_temporal()
+        .build(move |args, info| {
             let mut best: Option<&Value> = None;
             for v in args.iter().filter(|v| !v.is_null()) {
                 best = match best {
                     None => Some(v),
                     Some(b) => {
                         let ord = compare_values(v, b);
-                        let better = if greatest { ord == Ordering::Greater } else { ord == Ordering::Less };
+                        let better = if greatest {
+                            ord == Ordering::Greater
+                        } else {
+                            ord == Ordering::Less
+                        };
                         Some(if better { v } else { b })
                     }
                 };
@@ -201,8 +260,14 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             "geo_distance",
             "The great-circle distance between two lat/long points, in km or miles.",
             vec![
-                sig(vec![P::Double, P::Double, P::Double, P::Double], SqlType::Double),
-                sig(vec![P::Double, P::Double, P::Double, P::Double, P::String], SqlType::Double),
+                sig(
+                    vec![P::Double, P::Double, P::Double, P::Double],
+                    SqlType::Double,
+                ),
+                sig(
+                    vec![P::Double, P::Double, P::Double, P::Double, P::String],
+                    SqlType::Double,
+                ),
             ],
         )
         .build(|args, _| {
@@ -213,7 +278,10 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
                 None | Some(Value::Null) => "KM".to_string(),
                 Some(v) => v.as_str().unwrap_or("").trim().to_ascii_uppercase(),
             };
-            let xs: Vec<f64> = args[..4].iter().map(|v| num(v, "GEO_DISTANCE")).collect::<Result<_, _>>()?;
+            let xs: Vec<f64> = args[..4]
+                .iter()
+                .map(|v| num(v, "GEO_DISTANCE"))
+                .collect::<Result<_, _>>()?;
             geo_distance(xs[0], xs[1], xs[2], xs[3], &unit).map(Value::Double)
         }),
     );
@@ -306,7 +374,11 @@ pub(crate) fn round_decimal(d: &Decimal, places: i32, mode: Mode) -> Option<Deci
         Mode::Floor => r < 0,
         Mode::Ceiling => r > 0,
     };
-    let q = if away && r != 0 { q + d.unscaled.signum() } else { q };
+    let q = if away && r != 0 {
+        q + d.unscaled.signum()
+    } else {
+        q
+    };
     if places >= 0 {
         Some(Decimal::new(q, places as u8))
     } else {
@@ -342,7 +414,9 @@ fn round_or_trunc(a: &[Value], truncate: bool) -> Option<Value> {
     Some(match (&a[0], places) {
         (Value::Int(i), _) => Value::Bigint(*i as i64),
         (Value::Bigint(i), _) => Value::Bigint(*i),
-        (Value::Double(d), None) => Value::Bigint(if truncate { *d as i64 } else { java_round(*d) }),
+        (Value::Double(d), None) => {
+            Value::Bigint(if truncate { *d as i64 } else { java_round(*d) })
+        }
         (Value::Double(d), Some(p)) => {
             if !d.is_finite() {
                 return Some(Value::Double(*d));
@@ -413,7 +487,9 @@ fn geo_distance(lat1: f64, lon1: f64, lat2: f64, lon2: f64, unit: &str) -> Resul
         "KM" | "KILOMETERS" | "KILOMETER" => 6371.0,
         "MI" | "MILES" | "MILE" => 3959.0,
         other => {
-            return Err(format!("GeoDistance function was given an invalid radius unit: {other}"))
+            return Err(format!(
+                "GeoDistance function was given an invalid radius unit: {other}"
+            ))
         }
     };
     for lat in [lat1, lat2] {
@@ -469,7 +545,11 @@ mod tests {
         let f = reg.scalar(name).unwrap();
         let r = (f.resolve)(&types).unwrap();
         let config = FunctionConfig::default();
-        let info = CallInfo { arg_types: &r.arg_types, return_type: &r.return_type, config: &config };
+        let info = CallInfo {
+            arg_types: &r.arg_types,
+            return_type: &r.return_type,
+            config: &config,
+        };
         (f.eval)(&args, &info).unwrap()
     }
 
@@ -479,20 +559,43 @@ mod tests {
 
     #[test]
     fn rounding_like_java() {
-        let d = |v: f64, p: i32| call("ROUND", vec![Value::Double(v), Value::Int(p)], vec![SqlType::Double, SqlType::Int]);
-        assert_eq!(call("ROUND", vec![Value::Double(-1.5)], vec![SqlType::Double]), Value::Bigint(-1));
-        assert_eq!(call("ROUND", vec![Value::Double(1.5)], vec![SqlType::Double]), Value::Bigint(2));
+        let d = |v: f64, p: i32| {
+            call(
+                "ROUND",
+                vec![Value::Double(v), Value::Int(p)],
+                vec![SqlType::Double, SqlType::Int],
+            )
+        };
+        assert_eq!(
+            call("ROUND", vec![Value::Double(-1.5)], vec![SqlType::Double]),
+            Value::Bigint(-1)
+        );
+        assert_eq!(
+            call("ROUND", vec![Value::Double(1.5)], vec![SqlType::Double]),
+            Value::Bigint(2)
+        );
         assert_eq!(d(-1.5, 0), Value::Double(-1.0));
         assert_eq!(d(12345.678, 2), Value::Double(12345.68));
         assert_eq!(d(-12345.678, -1), Value::Double(-12350.0));
         assert_eq!(d(111.0, -2), Value::Double(100.0));
         let t = SqlType::decimal(33, 16);
         let v = Value::Decimal(dec("12345678987654321.2345678987654321"));
-        let r = (FunctionRegistry::builtin().scalar("ROUND").unwrap().resolve)(&[t.clone()]).unwrap();
+        let r = (FunctionRegistry::builtin().scalar("ROUND").unwrap().resolve)(
+            std::slice::from_ref(&t),
+        )
+        .unwrap();
         assert_eq!(r.return_type, SqlType::decimal(17, 0));
-        assert_eq!(call("ROUND", vec![v.clone()], vec![t.clone()]).to_string(), "12345678987654321");
         assert_eq!(
-            call("ROUND", vec![v.clone(), Value::Int(10)], vec![t.clone(), SqlType::Int]).to_string(),
+            call("ROUND", vec![v.clone()], vec![t.clone()]).to_string(),
+            "12345678987654321"
+        );
+        assert_eq!(
+            call(
+                "ROUND",
+                vec![v.clone(), Value::Int(10)],
+                vec![t.clone(), SqlType::Int]
+            )
+            .to_string(),
             "12345678987654321.2345678988000000"
         );
         assert_eq!(
@@ -505,25 +608,86 @@ mod tests {
     fn trunc_floor_ceil() {
         let t = SqlType::decimal(12, 7);
         let v = Value::Decimal(dec("-12345.6780000"));
-        assert_eq!(call("TRUNC", vec![v.clone(), Value::Int(1)], vec![t.clone(), SqlType::Int]).to_string(), "-12345.6000000");
-        assert_eq!(call("TRUNC", vec![Value::Decimal(dec("1.5000000")), Value::Int(-1)], vec![t.clone(), SqlType::Int]).to_string(), "0.0000000");
-        assert_eq!(call("TRUNC", vec![Value::Double(-1.7)], vec![SqlType::Double]), Value::Bigint(-1));
+        assert_eq!(
+            call(
+                "TRUNC",
+                vec![v.clone(), Value::Int(1)],
+                vec![t.clone(), SqlType::Int]
+            )
+            .to_string(),
+            "-12345.6000000"
+        );
+        assert_eq!(
+            call(
+                "TRUNC",
+                vec![Value::Decimal(dec("1.5000000")), Value::Int(-1)],
+                vec![t.clone(), SqlType::Int]
+            )
+            .to_string(),
+            "0.0000000"
+        );
+        assert_eq!(
+            call("TRUNC", vec![Value::Double(-1.7)], vec![SqlType::Double]),
+            Value::Bigint(-1)
+        );
         let b = SqlType::decimal(2, 1);
-        assert_eq!(call("FLOOR", vec![Value::Decimal(dec("-1.1"))], vec![b.clone()]).to_string(), "-2.0");
-        assert_eq!(call("CEIL", vec![Value::Decimal(dec("1.1"))], vec![b]).to_string(), "2.0");
-        assert_eq!(call("CEIL", vec![Value::Double(-1.7)], vec![SqlType::Double]), Value::Double(-1.0));
+        assert_eq!(
+            call("FLOOR", vec![Value::Decimal(dec("-1.1"))], vec![b.clone()]).to_string(),
+            "-2.0"
+        );
+        assert_eq!(
+            call("CEIL", vec![Value::Decimal(dec("1.1"))], vec![b]).to_string(),
+            "2.0"
+        );
+        assert_eq!(
+            call("CEIL", vec![Value::Double(-1.7)], vec![SqlType::Double]),
+            Value::Double(-1.0)
+        );
     }
 
     #[test]
     fn trigonometry_and_logs() {
-        assert_eq!(call("COT", vec![Value::Int(0)], vec![SqlType::Int]), Value::Double(f64::INFINITY));
-        assert_eq!(call("EXP", vec![Value::Int(1)], vec![SqlType::Int]), Value::Double(std::f64::consts::E));
-        assert_eq!(call("LOG", vec![Value::Int(15), Value::Int(13)], vec![SqlType::Int, SqlType::Int]), Value::Double(0.9471572411831843));
-        let Value::Double(x) = call("LOG", vec![Value::Int(1), Value::Int(13)], vec![SqlType::Int, SqlType::Int]) else { panic!() };
+        assert_eq!(
+            call("COT", vec![Value::Int(0)], vec![SqlType::Int]),
+            Value::Double(f64::INFINITY)
+        );
+        assert_eq!(
+            call("EXP", vec![Value::Int(1)], vec![SqlType::Int]),
+            Value::Double(std::f64::consts::E)
+        );
+        assert_eq!(
+            call(
+                "LOG",
+                vec![Value::Int(15), Value::Int(13)],
+                vec![SqlType::Int, SqlType::Int]
+            ),
+            Value::Double(0.9471572411831843)
+        );
+        let Value::Double(x) = call(
+            "LOG",
+            vec![Value::Int(1), Value::Int(13)],
+            vec![SqlType::Int, SqlType::Int],
+        ) else {
+            panic!()
+        };
         assert!(x.is_nan());
-        assert_eq!(call("SIGN", vec![Value::Double(-3.0)], vec![SqlType::Double]), Value::Int(-1));
-        assert_eq!(call("CBRT", vec![Value::Int(-8)], vec![SqlType::Int]), Value::Double(-2.0));
-        assert_eq!(call("ABS", vec![Value::Decimal(dec("-3.2"))], vec![SqlType::decimal(2, 1)]).to_string(), "3.2");
+        assert_eq!(
+            call("SIGN", vec![Value::Double(-3.0)], vec![SqlType::Double]),
+            Value::Int(-1)
+        );
+        assert_eq!(
+            call("CBRT", vec![Value::Int(-8)], vec![SqlType::Int]),
+            Value::Double(-2.0)
+        );
+        assert_eq!(
+            call(
+                "ABS",
+                vec![Value::Decimal(dec("-3.2"))],
+                vec![SqlType::decimal(2, 1)]
+            )
+            .to_string(),
+            "3.2"
+        );
     }
 
     #[test]
@@ -531,17 +695,34 @@ mod tests {
         let null = SqlType::Custom("NULL".into());
         let v = call(
             "GREATEST",
-            vec![Value::Int(2147483647), Value::Int(-2147483648), Value::Null, Value::Null, Value::Int(5)],
+            vec![
+                Value::Int(2147483647),
+                Value::Int(-2147483648),
+                Value::Null,
+                Value::Null,
+                Value::Int(5),
+            ],
             vec![SqlType::Int, SqlType::Int, SqlType::Int, null, SqlType::Int],
         );
         assert_eq!(v, Value::Int(2147483647));
-        let v = call("LEAST", vec![Value::String("b".into()), Value::String("a".into())], vec![SqlType::String, SqlType::String]);
+        let v = call(
+            "LEAST",
+            vec![Value::String("b".into()), Value::String("a".into())],
+            vec![SqlType::String, SqlType::String],
+        );
         assert_eq!(v, Value::String("a".into()));
-        let r = (FunctionRegistry::builtin().scalar("GREATEST").unwrap().resolve)(&[SqlType::Date, SqlType::String]).unwrap();
+        let r = (FunctionRegistry::builtin()
+            .scalar("GREATEST")
+            .unwrap()
+            .resolve)(&[SqlType::Date, SqlType::String])
+        .unwrap();
         assert_eq!(r.arg_types, vec![SqlType::Date, SqlType::Date]);
         let v = call(
             "GREATEST",
-            vec![Value::Decimal(dec("1234567.89")), Value::Decimal(dec("0.123456"))],
+            vec![
+                Value::Decimal(dec("1234567.89")),
+                Value::Decimal(dec("0.123456")),
+            ],
             vec![SqlType::decimal(9, 2), SqlType::decimal(7, 6)],
         );
         assert_eq!(v.to_string(), "1234567.890000");

@@ -9,7 +9,7 @@
 mod bytes;
 mod collections;
 mod datetime;
-pub(crate) mod javatime;
+pub mod javatime;
 mod json;
 mod math;
 mod nulls;
@@ -60,7 +60,9 @@ pub struct ScalarFunction {
 
 impl std::fmt::Debug for ScalarFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScalarFunction").field("name", &self.name).finish()
+        f.debug_struct("ScalarFunction")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -79,7 +81,8 @@ impl FunctionRegistry {
     }
 
     pub fn register(&mut self, function: ScalarFunction) {
-        self.scalars.insert(function.name.to_ascii_uppercase(), function);
+        self.scalars
+            .insert(function.name.to_ascii_uppercase(), function);
     }
 
     /// Looks a function up without regard to case.

@@ -97,19 +97,35 @@ pub(crate) struct Sig {
 }
 
 pub(crate) fn sig(params: Vec<P>, ret: SqlType) -> Sig {
-    Sig { params, variadic: false, ret: Ret::Fixed(ret) }
+    Sig {
+        params,
+        variadic: false,
+        ret: Ret::Fixed(ret),
+    }
 }
 
 pub(crate) fn sig_r(params: Vec<P>, ret: Ret) -> Sig {
-    Sig { params, variadic: false, ret }
+    Sig {
+        params,
+        variadic: false,
+        ret,
+    }
 }
 
 pub(crate) fn var(params: Vec<P>, ret: SqlType) -> Sig {
-    Sig { params, variadic: true, ret: Ret::Fixed(ret) }
+    Sig {
+        params,
+        variadic: true,
+        ret: Ret::Fixed(ret),
+    }
 }
 
 pub(crate) fn var_r(params: Vec<P>, ret: Ret) -> Sig {
-    Sig { params, variadic: true, ret }
+    Sig {
+        params,
+        variadic: true,
+        ret,
+    }
 }
 
 /// Whether `t` is the placeholder for an argument of unknown type (an untyped NULL literal).
@@ -177,7 +193,9 @@ fn accepts(
             }
             Some(bound) if allow_cast => {
                 let target = sql_to_param(&bound)?;
-                widens_to(arg, &target).filter(|w| w == &bound).map(|_| bound)
+                widens_to(arg, &target)
+                    .filter(|w| w == &bound)
+                    .map(|_| bound)
             }
             Some(_) => None,
         },
@@ -232,10 +250,14 @@ fn concretize(param: &P, bindings: &Bindings) -> SqlType {
         P::Time => SqlType::Time,
         P::Timestamp => SqlType::Timestamp,
         P::Array(inner) => SqlType::Array(Box::new(concretize(inner, bindings))),
-        P::Map(k, v) => SqlType::Map(Box::new(concretize(k, bindings)), Box::new(concretize(v, bindings))),
-        P::Generic(c) => {
-            bindings.get(*c).cloned().unwrap_or_else(|| SqlType::Custom("GENERIC".into()))
-        }
+        P::Map(k, v) => SqlType::Map(
+            Box::new(concretize(k, bindings)),
+            Box::new(concretize(v, bindings)),
+        ),
+        P::Generic(c) => bindings
+            .get(*c)
+            .cloned()
+            .unwrap_or_else(|| SqlType::Custom("GENERIC".into())),
     }
 }
 
@@ -263,7 +285,13 @@ struct Candidate {
 pub(crate) fn arg_list(args: &[SqlType]) -> String {
     let parts: Vec<String> = args
         .iter()
-        .map(|t| if is_unknown(t) { "null".to_string() } else { t.to_string() })
+        .map(|t| {
+            if is_unknown(t) {
+                "null".to_string()
+            } else {
+                t.to_string()
+            }
+        })
         .collect();
     format!("({})", parts.join(", "))
 }
@@ -276,7 +304,13 @@ fn alternatives(display: &str, sigs: &[Sig]) -> String {
                 .params
                 .iter()
                 .enumerate()
-                .map(|(i, p)| if s.variadic && i + 1 == n { format!("{p}...") } else { p.to_string() })
+                .map(|(i, p)| {
+                    if s.variadic && i + 1 == n {
+                        format!("{p}...")
+                    } else {
+                        p.to_string()
+                    }
+                })
                 .collect();
             format!("{display}({})", parts.join(", "))
         })
@@ -311,7 +345,7 @@ pub(crate) fn resolve(
         if candidates.is_empty() {
             continue;
         }
-        candidates.sort_by(|a, b| a.rank.cmp(&b.rank));
+        candidates.sort_by_key(|c| c.rank);
         let best = candidates.len() - 1;
         if best > 0 && candidates[best].rank == candidates[best - 1].rank {
             return Err(format!(
@@ -334,12 +368,21 @@ pub(crate) fn resolve(
             },
             Ret::Custom(f) => f(&chosen.arg_types)?,
         };
-        return Ok(Resolved { arg_types: chosen.arg_types, return_type });
+        return Ok(Resolved {
+            arg_types: chosen.arg_types,
+            return_type,
+        });
     }
     Err(no_match(display, args, sigs))
 }
 
-fn try_sig(s: &Sig, index: usize, args: &[SqlType], allow_cast: bool, opts: MatchOptions) -> Option<Candidate> {
+fn try_sig(
+    s: &Sig,
+    index: usize,
+    args: &[SqlType],
+    allow_cast: bool,
+    opts: MatchOptions,
+) -> Option<Candidate> {
     let n = s.params.len();
     if s.variadic {
         if args.len() + 1 < n {
@@ -367,10 +410,7 @@ fn try_sig(s: &Sig, index: usize, args: &[SqlType], allow_cast: bool, opts: Matc
         .cloned()
         .reduce(|a, b| crate::cast::widen(&a, &b).unwrap_or(a))
         .unwrap_or(SqlType::decimal(38, 0));
-    let arg_types = out
-        .into_iter()
-        .map(|t| finish(t, &decimal))
-        .collect();
+    let arg_types = out.into_iter().map(|t| finish(t, &decimal)).collect();
     let generics: usize = s.params.iter().map(P::generic_count).sum();
     Some(Candidate {
         rank: (u8::from(!s.variadic), n, -(generics as i64)),
@@ -390,8 +430,19 @@ pub(crate) struct Udf {
 }
 
 impl Udf {
-    pub fn new(name: &'static str, display: &'static str, description: &'static str, sigs: Vec<Sig>) -> Self {
-        Udf { name, display, description, sigs, opts: MatchOptions::default() }
+    pub fn new(
+        name: &'static str,
+        display: &'static str,
+        description: &'static str,
+        sigs: Vec<Sig>,
+    ) -> Self {
+        Udf {
+            name,
+            display,
+            description,
+            sigs,
+            opts: MatchOptions::default(),
+        }
     }
 
     pub fn string_to_temporal(mut self) -> Self {
@@ -403,7 +454,13 @@ impl Udf {
         self,
         eval: impl Fn(&[Value], &CallInfo) -> Result<Value, String> + Send + Sync + 'static,
     ) -> ScalarFunction {
-        let Udf { name, display, description, sigs, opts } = self;
+        let Udf {
+            name,
+            display,
+            description,
+            sigs,
+            opts,
+        } = self;
         ScalarFunction {
             name: name.to_string(),
             description: description.to_string(),
@@ -414,7 +471,10 @@ impl Udf {
 }
 
 /// Returns NULL when any argument is NULL, otherwise runs `f` (the common UDF contract).
-pub(crate) fn strict(args: &[Value], f: impl FnOnce(&[Value]) -> Result<Value, String>) -> Result<Value, String> {
+pub(crate) fn strict(
+    args: &[Value],
+    f: impl FnOnce(&[Value]) -> Result<Value, String>,
+) -> Result<Value, String> {
     if args.iter().any(Value::is_null) {
         Ok(Value::Null)
     } else {
@@ -443,22 +503,37 @@ mod tests {
 
     #[test]
     fn exact_match_wins() {
-        let r = resolve("greatest", &greatest_sigs(), &[SqlType::Int, SqlType::Int], MatchOptions::default())
-            .unwrap();
+        let r = resolve(
+            "greatest",
+            &greatest_sigs(),
+            &[SqlType::Int, SqlType::Int],
+            MatchOptions::default(),
+        )
+        .unwrap();
         assert_eq!(r.arg_types, vec![SqlType::Int, SqlType::Int]);
     }
 
     #[test]
     fn widening_can_be_ambiguous_like_ksqldb() {
-        let err = resolve("greatest", &greatest_sigs(), &[SqlType::Int, SqlType::Bigint], MatchOptions::default())
-            .unwrap_err();
+        let err = resolve(
+            "greatest",
+            &greatest_sigs(),
+            &[SqlType::Int, SqlType::Bigint],
+            MatchOptions::default(),
+        )
+        .unwrap_err();
         assert!(err.starts_with(
             "Function 'greatest' cannot be resolved due to ambiguous method parameters (INTEGER, BIGINT)."
         ));
         let r = resolve(
             "greatest",
             &greatest_sigs(),
-            &[SqlType::Int, SqlType::Bigint, SqlType::decimal(30, 18), SqlType::Double],
+            &[
+                SqlType::Int,
+                SqlType::Bigint,
+                SqlType::decimal(30, 18),
+                SqlType::Double,
+            ],
             MatchOptions::default(),
         )
         .unwrap();
@@ -468,21 +543,44 @@ mod tests {
     #[test]
     fn no_match_message() {
         let err = resolve("greatest", &greatest_sigs(), &[], MatchOptions::default()).unwrap_err();
-        assert!(err.starts_with("Function 'greatest' does not accept parameters ()."), "{err}");
-        let err = resolve("greatest", &greatest_sigs(), &[SqlType::String, SqlType::Int], MatchOptions::default())
-            .unwrap_err();
-        assert!(err.starts_with("Function 'greatest' does not accept parameters (STRING, INTEGER)."));
+        assert!(
+            err.starts_with("Function 'greatest' does not accept parameters ()."),
+            "{err}"
+        );
+        let err = resolve(
+            "greatest",
+            &greatest_sigs(),
+            &[SqlType::String, SqlType::Int],
+            MatchOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("Function 'greatest' does not accept parameters (STRING, INTEGER).")
+        );
     }
 
     #[test]
     fn unknown_arguments_fit_anything() {
         let null = SqlType::Custom("NULL".into());
-        let r = resolve("greatest", &greatest_sigs(), &[SqlType::Int, null.clone()], MatchOptions::default())
-            .unwrap();
+        let r = resolve(
+            "greatest",
+            &greatest_sigs(),
+            &[SqlType::Int, null.clone()],
+            MatchOptions::default(),
+        )
+        .unwrap();
         assert_eq!(r.arg_types, vec![SqlType::Int, SqlType::Int]);
-        let sigs = vec![sig_r(vec![P::array(P::Generic('T')), P::Generic('T')], Ret::Fixed(SqlType::Boolean))];
-        let r = resolve("x", &sigs, &[SqlType::Array(Box::new(SqlType::Bigint)), null], MatchOptions::default())
-            .unwrap();
+        let sigs = vec![sig_r(
+            vec![P::array(P::Generic('T')), P::Generic('T')],
+            Ret::Fixed(SqlType::Boolean),
+        )];
+        let r = resolve(
+            "x",
+            &sigs,
+            &[SqlType::Array(Box::new(SqlType::Bigint)), null],
+            MatchOptions::default(),
+        )
+        .unwrap();
         assert_eq!(r.arg_types[1], SqlType::Bigint);
     }
 }

@@ -21,43 +21,80 @@ fn arr(t: SqlType) -> SqlType {
 pub(super) fn register(out: &mut Vec<ScalarFunction>) {
     use SqlType::{Bytes, Int, String as Str};
     out.push(
-        Udf::new("CHR", "Chr", "The character for a code point.", vec![sig(vec![P::Int], Str), sig(vec![P::String], Str)])
-            .build(|args, _| strict(args, |a| Ok(chr(&a[0]).map(Value::String).unwrap_or(Value::Null)))),
+        Udf::new(
+            "CHR",
+            "Chr",
+            "The character for a code point.",
+            vec![sig(vec![P::Int], Str), sig(vec![P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                Ok(chr(&a[0]).map(Value::String).unwrap_or(Value::Null))
+            })
+        }),
     );
     out.push(
-        Udf::new("CONCAT", "concat", "Concatenates strings or bytes, skipping NULLs.", vec![var(vec![P::String], Str), var(vec![P::Bytes], Bytes)])
-            .build(|args, info| Ok(concat(args, info))),
+        Udf::new(
+            "CONCAT",
+            "concat",
+            "Concatenates strings or bytes, skipping NULLs.",
+            vec![var(vec![P::String], Str), var(vec![P::Bytes], Bytes)],
+        )
+        .build(|args, info| Ok(concat(args, info))),
     );
     out.push(
         Udf::new(
             "CONCAT_WS",
             "concat_ws",
             "Concatenates with a separator, skipping NULLs.",
-            vec![var(vec![P::String, P::String], Str), var(vec![P::Bytes, P::Bytes], Bytes)],
+            vec![
+                var(vec![P::String, P::String], Str),
+                var(vec![P::Bytes, P::Bytes], Bytes),
+            ],
         )
         .build(|args, _| Ok(concat_ws(args))),
     );
     out.push(
-        Udf::new("ELT", "ELT", "The n-th of the following arguments.", vec![var(vec![P::Int, P::String], Str)]).build(
-            |args, _| {
-                Ok(match args.first().and_then(Value::as_i64) {
-                    Some(n) if n >= 1 && (n as usize) < args.len() => args[n as usize].clone(),
-                    _ => Value::Null,
-                })
-            },
-        ),
+        Udf::new(
+            "ELT",
+            "ELT",
+            "The n-th of the following arguments.",
+            vec![var(vec![P::Int, P::String], Str)],
+        )
+        .build(|args, _| {
+            Ok(match args.first().and_then(Value::as_i64) {
+                Some(n) if n >= 1 && (n as usize) < args.len() => args[n as usize].clone(),
+                _ => Value::Null,
+            })
+        }),
     );
     out.push(
-        Udf::new("FIELD", "FIELD", "The 1-based position of a string among the others, or 0.", vec![var(vec![P::String, P::String], Int)])
-            .build(|args, _| {
-                let Some(Value::String(s)) = args.first() else { return Ok(Value::Int(0)) };
-                let pos = args[1..].iter().position(|v| v.as_str() == Some(s)).map(|i| i + 1).unwrap_or(0);
-                Ok(Value::Int(pos as i32))
-            }),
+        Udf::new(
+            "FIELD",
+            "FIELD",
+            "The 1-based position of a string among the others, or 0.",
+            vec![var(vec![P::String, P::String], Int)],
+        )
+        .build(|args, _| {
+            let Some(Value::String(s)) = args.first() else {
+                return Ok(Value::Int(0));
+            };
+            let pos = args[1..]
+                .iter()
+                .position(|v| v.as_str() == Some(s))
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            Ok(Value::Int(pos as i32))
+        }),
     );
     out.push(
-        Udf::new("INITCAP", "InitCap", "Capitalizes the first letter of each word.", vec![sig(vec![P::String], Str)])
-            .build(|args, _| strict(args, |a| Ok(Value::String(initcap(text(&a[0])?))))),
+        Udf::new(
+            "INITCAP",
+            "InitCap",
+            "Capitalizes the first letter of each word.",
+            vec![sig(vec![P::String], Str)],
+        )
+        .build(|args, _| strict(args, |a| Ok(Value::String(initcap(text(&a[0])?))))),
     );
     out.push(
         Udf::new(
@@ -71,31 +108,48 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             ],
         )
         .build(|args, _| {
-            let (Some(s), Some(sub)) = (args[0].as_str(), args[1].as_str()) else { return Ok(Value::Int(0)) };
+            let (Some(s), Some(sub)) = (args[0].as_str(), args[1].as_str()) else {
+                return Ok(Value::Int(0));
+            };
             let position = args.get(2).and_then(Value::as_i64).unwrap_or(1);
             let occurrence = args.get(3).and_then(Value::as_i64).unwrap_or(1);
             Ok(Value::Int(instr(s, sub, position, occurrence)))
         }),
     );
     for (name, display, upper) in [("LCASE", "lcase", false), ("UCASE", "ucase", true)] {
-        out.push(Udf::new(name, display, "Changes the case of a string.", vec![sig(vec![P::String], Str)]).build(
-            move |args, _| {
+        out.push(
+            Udf::new(
+                name,
+                display,
+                "Changes the case of a string.",
+                vec![sig(vec![P::String], Str)],
+            )
+            .build(move |args, _| {
                 strict(args, |a| {
                     let s = text(&a[0])?;
-                    Ok(Value::String(if upper { s.to_uppercase() } else { s.to_lowercase() }))
-                })
-            },
-        ));
-    }
-    out.push(
-        Udf::new("LEN", "len", "The length of a string (UTF-16 units) or of bytes.", vec![sig(vec![P::String], Int), sig(vec![P::Bytes], Int)])
-            .build(|args, _| {
-                strict(args, |a| match &a[0] {
-                    Value::String(s) => Ok(Value::Int(s.encode_utf16().count() as i32)),
-                    Value::Bytes(b) => Ok(Value::Int(b.len() as i32)),
-                    other => Err(bad_arg("LEN", other)),
+                    Ok(Value::String(if upper {
+                        s.to_uppercase()
+                    } else {
+                        s.to_lowercase()
+                    }))
                 })
             }),
+        );
+    }
+    out.push(
+        Udf::new(
+            "LEN",
+            "len",
+            "The length of a string (UTF-16 units) or of bytes.",
+            vec![sig(vec![P::String], Int), sig(vec![P::Bytes], Int)],
+        )
+        .build(|args, _| {
+            strict(args, |a| match &a[0] {
+                Value::String(s) => Ok(Value::Int(s.encode_utf16().count() as i32)),
+                Value::Bytes(b) => Ok(Value::Int(b.len() as i32)),
+                other => Err(bad_arg("LEN", other)),
+            })
+        }),
     );
     for (name, display, left) in [("LPAD", "LPad", true), ("RPAD", "RPad", false)] {
         out.push(
@@ -103,19 +157,29 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
                 name,
                 display,
                 "Pads a string or bytes to a length.",
-                vec![sig(vec![P::String, P::Int, P::String], Str), sig(vec![P::Bytes, P::Int, P::Bytes], Bytes)],
+                vec![
+                    sig(vec![P::String, P::Int, P::String], Str),
+                    sig(vec![P::Bytes, P::Int, P::Bytes], Bytes),
+                ],
             )
             .build(move |args, _| Ok(pad(args, left))),
         );
     }
     out.push(
-        Udf::new("MD5", "md5", "The hex MD5 digest of a string's UTF-8 bytes.", vec![sig(vec![P::String], Str)])
-            .build(|args, _| {
-                strict(args, |a| {
-                    let digest = Md5::digest(text(&a[0])?.as_bytes());
-                    Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
-                })
-            }),
+        Udf::new(
+            "MD5",
+            "md5",
+            "The hex MD5 digest of a string's UTF-8 bytes.",
+            vec![sig(vec![P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                let digest = Md5::digest(text(&a[0])?.as_bytes());
+                Ok(Value::String(
+                    digest.iter().map(|b| format!("{b:02x}")).collect(),
+                ))
+            })
+        }),
     );
     register_masks(out);
     out.push(
@@ -123,7 +187,10 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             "REGEXP_EXTRACT",
             "regexp_extract",
             "The first match of a regular expression, or one of its groups.",
-            vec![sig(vec![P::String, P::String], Str), sig(vec![P::String, P::String, P::Int], Str)],
+            vec![
+                sig(vec![P::String, P::String], Str),
+                sig(vec![P::String, P::String, P::Int], Str),
+            ],
         )
         .build(|args, _| {
             strict(args, |a| {
@@ -142,7 +209,10 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             "REGEXP_EXTRACT_ALL",
             "regexp_extract_all",
             "All matches of a regular expression, or of one of its groups.",
-            vec![sig(vec![P::String, P::String], arr(Str)), sig(vec![P::String, P::String, P::Int], arr(Str))],
+            vec![
+                sig(vec![P::String, P::String], arr(Str)),
+                sig(vec![P::String, P::String, P::Int], arr(Str)),
+            ],
         )
         .build(|args, _| {
             strict(args, |a| {
@@ -154,7 +224,11 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
                 }
                 let items = re
                     .captures_iter(text(&a[1])?)
-                    .map(|c| c.get(group).map(|m| Value::String(m.as_str().into())).unwrap_or(Value::Null))
+                    .map(|c| {
+                        c.get(group)
+                            .map(|m| Value::String(m.as_str().into()))
+                            .unwrap_or(Value::Null)
+                    })
                     .collect();
                 Ok(Value::Array(items))
             })
@@ -171,7 +245,10 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             strict(args, |a| {
                 let re = regex(text(&a[1])?)?;
                 let replacement = java_replacement(text(&a[2])?);
-                Ok(Value::String(re.replace_all(text(&a[0])?, replacement.as_str()).into_owned()))
+                Ok(Value::String(
+                    re.replace_all(text(&a[0])?, replacement.as_str())
+                        .into_owned(),
+                ))
             })
         }),
     );
@@ -186,22 +263,36 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             strict(args, |a| {
                 let re = regex(text(&a[1])?)?;
                 let s = text(&a[0])?;
-                Ok(Value::Array(re.split(s).map(|p| Value::String(p.to_string())).collect()))
+                Ok(Value::Array(
+                    re.split(s).map(|p| Value::String(p.to_string())).collect(),
+                ))
             })
         }),
     );
     out.push(
-        Udf::new("REPLACE", "replace", "Replaces every occurrence of a substring.", vec![sig(vec![P::String, P::String, P::String], Str)])
-            .build(|args, _| {
-                strict(args, |a| Ok(Value::String(text(&a[0])?.replace(text(&a[1])?, text(&a[2])?))))
-            }),
+        Udf::new(
+            "REPLACE",
+            "replace",
+            "Replaces every occurrence of a substring.",
+            vec![sig(vec![P::String, P::String, P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                Ok(Value::String(
+                    text(&a[0])?.replace(text(&a[1])?, text(&a[2])?),
+                ))
+            })
+        }),
     );
     out.push(
         Udf::new(
             "SPLIT",
             "split",
             "Splits a string or bytes around a delimiter.",
-            vec![sig(vec![P::String, P::String], arr(Str)), sig(vec![P::Bytes, P::Bytes], arr(Bytes))],
+            vec![
+                sig(vec![P::String, P::String], arr(Str)),
+                sig(vec![P::Bytes, P::Bytes], arr(Bytes)),
+            ],
         )
         .build(|args, _| strict(args, split)),
     );
@@ -210,7 +301,10 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             "SPLIT_TO_MAP",
             "split_to_map",
             "Splits a string into key-value pairs.",
-            vec![sig(vec![P::String, P::String, P::String], SqlType::Map(Box::new(Str), Box::new(Str)))],
+            vec![sig(
+                vec![P::String, P::String, P::String],
+                SqlType::Map(Box::new(Str), Box::new(Str)),
+            )],
         )
         .build(|args, _| strict(args, split_to_map)),
     );
@@ -229,26 +323,40 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
         .build(substring),
     );
     out.push(
-        Udf::new("TRIM", "trim", "Removes leading and trailing whitespace.", vec![sig(vec![P::String], Str)])
-            .build(|args, _| strict(args, |a| Ok(Value::String(java_trim(text(&a[0])?).to_string())))),
+        Udf::new(
+            "TRIM",
+            "trim",
+            "Removes leading and trailing whitespace.",
+            vec![sig(vec![P::String], Str)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                Ok(Value::String(java_trim(text(&a[0])?).to_string()))
+            })
+        }),
     );
     out.push(
-        Udf::new("UUID", "uuid", "A random UUID, or the UUID text of 16 bytes.", vec![sig(vec![], Str), sig(vec![P::Bytes], Str)])
-            .build(|args, _| {
-                if args.is_empty() {
-                    let mut b = [0u8; 16];
-                    b[..8].copy_from_slice(&super::math::random_u64().to_be_bytes());
-                    b[8..].copy_from_slice(&super::math::random_u64().to_be_bytes());
-                    b[6] = (b[6] & 0x0f) | 0x40;
-                    b[8] = (b[8] & 0x3f) | 0x80;
-                    return Ok(Value::String(uuid_text(&b)));
-                }
-                strict(args, |a| match &a[0] {
-                    Value::Bytes(b) if b.len() == 16 => Ok(Value::String(uuid_text(b))),
-                    Value::Bytes(_) => Ok(Value::Null),
-                    other => Err(bad_arg("UUID", other)),
-                })
-            }),
+        Udf::new(
+            "UUID",
+            "uuid",
+            "A random UUID, or the UUID text of 16 bytes.",
+            vec![sig(vec![], Str), sig(vec![P::Bytes], Str)],
+        )
+        .build(|args, _| {
+            if args.is_empty() {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&super::math::random_u64().to_be_bytes());
+                b[8..].copy_from_slice(&super::math::random_u64().to_be_bytes());
+                b[6] = (b[6] & 0x0f) | 0x40;
+                b[8] = (b[8] & 0x3f) | 0x80;
+                return Ok(Value::String(uuid_text(&b)));
+            }
+            strict(args, |a| match &a[0] {
+                Value::Bytes(b) if b.len() == 16 => Ok(Value::String(uuid_text(b))),
+                Value::Bytes(_) => Ok(Value::Null),
+                other => Err(bad_arg("UUID", other)),
+            })
+        }),
     );
     out.push(
         Udf::new(
@@ -259,7 +367,9 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
         )
         .build(|args, _| {
             strict(args, |a| {
-                let (Some(from), Some(to)) = (Encoding::parse(text(&a[1])?), Encoding::parse(text(&a[2])?)) else {
+                let (Some(from), Some(to)) =
+                    (Encoding::parse(text(&a[1])?), Encoding::parse(text(&a[2])?))
+                else {
                     return Ok(Value::Null);
                 };
                 let bytes = match decode(text(&a[0])?, from) {
@@ -267,7 +377,11 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
                     None => return Ok(Value::Null),
                 };
                 let s = encode(&bytes, to);
-                Ok(Value::String(if to == Encoding::Hex { s.to_ascii_lowercase() } else { s }))
+                Ok(Value::String(if to == Encoding::Hex {
+                    s.to_ascii_lowercase()
+                } else {
+                    s
+                }))
             })
         }),
     );
@@ -365,7 +479,13 @@ fn concat_ws(args: &[Value]) -> Value {
         Some(Value::Bytes(sep)) => {
             let parts: Vec<&[u8]> = args[1..]
                 .iter()
-                .filter_map(|v| if let Value::Bytes(b) = v { Some(b.as_slice()) } else { None })
+                .filter_map(|v| {
+                    if let Value::Bytes(b) = v {
+                        Some(b.as_slice())
+                    } else {
+                        None
+                    }
+                })
                 .collect();
             Value::Bytes(parts.join(sep.as_slice()))
         }
@@ -428,7 +548,11 @@ fn instr(s: &str, sub: &str, position: i64, occurrence: i64) -> i32 {
     }
     let from = (position - 1).clamp(0, len) as usize;
     let i = ordinal_index_of(&s16[from..], &sub16, occurrence);
-    (if reversed { len - position - i } else { i + position }) as i32
+    (if reversed {
+        len - position - i
+    } else {
+        i + position
+    }) as i32
 }
 
 fn pad(args: &[Value], left: bool) -> Value {
@@ -440,14 +564,32 @@ fn pad(args: &[Value], left: bool) -> Value {
         (Value::String(input), Value::String(padding)) if !padding.is_empty() => {
             let input: Vec<u16> = input.encode_utf16().collect();
             let padding: Vec<u16> = padding.encode_utf16().collect();
-            let fill: Vec<u16> = padding.iter().copied().cycle().take(target.saturating_sub(input.len())).collect();
-            let mut out = if left { [fill, input].concat() } else { [input, fill].concat() };
+            let fill: Vec<u16> = padding
+                .iter()
+                .copied()
+                .cycle()
+                .take(target.saturating_sub(input.len()))
+                .collect();
+            let mut out = if left {
+                [fill, input].concat()
+            } else {
+                [input, fill].concat()
+            };
             out.truncate(target);
             Value::String(String::from_utf16_lossy(&out))
         }
         (Value::Bytes(input), Value::Bytes(padding)) if !padding.is_empty() => {
-            let fill: Vec<u8> = padding.iter().copied().cycle().take(target.saturating_sub(input.len())).collect();
-            let mut out = if left { [fill, input.clone()].concat() } else { [input.clone(), fill].concat() };
+            let fill: Vec<u8> = padding
+                .iter()
+                .copied()
+                .cycle()
+                .take(target.saturating_sub(input.len()))
+                .collect();
+            let mut out = if left {
+                [fill, input.clone()].concat()
+            } else {
+                [input.clone(), fill].concat()
+            };
             if input.len() > target {
                 out = input[..target].to_vec();
             }
@@ -467,7 +609,9 @@ fn split(a: &[Value]) -> Result<Value, String> {
             let parts: Vec<Value> = if d.is_empty() {
                 s.chars().map(|c| Value::String(c.to_string())).collect()
             } else {
-                s.split(d.as_str()).map(|p| Value::String(p.to_string())).collect()
+                s.split(d.as_str())
+                    .map(|p| Value::String(p.to_string()))
+                    .collect()
             };
             Ok(Value::Array(parts))
         }
@@ -476,7 +620,9 @@ fn split(a: &[Value]) -> Result<Value, String> {
                 return Ok(Value::Array(vec![Value::Bytes(vec![])]));
             }
             if d.is_empty() {
-                return Ok(Value::Array(s.iter().map(|b| Value::Bytes(vec![*b])).collect()));
+                return Ok(Value::Array(
+                    s.iter().map(|b| Value::Bytes(vec![*b])).collect(),
+                ));
             }
             let mut parts = Vec::new();
             let mut start = 0;
@@ -503,7 +649,10 @@ fn split_to_map(a: &[Value]) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     let mut out: Vec<(Value, Value)> = Vec::new();
-    for e in input.split(entry).filter(|e| !e.is_empty() && e.contains(kv)) {
+    for e in input
+        .split(entry)
+        .filter(|e| !e.is_empty() && e.contains(kv))
+    {
         let mut parts = e.split(kv);
         let k = parts.next().unwrap_or("").to_string();
         let v = parts.next().unwrap_or("").to_string();
@@ -532,9 +681,12 @@ fn substring(args: &[Value], info: &CallInfo) -> Result<Value, String> {
         let range = |len: usize| -> Result<(usize, usize), String> {
             if info.config.substring_legacy_args {
                 // The pre-5.1 form: Java's `substring(start[, end])` with 0-based indices.
-                let start = usize::try_from(pos).map_err(|_| format!("String index out of range: {pos}"))?;
+                let start = usize::try_from(pos)
+                    .map_err(|_| format!("String index out of range: {pos}"))?;
                 let end = match length {
-                    Some(e) => usize::try_from(e).map_err(|_| format!("String index out of range: {e}"))?,
+                    Some(e) => {
+                        usize::try_from(e).map_err(|_| format!("String index out of range: {e}"))?
+                    }
                     None => len,
                 };
                 if start > end || end > len {
@@ -566,7 +718,14 @@ fn substring(args: &[Value], info: &CallInfo) -> Result<Value, String> {
 
 fn uuid_text(b: &[u8]) -> String {
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The replacement for one character class: `None` keeps the original character.
@@ -625,7 +784,10 @@ fn register_masks(out: &mut Vec<ScalarFunction>) {
             "MASK",
             "mask",
             "Masks letters and digits of a string.",
-            vec![sig(vec![s()], SqlType::String), sig(vec![s(), s(), s(), s(), s()], SqlType::String)],
+            vec![
+                sig(vec![s()], SqlType::String),
+                sig(vec![s(), s(), s(), s(), s()], SqlType::String),
+            ],
         )
         .build(|args, _| mask(args, MaskKind::All)),
     );
@@ -640,7 +802,10 @@ fn register_masks(out: &mut Vec<ScalarFunction>) {
                 name,
                 display,
                 "Masks part of a string.",
-                vec![sig(vec![s(), P::Int], SqlType::String), sig(vec![s(), P::Int, s(), s(), s(), s()], SqlType::String)],
+                vec![
+                    sig(vec![s(), P::Int], SqlType::String),
+                    sig(vec![s(), P::Int, s(), s(), s(), s()], SqlType::String),
+                ],
             )
             .build(move |args, _| mask(args, kind)),
         );
@@ -648,7 +813,9 @@ fn register_masks(out: &mut Vec<ScalarFunction>) {
 }
 
 fn mask(args: &[Value], kind: MaskKind) -> Result<Value, String> {
-    let Some(Value::String(input)) = args.first() else { return Ok(Value::Null) };
+    let Some(Value::String(input)) = args.first() else {
+        return Ok(Value::Null);
+    };
     let (n, rest) = match kind {
         MaskKind::All => (0, &args[1..]),
         _ => match args.get(1) {
@@ -671,7 +838,11 @@ fn mask(args: &[Value], kind: MaskKind) -> Result<Value, String> {
                 MaskKind::Left => i < n,
                 MaskKind::Right => i + n >= len,
             };
-            if masked { masker.mask(*c) } else { *c }
+            if masked {
+                masker.mask(*c)
+            } else {
+                *c
+            }
         })
         .collect();
     Ok(Value::String(out))
@@ -682,11 +853,20 @@ mod tests {
     use super::*;
     use crate::functions::{FunctionConfig, FunctionRegistry};
 
-    fn call_with(name: &str, args: Vec<Value>, types: Vec<SqlType>, config: FunctionConfig) -> Result<Value, String> {
+    fn call_with(
+        name: &str,
+        args: Vec<Value>,
+        types: Vec<SqlType>,
+        config: FunctionConfig,
+    ) -> Result<Value, String> {
         let reg = FunctionRegistry::builtin();
         let f = reg.scalar(name).unwrap();
         let r = (f.resolve)(&types)?;
-        let info = CallInfo { arg_types: &r.arg_types, return_type: &r.return_type, config: &config };
+        let info = CallInfo {
+            arg_types: &r.arg_types,
+            return_type: &r.return_type,
+            config: &config,
+        };
         (f.eval)(&args, &info)
     }
 
@@ -719,65 +899,167 @@ mod tests {
 
     #[test]
     fn concat_family() {
-        assert_eq!(call("CONCAT", vec![s("prefix-"), Value::Null, s("-postfix")]), s("prefix--postfix"));
         assert_eq!(
-            call("CONCAT_WS", vec![s("SEP"), s("foo"), Value::Null, s("baz"), s("literal")]),
+            call("CONCAT", vec![s("prefix-"), Value::Null, s("-postfix")]),
+            s("prefix--postfix")
+        );
+        assert_eq!(
+            call(
+                "CONCAT_WS",
+                vec![s("SEP"), s("foo"), Value::Null, s("baz"), s("literal")]
+            ),
             s("fooSEPbazSEPliteral")
         );
         assert_eq!(call("CONCAT_WS", vec![Value::Null, s("foo")]), Value::Null);
         assert_eq!(
-            call("CONCAT", vec![Value::Bytes(b"yes".to_vec()), Value::Bytes(b"no".to_vec())]),
+            call(
+                "CONCAT",
+                vec![Value::Bytes(b"yes".to_vec()), Value::Bytes(b"no".to_vec())]
+            ),
             Value::Bytes(b"yesno".to_vec())
         );
-        assert_eq!(call("ELT", vec![Value::Int(2), s("ignored"), s("something")]), s("something"));
-        assert_eq!(call("FIELD", vec![s("hello"), s("world"), s("hello")]), Value::Int(2));
-        assert_eq!(call("FIELD", vec![s("hello"), Value::Null, s("world")]), Value::Int(0));
+        assert_eq!(
+            call("ELT", vec![Value::Int(2), s("ignored"), s("something")]),
+            s("something")
+        );
+        assert_eq!(
+            call("FIELD", vec![s("hello"), s("world"), s("hello")]),
+            Value::Int(2)
+        );
+        assert_eq!(
+            call("FIELD", vec![s("hello"), Value::Null, s("world")]),
+            Value::Int(0)
+        );
     }
 
     #[test]
     fn case_trim_len_md5() {
-        assert_eq!(call("INITCAP", vec![s("the   Quick br0wn fOx")]), s("The   Quick Br0wn Fox"));
+        assert_eq!(
+            call("INITCAP", vec![s("the   Quick br0wn fOx")]),
+            s("The   Quick Br0wn Fox")
+        );
         assert_eq!(call("INITCAP", vec![s("some_string")]), s("Some_string"));
-        assert_eq!(call("TRIM", vec![s(" \t with white space \t")]), s("with white space"));
+        assert_eq!(
+            call("TRIM", vec![s(" \t with white space \t")]),
+            s("with white space")
+        );
         assert_eq!(call("UCASE", vec![s("MiXeD")]), s("MIXED"));
         assert_eq!(call("LEN", vec![s("ABC")]), Value::Int(3));
         assert_eq!(call("LEN", vec![s("\u{1F600}")]), Value::Int(2));
-        assert_eq!(call("MD5", vec![s("r1")]), s("7c92cf1eee8d99cc85f8355a3d6e4b86"));
-        assert_eq!(call("MD5", vec![s("")]), s("d41d8cd98f00b204e9800998ecf8427e"));
+        assert_eq!(
+            call("MD5", vec![s("r1")]),
+            s("7c92cf1eee8d99cc85f8355a3d6e4b86")
+        );
+        assert_eq!(
+            call("MD5", vec![s("")]),
+            s("d41d8cd98f00b204e9800998ecf8427e")
+        );
     }
 
     #[test]
     fn substrings() {
-        assert_eq!(call("SUBSTRING", vec![s("some_string"), Value::Int(6)]), s("string"));
-        assert_eq!(call("SUBSTRING", vec![s("some_string"), Value::Int(6), Value::Int(3)]), s("str"));
-        assert_eq!(call("SUBSTRING", vec![s("short"), Value::Int(6)]), s(""));
-        assert_eq!(call("SUBSTRING", vec![s("some string"), Value::Int(0), Value::Int(2)]), s("so"));
-        assert_eq!(call("SUBSTRING", vec![s("s"), Value::Int(2), Value::Int(5)]), s(""));
-        assert_eq!(call("SUBSTRING", vec![s("hello"), Value::Int(-3)]), s("llo"));
-        assert_eq!(call("SUBSTRING", vec![s("x"), Value::Null]), Value::Null);
         assert_eq!(
-            call("SUBSTRING", vec![Value::Bytes(b"some_string".to_vec()), Value::Int(6), Value::Int(3)]),
+            call("SUBSTRING", vec![s("some_string"), Value::Int(6)]),
+            s("string")
+        );
+        assert_eq!(
+            call(
+                "SUBSTRING",
+                vec![s("some_string"), Value::Int(6), Value::Int(3)]
+            ),
+            s("str")
+        );
+        assert_eq!(call("SUBSTRING", vec![s("short"), Value::Int(6)]), s(""));
+        assert_eq!(
+            call(
+                "SUBSTRING",
+                vec![s("some string"), Value::Int(0), Value::Int(2)]
+            ),
+            s("so")
+        );
+        assert_eq!(
+            call("SUBSTRING", vec![s("s"), Value::Int(2), Value::Int(5)]),
+            s("")
+        );
+        assert_eq!(
+            call("SUBSTRING", vec![s("hello"), Value::Int(-3)]),
+            s("llo")
+        );
+        let r = call_with(
+            "SUBSTRING",
+            vec![s("x"), Value::Null],
+            vec![SqlType::String, SqlType::Int],
+            FunctionConfig::default(),
+        );
+        assert_eq!(r, Ok(Value::Null));
+        assert_eq!(
+            call(
+                "SUBSTRING",
+                vec![
+                    Value::Bytes(b"some_string".to_vec()),
+                    Value::Int(6),
+                    Value::Int(3)
+                ]
+            ),
             Value::Bytes(b"str".to_vec())
         );
-        let legacy = FunctionConfig { substring_legacy_args: true };
-        let r = call_with("SUBSTRING", vec![s("hello"), Value::Int(1), Value::Int(3)], vec![SqlType::String, SqlType::Int, SqlType::Int], legacy);
+        let legacy = FunctionConfig {
+            substring_legacy_args: true,
+        };
+        let r = call_with(
+            "SUBSTRING",
+            vec![s("hello"), Value::Int(1), Value::Int(3)],
+            vec![SqlType::String, SqlType::Int, SqlType::Int],
+            legacy,
+        );
         assert_eq!(r, Ok(s("el")));
     }
 
     #[test]
     fn replace_split_regex() {
-        assert_eq!(call("REPLACE", vec![s("anaconda"), s("a"), s("o")]), s("onocondo"));
-        assert_eq!(call("REPLACE", vec![s("anaconda"), Value::Null, s("o")]), Value::Null);
-        assert_eq!(call("REGEXP_REPLACE", vec![s("baabbabaa"), s("(ab)+"), s("cat")]), s("bacatbcataa"));
-        let parts = |xs: &[&str]| Value::Array(xs.iter().map(|x| s(x)).collect());
-        assert_eq!(call("SPLIT", vec![s("..a.."), s(".")]), parts(&["", "", "a", "", ""]));
-        assert_eq!(call("SPLIT", vec![s("abc"), s("")]), parts(&["a", "b", "c"]));
-        assert_eq!(call("SPLIT", vec![s(""), s(".")]), parts(&[""]));
-        assert_eq!(call("REGEXP_SPLIT_TO_ARRAY", vec![s("aabcda"), s("(ab|cd)")]), parts(&["a", "", "a"]));
-        assert_eq!(call("REGEXP_EXTRACT", vec![s("(\\w+) (\\w+)"), s("hello world"), Value::Int(2)]), s("world"));
         assert_eq!(
-            call("SPLIT", vec![Value::Bytes(b".abc.".to_vec()), Value::Bytes(b".".to_vec())]),
-            Value::Array(vec![Value::Bytes(vec![]), Value::Bytes(b"abc".to_vec()), Value::Bytes(vec![])])
+            call("REPLACE", vec![s("anaconda"), s("a"), s("o")]),
+            s("onocondo")
+        );
+        assert_eq!(
+            call("REPLACE", vec![s("anaconda"), Value::Null, s("o")]),
+            Value::Null
+        );
+        assert_eq!(
+            call("REGEXP_REPLACE", vec![s("baabbabaa"), s("(ab)+"), s("cat")]),
+            s("bacatbcataa")
+        );
+        let parts = |xs: &[&str]| Value::Array(xs.iter().map(|x| s(x)).collect());
+        assert_eq!(
+            call("SPLIT", vec![s("..a.."), s(".")]),
+            parts(&["", "", "a", "", ""])
+        );
+        assert_eq!(
+            call("SPLIT", vec![s("abc"), s("")]),
+            parts(&["a", "b", "c"])
+        );
+        assert_eq!(call("SPLIT", vec![s(""), s(".")]), parts(&[""]));
+        assert_eq!(
+            call("REGEXP_SPLIT_TO_ARRAY", vec![s("aabcda"), s("(ab|cd)")]),
+            parts(&["a", "", "a"])
+        );
+        assert_eq!(
+            call(
+                "REGEXP_EXTRACT",
+                vec![s("(\\w+) (\\w+)"), s("hello world"), Value::Int(2)]
+            ),
+            s("world")
+        );
+        assert_eq!(
+            call(
+                "SPLIT",
+                vec![Value::Bytes(b".abc.".to_vec()), Value::Bytes(b".".to_vec())]
+            ),
+            Value::Array(vec![
+                Value::Bytes(vec![]),
+                Value::Bytes(b"abc".to_vec()),
+                Value::Bytes(vec![])
+            ])
         );
         assert_eq!(
             call("SPLIT_TO_MAP", vec![s("a=1;;b=2;c"), s(";"), s("=")]),
@@ -787,17 +1069,53 @@ mod tests {
 
     #[test]
     fn pads_instr_masks() {
-        assert_eq!(call("LPAD", vec![s("abc"), Value::Int(6), s("xy")]), s("xyxabc"));
-        assert_eq!(call("RPAD", vec![s("abc"), Value::Int(2), s("xy")]), s("ab"));
-        assert_eq!(call("LPAD", vec![s("abc"), Value::Int(6), s("")]), Value::Null);
-        assert_eq!(call("INSTR", vec![s("CORPORATE FLOOR"), s("OR")]), Value::Int(2));
-        assert_eq!(call("INSTR", vec![s("CORPORATE FLOOR"), s("OR"), Value::Int(3)]), Value::Int(5));
-        assert_eq!(call("INSTR", vec![s("CORPORATE FLOOR"), s("OR"), Value::Int(-3), Value::Int(2)]), Value::Int(2));
+        assert_eq!(
+            call("LPAD", vec![s("abc"), Value::Int(6), s("xy")]),
+            s("xyxabc")
+        );
+        assert_eq!(
+            call("RPAD", vec![s("abc"), Value::Int(2), s("xy")]),
+            s("ab")
+        );
+        assert_eq!(
+            call("LPAD", vec![s("abc"), Value::Int(6), s("")]),
+            Value::Null
+        );
+        assert_eq!(
+            call("INSTR", vec![s("CORPORATE FLOOR"), s("OR")]),
+            Value::Int(2)
+        );
+        assert_eq!(
+            call("INSTR", vec![s("CORPORATE FLOOR"), s("OR"), Value::Int(3)]),
+            Value::Int(5)
+        );
+        assert_eq!(
+            call(
+                "INSTR",
+                vec![s("CORPORATE FLOOR"), s("OR"), Value::Int(-3), Value::Int(2)]
+            ),
+            Value::Int(2)
+        );
         assert_eq!(call("MASK", vec![s("AbC-12")]), s("XxX-nn"));
-        assert_eq!(call("MASK_KEEP_LEFT", vec![s("AbC-12"), Value::Int(2)]), s("AbX-nn"));
-        assert_eq!(call("MASK_RIGHT", vec![s("AbC-12"), Value::Int(2)]), s("AbC-nn"));
-        assert_eq!(call("ENCODE", vec![s("4578616d706C6521"), s("hex"), s("utf8")]), s("Example!"));
-        assert_eq!(call("ENCODE", vec![s("Example!"), s("ascii"), s("hex")]), s("4578616d706c6521"));
-        assert_eq!(call("ENCODE", vec![s("RXhhbXBsZSE="), s("base64"), s("null")]), Value::Null);
+        assert_eq!(
+            call("MASK_KEEP_LEFT", vec![s("AbC-12"), Value::Int(2)]),
+            s("AbX-nn")
+        );
+        assert_eq!(
+            call("MASK_RIGHT", vec![s("AbC-12"), Value::Int(2)]),
+            s("AbC-nn")
+        );
+        assert_eq!(
+            call("ENCODE", vec![s("4578616d706C6521"), s("hex"), s("utf8")]),
+            s("Example!")
+        );
+        assert_eq!(
+            call("ENCODE", vec![s("Example!"), s("ascii"), s("hex")]),
+            s("4578616d706c6521")
+        );
+        assert_eq!(
+            call("ENCODE", vec![s("RXhhbXBsZSE="), s("base64"), s("null")]),
+            Value::Null
+        );
     }
 }

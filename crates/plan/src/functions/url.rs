@@ -52,7 +52,10 @@ fn parse_uri(s: &str) -> Result<Uri, String> {
             Some(i) => (&after[..i], &after[i..]),
             None => (after, ""),
         };
-        let host_port = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
+        let host_port = authority
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(authority);
         let (host, port) = match host_port.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || p.is_empty() => (h, Some(p)),
             _ => (host_port, None),
@@ -109,7 +112,9 @@ fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => out.push(b as char),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             other => out.push_str(&format!("%{other:02X}")),
         }
@@ -129,42 +134,90 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
     use SqlType::{Int, String as Str};
     let one = || vec![sig(vec![P::String], Str)];
     out.push(
-        Udf::new("URL_ENCODE_PARAM", "url_encode_param", "Form-encodes a URL parameter.", one())
-            .build(|args, _| strict(args, |a| Ok(Value::String(form_encode(text(&a[0])?))))),
+        Udf::new(
+            "URL_ENCODE_PARAM",
+            "url_encode_param",
+            "Form-encodes a URL parameter.",
+            one(),
+        )
+        .build(|args, _| strict(args, |a| Ok(Value::String(form_encode(text(&a[0])?))))),
     );
     out.push(
-        Udf::new("URL_DECODE_PARAM", "url_decode_param", "Decodes a form-encoded URL parameter.", one()).build(|args, _| {
+        Udf::new(
+            "URL_DECODE_PARAM",
+            "url_decode_param",
+            "Decodes a form-encoded URL parameter.",
+            one(),
+        )
+        .build(|args, _| {
             strict(args, |a| {
                 let s = text(&a[0])?;
-                percent_decode(s, true).map(Value::String).ok_or_else(|| format!("Illegal escape in '{s}'"))
+                percent_decode(s, true)
+                    .map(Value::String)
+                    .ok_or_else(|| format!("Illegal escape in '{s}'"))
             })
         }),
     );
     out.push(
-        Udf::new("URL_EXTRACT_FRAGMENT", "url_extract_fragment", "The fragment of a URL.", one())
-            .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.fragment)))),
+        Udf::new(
+            "URL_EXTRACT_FRAGMENT",
+            "url_extract_fragment",
+            "The fragment of a URL.",
+            one(),
+        )
+        .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.fragment)))),
     );
     out.push(
-        Udf::new("URL_EXTRACT_HOST", "url_extract_host", "The host of a URL.", one())
-            .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.host)))),
+        Udf::new(
+            "URL_EXTRACT_HOST",
+            "url_extract_host",
+            "The host of a URL.",
+            one(),
+        )
+        .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.host)))),
     );
     out.push(
-        Udf::new("URL_EXTRACT_PATH", "url_extract_path", "The path of a URL.", one())
-            .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.path)))),
+        Udf::new(
+            "URL_EXTRACT_PATH",
+            "url_extract_path",
+            "The path of a URL.",
+            one(),
+        )
+        .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.path)))),
     );
     out.push(
-        Udf::new("URL_EXTRACT_PROTOCOL", "url_extract_protocol", "The scheme of a URL.", one())
-            .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.scheme)))),
+        Udf::new(
+            "URL_EXTRACT_PROTOCOL",
+            "url_extract_protocol",
+            "The scheme of a URL.",
+            one(),
+        )
+        .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.scheme)))),
     );
     out.push(
-        Udf::new("URL_EXTRACT_QUERY", "url_extract_query", "The query of a URL.", one())
-            .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.query)))),
+        Udf::new(
+            "URL_EXTRACT_QUERY",
+            "url_extract_query",
+            "The query of a URL.",
+            one(),
+        )
+        .build(|args, _| strict(args, |a| Ok(opt(parse_uri(text(&a[0])?)?.query)))),
     );
     out.push(
-        Udf::new("URL_EXTRACT_PORT", "url_extract_port", "The port of a URL.", vec![sig(vec![P::String], Int)])
-            .build(|args, _| {
-                strict(args, |a| Ok(parse_uri(text(&a[0])?)?.port.map(Value::Int).unwrap_or(Value::Null)))
-            }),
+        Udf::new(
+            "URL_EXTRACT_PORT",
+            "url_extract_port",
+            "The port of a URL.",
+            vec![sig(vec![P::String], Int)],
+        )
+        .build(|args, _| {
+            strict(args, |a| {
+                Ok(parse_uri(text(&a[0])?)?
+                    .port
+                    .map(Value::Int)
+                    .unwrap_or(Value::Null))
+            })
+        }),
     );
     out.push(
         Udf::new(
@@ -177,10 +230,15 @@ pub(super) fn register(out: &mut Vec<ScalarFunction>) {
             strict(args, |a| {
                 let uri = parse_uri(text(&a[0])?)?;
                 let name = text(&a[1])?;
-                let found = uri.query.as_deref().unwrap_or("").split('&').find_map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    (k == name).then(|| v.to_string())
-                });
+                let found = uri
+                    .query
+                    .as_deref()
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| {
+                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                        (k == name).then(|| v.to_string())
+                    });
                 Ok(opt(found))
             })
         }),
@@ -205,15 +263,24 @@ mod tests {
         let u = parse_uri("www.confluent.io").unwrap();
         assert_eq!(u.scheme, None);
         assert_eq!(parse_uri("http://test@confluent.io").unwrap().port, None);
-        assert_eq!(parse_uri("http://www.nofragment.com").unwrap().fragment, None);
+        assert_eq!(
+            parse_uri("http://www.nofragment.com").unwrap().fragment,
+            None
+        );
     }
 
     #[test]
     fn form_encoding() {
         assert_eq!(form_encode("?foo $bar"), "%3Ffoo+%24bar");
         assert_eq!(form_encode("hello&world"), "hello%26world");
-        assert_eq!(percent_decode("%3Ffoo+%24bar", true).as_deref(), Some("?foo $bar"));
-        assert_eq!(percent_decode("url%20encoded", true).as_deref(), Some("url encoded"));
+        assert_eq!(
+            percent_decode("%3Ffoo+%24bar", true).as_deref(),
+            Some("?foo $bar")
+        );
+        assert_eq!(
+            percent_decode("url%20encoded", true).as_deref(),
+            Some("url encoded")
+        );
         assert_eq!(percent_decode("%zz", true), None);
     }
 }

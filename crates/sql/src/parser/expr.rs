@@ -21,9 +21,37 @@ const BP_MUL: u8 = 30;
 const BP_UNARY: u8 = 40;
 const BP_AT_TIME_ZONE: u8 = 50;
 
+/// How deeply expressions may nest (parentheses, NOT and sign chains, lambda bodies, ...).
+const MAX_DEPTH: usize = 100;
+
 impl Parser<'_> {
     /// `expression`
     pub(super) fn parse_expr(&mut self) -> Result<Expr, ParseError> {
+        self.nested(Self::parse_or)
+    }
+
+    /// Runs a parse step one nesting level deeper, refusing input nested so deeply that the
+    /// recursion could exhaust the stack (ksqlDB gives up on such statements too).
+    fn nested(
+        &mut self,
+        step: impl FnOnce(&mut Self) -> Result<Expr, ParseError>,
+    ) -> Result<Expr, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            let tok = self.tok().clone();
+            return Err(self.error_at(
+                &tok,
+                "Error processing statement: Statement is too large to parse. This may be caused \
+                 by having too many nested expressions in the statement."
+                    .to_string(),
+            ));
+        }
+        self.depth += 1;
+        let result = step(self);
+        self.depth -= 1;
+        result
+    }
+
+    fn parse_or(&mut self) -> Result<Expr, ParseError> {
         let mut left = self.parse_and()?;
         while self.eat_kw("OR") {
             let right = self.parse_and()?;
@@ -43,8 +71,11 @@ impl Parser<'_> {
 
     fn parse_not(&mut self) -> Result<Expr, ParseError> {
         if self.eat_kw("NOT") {
-            let expr = self.parse_not()?;
-            return Ok(Expr::Unary { op: UnaryOp::Not, expr: Box::new(expr) });
+            let expr = self.nested(Self::parse_not)?;
+            return Ok(Expr::Unary {
+                op: UnaryOp::Not,
+                expr: Box::new(expr),
+            });
         }
         self.parse_predicated()
     }
@@ -66,8 +97,25 @@ impl Parser<'_> {
             let right = self.parse_value_expr()?;
             return Ok(binary(op, value, right));
         }
+        if self.at_kw("BETWEEN")
+            || self.at_kw("IN")
+            || self.at_kw("LIKE")
+            || self.at_kw("IS")
+            || self.at_kw("NOT")
+        {
+            return self.parse_predicate(value);
+        }
+        Ok(value)
+    }
+
+    /// The non-comparison predicates, after their value: `[NOT] BETWEEN`, `[NOT] IN`,
+    /// `[NOT] LIKE`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`. (A separate function keeps the
+    /// recursive path's stack frames small.)
+    fn parse_predicate(&mut self, value: Expr) -> Result<Expr, ParseError> {
         let negated = self.at_kw("NOT")
-            && (self.peek_is_kw(1, "BETWEEN") || self.peek_is_kw(1, "IN") || self.peek_is_kw(1, "LIKE"));
+            && (self.peek_is_kw(1, "BETWEEN")
+                || self.peek_is_kw(1, "IN")
+                || self.peek_is_kw(1, "LIKE"));
         if negated {
             self.advance();
         }
@@ -89,7 +137,11 @@ impl Parser<'_> {
                 list.push(self.parse_expr()?);
             }
             self.expect_sym(Sym::RParen)?;
-            return Ok(Expr::InList { expr: Box::new(value), list, negated });
+            return Ok(Expr::InList {
+                expr: Box::new(value),
+                list,
+                negated,
+            });
         }
         if self.eat_kw("LIKE") {
             let pattern = self.parse_value_expr()?;
@@ -102,9 +154,7 @@ impl Parser<'_> {
                     _ => {
                         return Err(self.error_at(
                             &tok,
-                            format!(
-                                "Expected single character escape but got: {s}"
-                            ),
+                            format!("Expected single character escape but got: {s}"),
                         ))
                     }
                 }
@@ -121,7 +171,10 @@ impl Parser<'_> {
         if self.eat_kw("IS") {
             let negated = self.eat_kw("NOT");
             if self.eat_kw("NULL") {
-                return Ok(Expr::IsNull { expr: Box::new(value), negated });
+                return Ok(Expr::IsNull {
+                    expr: Box::new(value),
+                    negated,
+                });
             }
             if self.eat_kw("DISTINCT") {
                 self.expect_kw("FROM")?;
@@ -150,10 +203,17 @@ impl Parser<'_> {
                 self.parse_primary()?
             }
             TokKind::Sym(Sym::Minus) | TokKind::Sym(Sym::Plus) => {
-                let op = if self.at_sym(Sym::Minus) { UnaryOp::Minus } else { UnaryOp::Plus };
+                let op = if self.at_sym(Sym::Minus) {
+                    UnaryOp::Minus
+                } else {
+                    UnaryOp::Plus
+                };
                 self.advance();
-                let expr = self.parse_value(BP_UNARY)?;
-                Expr::Unary { op, expr: Box::new(expr) }
+                let expr = self.nested(|p| p.parse_value(BP_UNARY))?;
+                Expr::Unary {
+                    op,
+                    expr: Box::new(expr),
+                }
             }
             _ => self.parse_primary()?,
         };
@@ -166,7 +226,10 @@ impl Parser<'_> {
                 self.expect_kw("TIME")?;
                 self.expect_kw("ZONE")?;
                 let zone = self.parse_string()?;
-                left = Expr::AtTimeZone { expr: Box::new(left), zone };
+                left = Expr::AtTimeZone {
+                    expr: Box::new(left),
+                    zone,
+                };
                 continue;
             }
             let (op, bp) = match self.kind() {
@@ -195,11 +258,17 @@ impl Parser<'_> {
             if self.eat_sym(Sym::LBracket) {
                 let index = self.parse_value_expr()?;
                 self.expect_sym(Sym::RBracket)?;
-                expr = Expr::Subscript { base: Box::new(expr), index: Box::new(index) };
+                expr = Expr::Subscript {
+                    base: Box::new(expr),
+                    index: Box::new(index),
+                };
             } else if self.at_sym(Sym::Arrow) && !self.peek_is_sym(1, Sym::Star) {
                 self.advance();
                 let field = self.parse_identifier()?;
-                expr = Expr::Dereference { base: Box::new(expr), field };
+                expr = Expr::Dereference {
+                    base: Box::new(expr),
+                    field,
+                };
             } else {
                 return Ok(expr);
             }
@@ -207,93 +276,106 @@ impl Parser<'_> {
     }
 
     fn parse_primary_base(&mut self) -> Result<Expr, ParseError> {
-        match self.kind().clone() {
+        let word = match self.kind() {
             TokKind::Num(_) | TokKind::Str(_) | TokKind::Sym(Sym::Minus) => {
-                Ok(Expr::Literal(self.parse_literal()?))
+                return Ok(Expr::Literal(self.parse_literal()?));
             }
             TokKind::Sym(Sym::LParen) => {
                 self.advance();
                 let e = self.parse_expr()?;
                 self.expect_sym(Sym::RParen)?;
-                Ok(e)
+                return Ok(e);
             }
-            TokKind::Word { value, quoted: false } => {
-                let upper = value.to_uppercase();
-                match upper.as_str() {
-                    "NULL" | "TRUE" | "FALSE" => Ok(Expr::Literal(self.parse_literal()?)),
-                    "CASE" => self.parse_case(),
-                    "CAST" => {
-                        self.advance();
-                        self.expect_sym(Sym::LParen)?;
-                        let expr = self.parse_expr()?;
-                        self.expect_kw("AS")?;
-                        let ty = self.parse_type()?;
-                        self.expect_sym(Sym::RParen)?;
-                        Ok(Expr::Cast { expr: Box::new(expr), ty })
-                    }
-                    "ARRAY" if self.peek_is_sym(1, Sym::LBracket) => {
-                        self.advance();
-                        self.advance();
-                        let mut items = Vec::new();
-                        if !self.eat_sym(Sym::RBracket) {
-                            loop {
-                                items.push(self.parse_expr()?);
-                                if self.eat_sym(Sym::RBracket) {
-                                    break;
-                                }
-                                if !self.eat_sym(Sym::Comma) {
-                                    return Err(self.expecting("{',', ']'}"));
-                                }
-                            }
-                        }
-                        Ok(Expr::Array(items))
-                    }
-                    "MAP" if self.peek_is_sym(1, Sym::LParen) => {
-                        self.advance();
-                        self.advance();
-                        let mut entries = Vec::new();
-                        if !self.eat_sym(Sym::RParen) {
-                            loop {
-                                let k = self.parse_expr()?;
-                                self.expect_sym(Sym::Assign)?;
-                                let v = self.parse_expr()?;
-                                entries.push((k, v));
-                                if self.eat_sym(Sym::RParen) {
-                                    break;
-                                }
-                                if !self.eat_sym(Sym::Comma) {
-                                    return Err(self.expecting("{',', ')'}"));
-                                }
-                            }
-                        }
-                        Ok(Expr::Map(entries))
-                    }
-                    "STRUCT" if self.peek_is_sym(1, Sym::LParen) => {
-                        self.advance();
-                        self.advance();
-                        let mut fields = Vec::new();
-                        if !self.eat_sym(Sym::RParen) {
-                            loop {
-                                let name = self.parse_identifier()?;
-                                self.expect_sym(Sym::Assign)?;
-                                let v = self.parse_expr()?;
-                                fields.push((name, v));
-                                if self.eat_sym(Sym::RParen) {
-                                    break;
-                                }
-                                if !self.eat_sym(Sym::Comma) {
-                                    return Err(self.expecting("{',', ')'}"));
-                                }
-                            }
-                        }
-                        Ok(Expr::Struct(fields))
-                    }
-                    _ if is_reserved(&upper) => Err(self.expecting("an expression")),
-                    _ => self.parse_identifier_expr(),
-                }
+            TokKind::Word { quoted: true, .. } => return self.parse_identifier_expr(),
+            TokKind::Word { value, .. } => value.to_uppercase(),
+            _ => return Err(self.expecting("an expression")),
+        };
+        match word.as_str() {
+            "NULL" | "TRUE" | "FALSE" => Ok(Expr::Literal(self.parse_literal()?)),
+            "CASE" => self.parse_case(),
+            "CAST" => self.parse_cast(),
+            "ARRAY" if self.peek_is_sym(1, Sym::LBracket) => self.parse_array(),
+            "MAP" if self.peek_is_sym(1, Sym::LParen) => self.parse_map(),
+            "STRUCT" if self.peek_is_sym(1, Sym::LParen) => self.parse_struct(),
+            _ if is_reserved(&word) => Err(self.expecting("an expression")),
+            _ => self.parse_identifier_expr(),
+        }
+    }
+
+    /// `CAST '(' expression AS type ')'`
+    fn parse_cast(&mut self) -> Result<Expr, ParseError> {
+        self.advance();
+        self.expect_sym(Sym::LParen)?;
+        let expr = self.parse_expr()?;
+        self.expect_kw("AS")?;
+        let ty = self.parse_type()?;
+        self.expect_sym(Sym::RParen)?;
+        Ok(Expr::Cast {
+            expr: Box::new(expr),
+            ty,
+        })
+    }
+
+    /// `ARRAY '[' (expression (',' expression)*)? ']'`
+    fn parse_array(&mut self) -> Result<Expr, ParseError> {
+        self.advance();
+        self.advance();
+        let mut items = Vec::new();
+        if self.eat_sym(Sym::RBracket) {
+            return Ok(Expr::Array(items));
+        }
+        loop {
+            items.push(self.parse_expr()?);
+            if self.eat_sym(Sym::RBracket) {
+                return Ok(Expr::Array(items));
             }
-            TokKind::Word { quoted: true, .. } => self.parse_identifier_expr(),
-            _ => Err(self.expecting("an expression")),
+            if !self.eat_sym(Sym::Comma) {
+                return Err(self.expecting("{',', ']'}"));
+            }
+        }
+    }
+
+    /// `MAP '(' (expression ':=' expression (',' ...)*)? ')'`
+    fn parse_map(&mut self) -> Result<Expr, ParseError> {
+        self.advance();
+        self.advance();
+        let mut entries = Vec::new();
+        if self.eat_sym(Sym::RParen) {
+            return Ok(Expr::Map(entries));
+        }
+        loop {
+            let k = self.parse_expr()?;
+            self.expect_sym(Sym::Assign)?;
+            let v = self.parse_expr()?;
+            entries.push((k, v));
+            if self.eat_sym(Sym::RParen) {
+                return Ok(Expr::Map(entries));
+            }
+            if !self.eat_sym(Sym::Comma) {
+                return Err(self.expecting("{',', ')'}"));
+            }
+        }
+    }
+
+    /// `STRUCT '(' (identifier ':=' expression (',' ...)*)? ')'`
+    fn parse_struct(&mut self) -> Result<Expr, ParseError> {
+        self.advance();
+        self.advance();
+        let mut fields = Vec::new();
+        if self.eat_sym(Sym::RParen) {
+            return Ok(Expr::Struct(fields));
+        }
+        loop {
+            let name = self.parse_identifier()?;
+            self.expect_sym(Sym::Assign)?;
+            let v = self.parse_expr()?;
+            fields.push((name, v));
+            if self.eat_sym(Sym::RParen) {
+                return Ok(Expr::Struct(fields));
+            }
+            if !self.eat_sym(Sym::Comma) {
+                return Err(self.expecting("{',', ')'}"));
+            }
         }
     }
 
@@ -306,7 +388,10 @@ impl Parser<'_> {
         if self.at_sym(Sym::Period) && self.peek_is_identifier(1) {
             self.advance();
             let column = self.parse_identifier()?;
-            return Ok(Expr::Column { qualifier: Some(name), name: column });
+            return Ok(Expr::Column {
+                qualifier: Some(name),
+                name: column,
+            });
         }
         if self.lambda_params.contains(&name) {
             return Ok(Expr::LambdaVariable(name));
@@ -320,11 +405,19 @@ impl Parser<'_> {
         if self.at_sym(Sym::Star) && self.peek_is_sym(1, Sym::RParen) {
             self.advance();
             self.advance();
-            return Ok(Expr::Function { name, args: Vec::new(), star: true });
+            return Ok(Expr::Function {
+                name,
+                args: Vec::new(),
+                star: true,
+            });
         }
         let mut args = Vec::new();
         if self.eat_sym(Sym::RParen) {
-            return Ok(Expr::Function { name, args, star: false });
+            return Ok(Expr::Function {
+                name,
+                args,
+                star: false,
+            });
         }
         let mut seen_lambda = false;
         loop {
@@ -342,7 +435,11 @@ impl Parser<'_> {
                 args.push(self.parse_expr()?);
             }
             if self.eat_sym(Sym::RParen) {
-                return Ok(Expr::Function { name, args, star: false });
+                return Ok(Expr::Function {
+                    name,
+                    args,
+                    star: false,
+                });
             }
             if !self.eat_sym(Sym::Comma) {
                 return Err(self.expecting("{',', ')'}"));
@@ -399,14 +496,20 @@ impl Parser<'_> {
         self.lambda_params.extend(params.iter().cloned());
         let body = self.parse_expr();
         self.lambda_params.truncate(depth);
-        Ok(Expr::Lambda { params, body: Box::new(body?) })
+        Ok(Expr::Lambda {
+            params,
+            body: Box::new(body?),
+        })
     }
 
     /// `CASE valueExpression? (WHEN e THEN e)+ (ELSE e)? END`
     fn parse_case(&mut self) -> Result<Expr, ParseError> {
         self.advance();
-        let operand =
-            if self.at_kw("WHEN") { None } else { Some(Box::new(self.parse_value_expr()?)) };
+        let operand = if self.at_kw("WHEN") {
+            None
+        } else {
+            Some(Box::new(self.parse_value_expr()?))
+        };
         let mut whens = Vec::new();
         while self.eat_kw("WHEN") {
             let cond = self.parse_expr()?;
@@ -417,9 +520,17 @@ impl Parser<'_> {
         if whens.is_empty() {
             return Err(self.missing("'WHEN'"));
         }
-        let else_result = if self.eat_kw("ELSE") { Some(Box::new(self.parse_expr()?)) } else { None };
+        let else_result = if self.eat_kw("ELSE") {
+            Some(Box::new(self.parse_expr()?))
+        } else {
+            None
+        };
         self.expect_kw("END")?;
-        Ok(Expr::Case { operand, whens, else_result })
+        Ok(Expr::Case {
+            operand,
+            whens,
+            else_result,
+        })
     }
 
     /// ksqlDB's `literal`: `NULL`, numbers (with an optional leading `-`), booleans and strings.
@@ -431,7 +542,10 @@ impl Parser<'_> {
                 self.advance();
                 Ok(Literal::String(s))
             }
-            TokKind::Word { value, quoted: false } => {
+            TokKind::Word {
+                value,
+                quoted: false,
+            } => {
                 let lit = match value.to_uppercase().as_str() {
                     "NULL" => Literal::Null,
                     "TRUE" => Literal::Boolean(true),
@@ -462,10 +576,15 @@ impl Parser<'_> {
     /// otherwise INT/BIGINT. Errors use ksqlDB's column convention for these messages, which
     /// is one past the literal's 1-based column.
     fn number_literal(&self, tok: &Tok, text: &str) -> Result<Literal, ParseError> {
-        let err = |message: String| ParseError { line: tok.line, column: tok.col + 1, message };
+        let err = |message: String| ParseError {
+            line: tok.line,
+            column: tok.col + 1,
+            message,
+        };
         if text.contains(['e', 'E']) {
-            let v: f64 =
-                text.parse().map_err(|_| err(format!("Invalid numeric literal: {text}")))?;
+            let v: f64 = text
+                .parse()
+                .map_err(|_| err(format!("Invalid numeric literal: {text}")))?;
             if v.is_infinite() {
                 return Err(err(format!("Number overflows DOUBLE: {text}")));
             }
@@ -484,5 +603,9 @@ impl Parser<'_> {
 }
 
 fn binary(op: BinaryOp, left: Expr, right: Expr) -> Expr {
-    Expr::Binary { op, left: Box::new(left), right: Box::new(right) }
+    Expr::Binary {
+        op,
+        left: Box::new(left),
+        right: Box::new(right),
+    }
 }

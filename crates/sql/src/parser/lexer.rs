@@ -98,7 +98,10 @@ impl Sym {
 pub(crate) enum TokKind {
     /// An identifier or keyword. `value` is the source text for unquoted words and the unescaped
     /// content for quoted ones.
-    Word { value: String, quoted: bool },
+    Word {
+        value: String,
+        quoted: bool,
+    },
     /// A single-quoted string literal, unescaped.
     Str(String),
     /// A numeric literal as written (`12`, `1.5`, `.5`, `1.5E3`).
@@ -130,7 +133,12 @@ struct OffsetCursor<'a> {
 
 impl<'a> OffsetCursor<'a> {
     fn new(sql: &'a str) -> Self {
-        OffsetCursor { sql, line: 1, col: 1, byte: 0 }
+        OffsetCursor {
+            sql,
+            line: 1,
+            col: 1,
+            byte: 0,
+        }
     }
 
     fn seek(&mut self, line: u64, col: u64) -> usize {
@@ -160,18 +168,23 @@ impl<'a> OffsetCursor<'a> {
 /// Tokenizes a script. The returned vector always ends with an `Eof` token.
 pub(crate) fn tokenize(sql: &str) -> Result<Vec<Tok>, ParseError> {
     let dialect = KsqlDialect;
-    let raw = Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| ParseError {
-        line: e.location.line.max(1),
-        column: e.location.column.max(1),
-        message: format!("Syntax Error\n{}", e.message),
-    })?;
+    let raw = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| ParseError {
+            line: e.location.line.max(1),
+            column: e.location.column.max(1),
+            message: format!("Syntax Error\n{}", e.message),
+        })?;
     let mut cursor = OffsetCursor::new(sql);
     let mut out = Vec::with_capacity(raw.len() + 1);
     for t in raw {
         let (line, col) = (t.span.start.line, t.span.start.column);
         let kind = match t.token {
             Token::Whitespace(_) => continue,
-            Token::Word(w) => TokKind::Word { value: w.value, quoted: w.quote_style.is_some() },
+            Token::Word(w) => TokKind::Word {
+                value: w.value,
+                quoted: w.quote_style.is_some(),
+            },
             Token::SingleQuotedString(s) => TokKind::Str(s),
             Token::Number(n, _) => TokKind::Num(n),
             Token::Comma => TokKind::Sym(Sym::Comma),
@@ -197,7 +210,11 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<Tok>, ParseError> {
             Token::RArrow => TokKind::Sym(Sym::Lambda),
             Token::Assignment => TokKind::Sym(Sym::Assign),
             Token::ShiftRight | Token::ShiftLeft => {
-                let sym = if t.token == Token::ShiftRight { Sym::Gt } else { Sym::Lt };
+                let sym = if t.token == Token::ShiftRight {
+                    Sym::Gt
+                } else {
+                    Sym::Lt
+                };
                 let start = cursor.seek(line, col);
                 for i in 0..2 {
                     out.push(Tok {
@@ -214,11 +231,23 @@ pub(crate) fn tokenize(sql: &str) -> Result<Vec<Tok>, ParseError> {
         };
         let start = cursor.seek(line, col);
         let end = cursor.seek(t.span.end.line, t.span.end.column);
-        out.push(Tok { kind, line, col, start, end });
+        out.push(Tok {
+            kind,
+            line,
+            col,
+            start,
+            end,
+        });
     }
     cursor.seek(u64::MAX, u64::MAX);
     let (line, col) = (cursor.line, cursor.col);
-    out.push(Tok { kind: TokKind::Eof, line, col, start: sql.len(), end: sql.len() });
+    out.push(Tok {
+        kind: TokKind::Eof,
+        line,
+        col,
+        start: sql.len(),
+        end: sql.len(),
+    });
     Ok(out)
 }
 
@@ -231,7 +260,10 @@ mod tests {
     }
 
     fn word(v: &str, quoted: bool) -> TokKind {
-        TokKind::Word { value: v.into(), quoted }
+        TokKind::Word {
+            value: v.into(),
+            quoted,
+        }
     }
 
     #[test]
@@ -285,7 +317,10 @@ mod tests {
     #[test]
     fn shifts_are_split_and_positions_are_bytes() {
         let toks = tokenize("é<<x>>").unwrap();
-        let syms: Vec<_> = toks.iter().map(|t| (t.kind.clone(), t.col, t.start)).collect();
+        let syms: Vec<_> = toks
+            .iter()
+            .map(|t| (t.kind.clone(), t.col, t.start))
+            .collect();
         assert_eq!(syms[0].0, TokKind::Other);
         assert_eq!(syms[1], (TokKind::Sym(Sym::Lt), 2, 2));
         assert_eq!(syms[2], (TokKind::Sym(Sym::Lt), 3, 3));
@@ -298,6 +333,9 @@ mod tests {
     fn comments_are_dropped() {
         let toks = tokenize("-- hi\n/* x */ a -- y").unwrap();
         assert_eq!(toks.len(), 2);
-        assert_eq!((toks[0].line, toks[0].col, toks[0].start, toks[0].end), (2, 9, 14, 15));
+        assert_eq!(
+            (toks[0].line, toks[0].col, toks[0].start, toks[0].end),
+            (2, 9, 14, 15)
+        );
     }
 }

@@ -40,7 +40,11 @@ impl Parser<'_> {
             };
             out.push(ParsedStatement {
                 statement,
-                text: self.sql.get(first.start..end).unwrap_or_default().to_string(),
+                text: self
+                    .sql
+                    .get(first.start..end)
+                    .unwrap_or_default()
+                    .to_string(),
                 line: first.line,
                 column: first.col,
             });
@@ -58,8 +62,11 @@ impl Parser<'_> {
             "PRINT" => self.parse_print(),
             "TERMINATE" | "PAUSE" | "RESUME" => {
                 self.advance();
-                let query_id =
-                    if self.eat_kw("ALL") { None } else { Some(self.parse_identifier()?) };
+                let query_id = if self.eat_kw("ALL") {
+                    None
+                } else {
+                    Some(self.parse_identifier()?)
+                };
                 Ok(match word.as_str() {
                     "TERMINATE" => Statement::Terminate { query_id },
                     "PAUSE" => Statement::Pause { query_id },
@@ -73,17 +80,24 @@ impl Parser<'_> {
             }
             "UNSET" => {
                 self.advance();
-                Ok(Statement::Unset { name: self.parse_string()? })
+                Ok(Statement::Unset {
+                    name: self.parse_string()?,
+                })
             }
             "DEFINE" => {
                 self.advance();
                 let name = self.parse_variable_name()?;
                 self.expect_sym(Sym::Eq)?;
-                Ok(Statement::Define { name, value: self.parse_string()? })
+                Ok(Statement::Define {
+                    name,
+                    value: self.parse_string()?,
+                })
             }
             "UNDEFINE" => {
                 self.advance();
-                Ok(Statement::Undefine { name: self.parse_variable_name()? })
+                Ok(Statement::Undefine {
+                    name: self.parse_variable_name()?,
+                })
             }
             "ALTER" => self.parse_alter(),
             "CREATE" => self.parse_create(),
@@ -94,18 +108,19 @@ impl Parser<'_> {
             "RUN" if self.test_statements => {
                 self.advance();
                 self.expect_kw("SCRIPT")?;
-                Ok(Statement::RunScript { path: self.parse_string()? })
+                Ok(Statement::RunScript {
+                    path: self.parse_string()?,
+                })
             }
             _ => Err(self.unknown_statement()),
         }
     }
 
+    /// ksqlDB names the statement's first word and nothing else here.
     fn unknown_statement(&self) -> ParseError {
-        let text = self.tok_text(self.tok());
-        let mut e = self.syntax_error(format!("Unknown statement '{text}'"));
-        // ksqlDB names the statement's first word and nothing else here.
-        e.message = format!("Syntax Error\nUnknown statement '{text}'");
-        e
+        let tok = self.tok();
+        let text = self.tok_text(tok);
+        self.error_at(tok, format!("Syntax Error\nUnknown statement '{text}'"))
     }
 
     /// `STRING '=' STRING`
@@ -119,7 +134,10 @@ impl Parser<'_> {
     /// `variableName: IDENTIFIER`, kept as written.
     fn parse_variable_name(&mut self) -> Result<String, ParseError> {
         match self.kind() {
-            TokKind::Word { value, quoted: false } if !super::is_reserved(&value.to_uppercase()) => {
+            TokKind::Word {
+                value,
+                quoted: false,
+            } if !super::is_reserved(&value.to_uppercase()) => {
                 let v = value.clone();
                 self.advance();
                 Ok(v)
@@ -141,19 +159,28 @@ impl Parser<'_> {
             "ALL" | "TOPICS" => {
                 let all = self.eat_kw("ALL");
                 self.expect_kw("TOPICS")?;
-                Show::Topics { all, extended: self.eat_kw("EXTENDED") }
+                Show::Topics {
+                    all,
+                    extended: self.eat_kw("EXTENDED"),
+                }
             }
             "STREAMS" => {
                 self.advance();
-                Show::Streams { extended: self.eat_kw("EXTENDED") }
+                Show::Streams {
+                    extended: self.eat_kw("EXTENDED"),
+                }
             }
             "TABLES" => {
                 self.advance();
-                Show::Tables { extended: self.eat_kw("EXTENDED") }
+                Show::Tables {
+                    extended: self.eat_kw("EXTENDED"),
+                }
             }
             "QUERIES" => {
                 self.advance();
-                Show::Queries { extended: self.eat_kw("EXTENDED") }
+                Show::Queries {
+                    extended: self.eat_kw("EXTENDED"),
+                }
             }
             "FUNCTIONS" => {
                 self.advance();
@@ -212,16 +239,23 @@ impl Parser<'_> {
         }
         if self.at_kw("FUNCTION") && self.peek_is_identifier(1) {
             self.advance();
-            return Ok(Statement::DescribeFunction { name: self.parse_identifier()? });
+            return Ok(Statement::DescribeFunction {
+                name: self.parse_identifier()?,
+            });
         }
         if self.eat_kw("CONNECTOR") {
-            return Ok(Statement::DescribeConnector { name: self.parse_identifier()? });
+            return Ok(Statement::DescribeConnector {
+                name: self.parse_identifier()?,
+            });
         }
         // Older grammars put EXTENDED before the name; accept both orders.
         let mut extended = self.eat_kw("EXTENDED");
         let name = self.parse_source_name()?;
         extended |= self.eat_kw("EXTENDED");
-        Ok(Statement::Describe { target: DescribeTarget::Source(name), extended })
+        Ok(Statement::Describe {
+            target: DescribeTarget::Source(name),
+            extended,
+        })
     }
 
     /// `PRINT (identifier | STRING) [FROM BEGINNING] [(INTERVAL | SAMPLE) n] [LIMIT n]`. The topic
@@ -239,9 +273,17 @@ impl Parser<'_> {
         } else {
             None
         };
-        let limit =
-            if self.eat_kw("LIMIT") { Some(self.parse_unsigned("LIMIT", "PRINT statements")?) } else { None };
-        Ok(Statement::Print { topic, from_beginning, interval, limit })
+        let limit = if self.eat_kw("LIMIT") {
+            Some(self.parse_unsigned("LIMIT", "PRINT statements")?)
+        } else {
+            None
+        };
+        Ok(Statement::Print {
+            topic,
+            from_beginning,
+            interval,
+            limit,
+        })
     }
 
     /// `resourceName: identifier | STRING`, case kept.
@@ -288,7 +330,9 @@ impl Parser<'_> {
         self.advance();
         let ends_after_one = matches!(self.peek_kind(1), TokKind::Eof | TokKind::Sym(Sym::Semi));
         if ends_after_one && self.peek_is_identifier(0) {
-            return Ok(Statement::Explain(ExplainTarget::QueryId(self.parse_identifier()?)));
+            return Ok(Statement::Explain(ExplainTarget::QueryId(
+                self.parse_identifier()?,
+            )));
         }
         let first = self.tok().clone();
         let outer_start = self.stmt_start;
@@ -301,12 +345,18 @@ impl Parser<'_> {
         } else {
             self.toks[self.pos.saturating_sub(1)].end
         };
-        Ok(Statement::Explain(ExplainTarget::Statement(Box::new(ParsedStatement {
-            statement,
-            text: self.sql.get(first.start..end).unwrap_or_default().to_string(),
-            line: first.line,
-            column: first.col,
-        }))))
+        Ok(Statement::Explain(ExplainTarget::Statement(Box::new(
+            ParsedStatement {
+                statement,
+                text: self
+                    .sql
+                    .get(first.start..end)
+                    .unwrap_or_default()
+                    .to_string(),
+                line: first.line,
+                column: first.col,
+            },
+        ))))
     }
 
     // ----- DDL -----
@@ -328,7 +378,11 @@ impl Parser<'_> {
                 let name = self.parse_identifier()?;
                 self.expect_kw("AS")?;
                 let ty = self.parse_type()?;
-                return Ok(Statement::CreateType { name, ty, if_not_exists });
+                return Ok(Statement::CreateType {
+                    name,
+                    ty,
+                    if_not_exists,
+                });
             }
         }
         let is_source = self.eat_kw("SOURCE");
@@ -373,7 +427,12 @@ impl Parser<'_> {
         let name = self.parse_identifier()?;
         self.expect_kw("WITH")?;
         let properties = self.parse_properties()?;
-        Ok(Statement::CreateConnector { name, source, if_not_exists, properties })
+        Ok(Statement::CreateConnector {
+            name,
+            source,
+            if_not_exists,
+            properties,
+        })
     }
 
     fn parse_source_kind(&mut self) -> Result<SourceKind, ParseError> {
@@ -410,14 +469,19 @@ impl Parser<'_> {
     /// `'(' tableElement (',' tableElement)* ')'`. For a stream or table, the key constraint must
     /// match the source kind (`KEY` for streams, `PRIMARY KEY` for tables), as ksqlDB checks while
     /// building its AST.
-    fn parse_table_elements(&mut self, kind: Option<SourceKind>) -> Result<Vec<ColumnDef>, ParseError> {
+    fn parse_table_elements(
+        &mut self,
+        kind: Option<SourceKind>,
+    ) -> Result<Vec<ColumnDef>, ParseError> {
         self.expect_sym(Sym::LParen)?;
         let mut cols = Vec::new();
         loop {
             let tok = self.tok().clone();
             let col = self.parse_column_def()?;
             let wrong = match (kind, &col.constraint) {
-                (Some(SourceKind::Table), ColumnConstraint::Key) => Some(("KEY", "PRIMARY KEY", "tables")),
+                (Some(SourceKind::Table), ColumnConstraint::Key) => {
+                    Some(("KEY", "PRIMARY KEY", "tables"))
+                }
                 (Some(SourceKind::Stream), ColumnConstraint::PrimaryKey) => {
                     Some(("PRIMARY KEY", "KEY", "streams"))
                 }
@@ -463,7 +527,11 @@ impl Parser<'_> {
         } else {
             ColumnConstraint::None
         };
-        Ok(ColumnDef { name, ty, constraint })
+        Ok(ColumnDef {
+            name,
+            ty,
+            constraint,
+        })
     }
 
     /// `[WITH tableProperties]`
@@ -503,11 +571,17 @@ impl Parser<'_> {
         self.advance();
         if self.eat_kw("CONNECTOR") {
             let if_exists = self.parse_if_exists()?;
-            return Ok(Statement::DropConnector { if_exists, name: self.parse_identifier()? });
+            return Ok(Statement::DropConnector {
+                if_exists,
+                name: self.parse_identifier()?,
+            });
         }
         if self.eat_kw("TYPE") {
             let if_exists = self.parse_if_exists()?;
-            return Ok(Statement::DropType { if_exists, name: self.parse_identifier()? });
+            return Ok(Statement::DropType {
+                if_exists,
+                name: self.parse_identifier()?,
+            });
         }
         let kind = match self.parse_source_kind() {
             Ok(k) => k,
@@ -521,7 +595,12 @@ impl Parser<'_> {
         } else {
             false
         };
-        Ok(Statement::DropSource { kind, name, if_exists, delete_topic })
+        Ok(Statement::DropSource {
+            kind,
+            name,
+            if_exists,
+            delete_topic,
+        })
     }
 
     /// `ALTER SYSTEM 'k' = 'v'` or `ALTER STREAM|TABLE name ADD [COLUMN] c type [, ...]`
@@ -551,12 +630,20 @@ impl Parser<'_> {
             }
             let col = self.parse_identifier()?;
             let ty = self.parse_type()?;
-            add_columns.push(ColumnDef { name: col, ty, constraint: ColumnConstraint::None });
+            add_columns.push(ColumnDef {
+                name: col,
+                ty,
+                constraint: ColumnConstraint::None,
+            });
             if !self.eat_sym(Sym::Comma) {
                 break;
             }
         }
-        Ok(Statement::AlterSource { kind, name, add_columns })
+        Ok(Statement::AlterSource {
+            kind,
+            name,
+            add_columns,
+        })
     }
 
     // ----- DML -----
@@ -568,7 +655,11 @@ impl Parser<'_> {
         if self.at_kw("WITH") || self.at_kw("SELECT") {
             let properties = self.parse_optional_with()?;
             let query = self.parse_query()?;
-            return Ok(Statement::InsertInto { target, properties, query: Box::new(query) });
+            return Ok(Statement::InsertInto {
+                target,
+                properties,
+                query: Box::new(query),
+            });
         }
         let columns = self.parse_optional_columns()?;
         if !self.eat_kw("VALUES") {
@@ -579,7 +670,11 @@ impl Parser<'_> {
             });
         }
         let values = self.parse_values()?;
-        Ok(Statement::InsertValues { target, columns, values })
+        Ok(Statement::InsertValues {
+            target,
+            columns,
+            values,
+        })
     }
 
     /// `['(' identifier (',' identifier)* ')']`
@@ -635,11 +730,19 @@ impl Parser<'_> {
             let topic = self.parse_resource_name()?;
             let properties = self.parse_optional_with()?;
             let timeout = self.parse_optional_timeout()?;
-            return Ok(Statement::AssertTopic { topic, exists, properties, timeout });
+            return Ok(Statement::AssertTopic {
+                topic,
+                exists,
+                properties,
+                timeout,
+            });
         }
         if self.eat_kw("SCHEMA") {
-            let subject =
-                if self.eat_kw("SUBJECT") { Some(self.parse_resource_name()?) } else { None };
+            let subject = if self.eat_kw("SUBJECT") {
+                Some(self.parse_resource_name()?)
+            } else {
+                None
+            };
             let id = if self.eat_kw("ID") {
                 let tok = self.tok().clone();
                 match self.parse_literal()? {
@@ -652,7 +755,12 @@ impl Parser<'_> {
                 None
             };
             let timeout = self.parse_optional_timeout()?;
-            return Ok(Statement::AssertSchema { subject, id, exists, timeout });
+            return Ok(Statement::AssertSchema {
+                subject,
+                id,
+                exists,
+                timeout,
+            });
         }
         Err(self.expecting("{'NOT', 'TOPIC', 'SCHEMA'}"))
     }
@@ -672,7 +780,11 @@ impl Parser<'_> {
             let columns = self.parse_optional_columns()?;
             self.expect_kw("VALUES")?;
             let values = self.parse_values()?;
-            return Ok(Statement::AssertValues { source, columns, values });
+            return Ok(Statement::AssertValues {
+                source,
+                columns,
+                values,
+            });
         }
         if self.eat_kw("NULL") {
             self.expect_kw("VALUES")?;
@@ -680,7 +792,11 @@ impl Parser<'_> {
             let columns = self.parse_optional_columns()?;
             self.expect_kw("KEY")?;
             let keys = self.parse_values()?;
-            return Ok(Statement::AssertNullValues { source, columns, keys });
+            return Ok(Statement::AssertNullValues {
+                source,
+                columns,
+                keys,
+            });
         }
         let kind = self.parse_source_kind()?;
         let name = self.parse_source_name()?;
@@ -690,7 +806,12 @@ impl Parser<'_> {
             Vec::new()
         };
         let properties = self.parse_optional_with()?;
-        Ok(Statement::AssertSource { kind, name, elements, properties })
+        Ok(Statement::AssertSource {
+            kind,
+            name,
+            elements,
+            properties,
+        })
     }
 
     // ----- durations -----
@@ -728,8 +849,16 @@ impl Parser<'_> {
         }
         self.expect_kw("FROM")?;
         let from = self.parse_from()?;
-        let window = if self.eat_kw("WINDOW") { Some(self.parse_window()?) } else { None };
-        let where_clause = if self.eat_kw("WHERE") { Some(self.parse_expr()?) } else { None };
+        let window = if self.eat_kw("WINDOW") {
+            Some(self.parse_window()?)
+        } else {
+            None
+        };
+        let where_clause = if self.eat_kw("WHERE") {
+            Some(self.parse_expr()?)
+        } else {
+            None
+        };
         let group_by = if self.at_kw("GROUP") {
             self.advance();
             self.expect_kw("BY")?;
@@ -744,7 +873,11 @@ impl Parser<'_> {
         } else {
             Vec::new()
         };
-        let having = if self.eat_kw("HAVING") { Some(self.parse_expr()?) } else { None };
+        let having = if self.eat_kw("HAVING") {
+            Some(self.parse_expr()?)
+        } else {
+            None
+        };
         let emit = if self.at_kw("EMIT") {
             self.advance();
             if self.eat_kw("CHANGES") {
@@ -758,7 +891,11 @@ impl Parser<'_> {
             None
         };
         let limit = if self.eat_kw("LIMIT") {
-            let kind = if emit.is_some() { "Push queries" } else { "Pull queries" };
+            let kind = if emit.is_some() {
+                "Push queries"
+            } else {
+                "Pull queries"
+            };
             Some(self.parse_unsigned("LIMIT", kind)?)
         } else {
             None
@@ -811,9 +948,7 @@ impl Parser<'_> {
             self.advance();
             return Ok(SelectItem::StructWildcard(expr));
         }
-        let alias = if self.eat_kw("AS") {
-            Some(self.parse_identifier()?)
-        } else if self.peek_is_identifier(0) {
+        let alias = if self.eat_kw("AS") || self.peek_is_identifier(0) {
             Some(self.parse_identifier()?)
         } else {
             None
@@ -854,7 +989,10 @@ impl Parser<'_> {
                     Within { before, after }
                 } else {
                     let d = self.parse_duration()?;
-                    Within { before: d.clone(), after: d }
+                    Within {
+                        before: d.clone(),
+                        after: d,
+                    }
                 };
                 (Some(within), self.parse_optional_grace()?)
             } else {
@@ -862,7 +1000,13 @@ impl Parser<'_> {
             };
             self.expect_kw("ON")?;
             let on = self.parse_expr()?;
-            joins.push(Join { kind, source, within, grace, on });
+            joins.push(Join {
+                kind,
+                source,
+                within,
+                grace,
+                on,
+            });
         }
         Ok(From { source, joins })
     }
@@ -881,13 +1025,10 @@ impl Parser<'_> {
     /// the next clause (`PARTITION BY`, `EMIT CHANGES`).
     fn parse_aliased_source(&mut self) -> Result<AliasedSource, ParseError> {
         let name = self.parse_source_name()?;
-        let alias = if self.eat_kw("AS") {
-            Some(self.parse_source_name()?)
-        } else if self.peek_is_identifier(0)
-            && !(self.at_kw("PARTITION") && self.peek_is_kw(1, "BY"))
-            && !(self.at_kw("EMIT")
-                && (self.peek_is_kw(1, "CHANGES") || self.peek_is_kw(1, "FINAL")))
-        {
+        let starts_clause = (self.at_kw("PARTITION") && self.peek_is_kw(1, "BY"))
+            || (self.at_kw("EMIT")
+                && (self.peek_is_kw(1, "CHANGES") || self.peek_is_kw(1, "FINAL")));
+        let alias = if self.eat_kw("AS") || (self.peek_is_identifier(0) && !starts_clause) {
             Some(self.parse_source_name()?)
         } else {
             None
@@ -897,9 +1038,8 @@ impl Parser<'_> {
 
     /// `[name] TUMBLING (...) | HOPPING (...) | SESSION (...)`
     fn parse_window(&mut self) -> Result<WindowSpec, ParseError> {
-        let is_kind = |w: Option<String>| {
-            matches!(w.as_deref(), Some("TUMBLING" | "HOPPING" | "SESSION"))
-        };
+        let is_kind =
+            |w: Option<String>| matches!(w.as_deref(), Some("TUMBLING" | "HOPPING" | "SESSION"));
         // An optional window name (ignored by ksqlDB apart from being accepted).
         if !is_kind(self.peek_word(0)) && is_kind(self.peek_word(1)) {
             self.advance();
@@ -910,7 +1050,9 @@ impl Parser<'_> {
                 self.advance();
                 self.expect_sym(Sym::LParen)?;
                 self.expect_kw("SIZE")?;
-                WindowKind::Tumbling { size: self.parse_duration()? }
+                WindowKind::Tumbling {
+                    size: self.parse_duration()?,
+                }
             }
             "HOPPING" => {
                 self.advance();
@@ -920,12 +1062,17 @@ impl Parser<'_> {
                 self.expect_sym(Sym::Comma)?;
                 self.expect_kw("ADVANCE")?;
                 self.expect_kw("BY")?;
-                WindowKind::Hopping { size, advance: self.parse_duration()? }
+                WindowKind::Hopping {
+                    size,
+                    advance: self.parse_duration()?,
+                }
             }
             "SESSION" => {
                 self.advance();
                 self.expect_sym(Sym::LParen)?;
-                WindowKind::Session { gap: self.parse_duration()? }
+                WindowKind::Session {
+                    gap: self.parse_duration()?,
+                }
             }
             _ => return Err(self.expecting("{'TUMBLING', 'HOPPING', 'SESSION'}")),
         };
@@ -947,7 +1094,11 @@ impl Parser<'_> {
             }
         }
         self.expect_sym(Sym::RParen)?;
-        Ok(WindowSpec { kind, retention, grace })
+        Ok(WindowSpec {
+            kind,
+            retention,
+            grace,
+        })
     }
 
     /// `groupBy` / `partitionBy`: `valueExpression (',' valueExpression)*` or a parenthesised
@@ -958,7 +1109,9 @@ impl Parser<'_> {
             if let Ok(list) = self.try_parenthesised_list() {
                 // Only a list when nothing continues it as an expression (`(a) + 1`, `(a), b`).
                 let ends_clause = matches!(self.kind(), TokKind::Sym(Sym::Semi) | TokKind::Eof)
-                    || ["PARTITION", "HAVING", "EMIT", "LIMIT"].iter().any(|k| self.at_kw(k));
+                    || ["PARTITION", "HAVING", "EMIT", "LIMIT"]
+                        .iter()
+                        .any(|k| self.at_kw(k));
                 if ends_clause && list.len() != 1 {
                     return Ok(list);
                 }
@@ -1087,7 +1240,11 @@ impl Parser<'_> {
 
 /// Maps a base type name to its type; anything else is a `CREATE TYPE` alias.
 fn base_type(name: &str, quoted: bool) -> SqlType {
-    let key = if quoted { name.to_string() } else { name.to_uppercase() };
+    let key = if quoted {
+        name.to_string()
+    } else {
+        name.to_uppercase()
+    };
     match key.as_str() {
         "BOOLEAN" => SqlType::Boolean,
         "INT" | "INTEGER" => SqlType::Int,

@@ -30,7 +30,11 @@ fn int(i: i64) -> Expr {
 }
 
 fn bin(op: BinaryOp, l: Expr, r: Expr) -> Expr {
-    Expr::Binary { op, left: Box::new(l), right: Box::new(r) }
+    Expr::Binary {
+        op,
+        left: Box::new(l),
+        right: Box::new(r),
+    }
 }
 
 fn err(sql: &str) -> ParseError {
@@ -41,7 +45,10 @@ fn err(sql: &str) -> ParseError {
 }
 
 fn secs(value: u64) -> Duration {
-    Duration { value, unit: TimeUnit::Seconds }
+    Duration {
+        value,
+        unit: TimeUnit::Seconds,
+    }
 }
 
 // ----- scripts and statement text -----
@@ -77,7 +84,11 @@ fn empty_script_and_stray_semicolons() {
 fn missing_semicolon_between_statements_is_an_error() {
     let e = err("SHOW STREAMS SHOW TABLES;");
     assert_eq!((e.line, e.column), (1, 14));
-    assert!(e.message.starts_with("Syntax Error\nExpecting ';'"), "{}", e.message);
+    assert!(
+        e.message.starts_with("Syntax Error\nExpecting ';'"),
+        "{}",
+        e.message
+    );
 }
 
 // ----- CREATE -----
@@ -90,7 +101,9 @@ fn create_stream_with_columns_and_properties() {
          m MAP<STRING, ARRAY<DECIMAL(4, 2)>>, t my_type) \
          with (kafka_topic='t', value_format='JSON', partitions=2, \"quoted\"=true, 'x.y'=-1.5);",
     );
-    let Statement::CreateSource(c) = s else { panic!("{s:?}") };
+    let Statement::CreateSource(c) = s else {
+        panic!("{s:?}")
+    };
     assert_eq!(c.kind, SourceKind::Stream);
     assert!(c.or_replace && c.if_not_exists && !c.is_source);
     assert_eq!(c.name, "S");
@@ -106,7 +119,10 @@ fn create_stream_with_columns_and_properties() {
         ])))
     );
     assert_eq!(c.columns[2].constraint, ColumnConstraint::Headers);
-    assert_eq!(c.columns[3].constraint, ColumnConstraint::Header("k".into()));
+    assert_eq!(
+        c.columns[3].constraint,
+        ColumnConstraint::Header("k".into())
+    );
     assert_eq!(
         c.columns[4].ty,
         SqlType::Map(
@@ -125,7 +141,10 @@ fn create_stream_with_columns_and_properties() {
             ("x.y".to_string(), Literal::Decimal("-1.5".into())),
         ]
     );
-    assert_eq!(c.properties.get("kafka_topic"), Some(&Literal::String("t".into())));
+    assert_eq!(
+        c.properties.get("kafka_topic"),
+        Some(&Literal::String("t".into()))
+    );
 }
 
 #[test]
@@ -154,13 +173,20 @@ fn create_as_select() {
     ) else {
         panic!()
     };
-    assert_eq!((c.kind, c.name.as_str(), c.if_not_exists), (SourceKind::Table, "OUT", true));
+    assert_eq!(
+        (c.kind, c.name.as_str(), c.if_not_exists),
+        (SourceKind::Table, "OUT", true)
+    );
     let q = c.query;
     assert_eq!(q.select.len(), 2);
     assert_eq!(
         q.select[1],
         SelectItem::Expr {
-            expr: Expr::Function { name: "COUNT".into(), args: vec![], star: true },
+            expr: Expr::Function {
+                name: "COUNT".into(),
+                args: vec![],
+                star: true
+            },
             alias: Some("CNT".into())
         }
     );
@@ -168,8 +194,14 @@ fn create_as_select() {
         q.window,
         Some(WindowSpec {
             kind: WindowKind::Tumbling { size: secs(10) },
-            retention: Some(Duration { value: 2, unit: TimeUnit::Days }),
-            grace: Some(Duration { value: 1, unit: TimeUnit::Minutes }),
+            retention: Some(Duration {
+                value: 2,
+                unit: TimeUnit::Days
+            }),
+            grace: Some(Duration {
+                value: 1,
+                unit: TimeUnit::Minutes
+            }),
         })
     );
     assert_eq!(q.group_by, vec![col("K")]);
@@ -192,23 +224,40 @@ fn create_type_and_connectors() {
     );
     assert_eq!(
         one("DROP TYPE IF EXISTS address;"),
-        Statement::DropType { name: "ADDRESS".into(), if_exists: true }
+        Statement::DropType {
+            name: "ADDRESS".into(),
+            if_exists: true
+        }
     );
-    let Statement::CreateConnector { name, source, if_not_exists, properties } =
-        one("CREATE SOURCE CONNECTOR `jdbc` WITH ('connector.class'='X', \"tasks.max\"='1');")
+    let Statement::CreateConnector {
+        name,
+        source,
+        if_not_exists,
+        properties,
+    } = one("CREATE SOURCE CONNECTOR `jdbc` WITH ('connector.class'='X', \"tasks.max\"='1');")
     else {
         panic!()
     };
-    assert_eq!((name.as_str(), source, if_not_exists), ("jdbc", true, false));
+    assert_eq!(
+        (name.as_str(), source, if_not_exists),
+        ("jdbc", true, false)
+    );
     assert_eq!(properties.0[0].0, "connector.class");
     assert_eq!(properties.0[1].0, "tasks.max");
     assert!(matches!(
         one("CREATE SINK CONNECTOR IF NOT EXISTS c WITH ('a'='b')"),
-        Statement::CreateConnector { source: false, if_not_exists: true, .. }
+        Statement::CreateConnector {
+            source: false,
+            if_not_exists: true,
+            ..
+        }
     ));
     assert_eq!(
         one("DROP CONNECTOR IF EXISTS c"),
-        Statement::DropConnector { name: "C".into(), if_exists: true }
+        Statement::DropConnector {
+            name: "C".into(),
+            if_exists: true
+        }
     );
 }
 
@@ -216,13 +265,19 @@ fn create_type_and_connectors() {
 
 #[test]
 fn insert_statements() {
-    let Statement::InsertInto { target, properties, query } =
-        one("INSERT INTO out WITH (QUERY_ID='q1') SELECT * FROM s EMIT CHANGES;")
+    let Statement::InsertInto {
+        target,
+        properties,
+        query,
+    } = one("INSERT INTO out WITH (QUERY_ID='q1') SELECT * FROM s EMIT CHANGES;")
     else {
         panic!()
     };
     assert_eq!(target, "OUT");
-    assert_eq!(properties.get("QUERY_ID"), Some(&Literal::String("q1".into())));
+    assert_eq!(
+        properties.get("QUERY_ID"),
+        Some(&Literal::String("q1".into()))
+    );
     assert_eq!(query.select, vec![SelectItem::Wildcard]);
     assert_eq!(
         one("INSERT INTO s (a, `b`) VALUES (1, 'x');"),
@@ -234,7 +289,11 @@ fn insert_statements() {
     );
     assert_eq!(
         one("INSERT INTO s VALUES ();"),
-        Statement::InsertValues { target: "S".into(), columns: None, values: vec![] }
+        Statement::InsertValues {
+            target: "S".into(),
+            columns: None,
+            values: vec![]
+        }
     );
 }
 
@@ -246,7 +305,11 @@ fn alter_and_drop() {
             kind: SourceKind::Stream,
             name: "S".into(),
             add_columns: vec![
-                ColumnDef { name: "C1".into(), ty: SqlType::Int, constraint: ColumnConstraint::None },
+                ColumnDef {
+                    name: "C1".into(),
+                    ty: SqlType::Int,
+                    constraint: ColumnConstraint::None
+                },
                 ColumnDef {
                     name: "C2".into(),
                     ty: SqlType::Array(Box::new(SqlType::String)),
@@ -283,18 +346,47 @@ fn joins_and_aliases() {
     assert_eq!(
         q.select[0],
         SelectItem::Expr {
-            expr: Expr::Column { qualifier: Some("A".into()), name: "ID".into() },
+            expr: Expr::Column {
+                qualifier: Some("A".into()),
+                name: "ID".into()
+            },
             alias: None
         }
     );
     assert_eq!(q.select[1], SelectItem::QualifiedWildcard("B".into()));
-    assert_eq!(q.from.source, AliasedSource { name: "S1".into(), alias: Some("A".into()) });
+    assert_eq!(
+        q.from.source,
+        AliasedSource {
+            name: "S1".into(),
+            alias: Some("A".into())
+        }
+    );
     let kinds: Vec<_> = q.from.joins.iter().map(|j| j.kind).collect();
-    assert_eq!(kinds, [JoinKind::Left, JoinKind::Inner, JoinKind::Full, JoinKind::Right]);
+    assert_eq!(
+        kinds,
+        [
+            JoinKind::Left,
+            JoinKind::Inner,
+            JoinKind::Full,
+            JoinKind::Right
+        ]
+    );
     assert_eq!(q.from.joins[0].source.alias.as_deref(), Some("B"));
-    assert_eq!(q.from.joins[0].within, Some(Within { before: secs(1), after: secs(2) }));
+    assert_eq!(
+        q.from.joins[0].within,
+        Some(Within {
+            before: secs(1),
+            after: secs(2)
+        })
+    );
     assert_eq!(q.from.joins[0].grace, Some(secs(3)));
-    assert_eq!(q.from.joins[3].within, Some(Within { before: secs(5), after: secs(5) }));
+    assert_eq!(
+        q.from.joins[3].within,
+        Some(Within {
+            before: secs(5),
+            after: secs(5)
+        })
+    );
     assert_eq!(q.emit, Some(Emit::Changes));
     assert_eq!(q.limit, Some(10));
 }
@@ -312,28 +404,59 @@ fn non_reserved_words_as_alias_versus_clauses() {
 
 #[test]
 fn windows() {
-    let q = query("SELECT * FROM s WINDOW HOPPING (SIZE 30 SECONDS, ADVANCE BY 10 SECONDS) GROUP BY k;");
+    let q = query(
+        "SELECT * FROM s WINDOW HOPPING (SIZE 30 SECONDS, ADVANCE BY 10 SECONDS) GROUP BY k;",
+    );
     assert_eq!(
         q.window.unwrap().kind,
-        WindowKind::Hopping { size: secs(30), advance: secs(10) }
+        WindowKind::Hopping {
+            size: secs(30),
+            advance: secs(10)
+        }
     );
-    let q = query("SELECT * FROM s WINDOW SESSION (5 MINUTES, GRACE PERIOD 0 MILLISECONDS) GROUP BY k;");
+    let q = query(
+        "SELECT * FROM s WINDOW SESSION (5 MINUTES, GRACE PERIOD 0 MILLISECONDS) GROUP BY k;",
+    );
     let w = q.window.unwrap();
-    assert_eq!(w.kind, WindowKind::Session { gap: Duration { value: 5, unit: TimeUnit::Minutes } });
-    assert_eq!(w.grace, Some(Duration { value: 0, unit: TimeUnit::Milliseconds }));
+    assert_eq!(
+        w.kind,
+        WindowKind::Session {
+            gap: Duration {
+                value: 5,
+                unit: TimeUnit::Minutes
+            }
+        }
+    );
+    assert_eq!(
+        w.grace,
+        Some(Duration {
+            value: 0,
+            unit: TimeUnit::Milliseconds
+        })
+    );
 }
 
 #[test]
 fn group_by_forms() {
-    assert_eq!(query("SELECT * FROM s GROUP BY (a, b);").group_by, vec![col("A"), col("B")]);
+    assert_eq!(
+        query("SELECT * FROM s GROUP BY (a, b);").group_by,
+        vec![col("A"), col("B")]
+    );
     assert_eq!(query("SELECT * FROM s GROUP BY ();").group_by, vec![]);
     assert_eq!(
         query("SELECT * FROM s GROUP BY (a) + 1, b;").group_by,
         vec![bin(BinaryOp::Add, col("A"), int(1)), col("B")]
     );
-    assert_eq!(query("SELECT * FROM s GROUP BY (a);").group_by, vec![col("A")]);
+    assert_eq!(
+        query("SELECT * FROM s GROUP BY (a);").group_by,
+        vec![col("A")]
+    );
     let e = err("CREATE STREAM x (i INT);\nCREATE TABLE OUTPUT AS SELECT f1, f2, COUNT(*) FROM TEST GROUP BY f3, (f2, f1);");
-    assert!(e.to_string().contains("line 2:74: Syntax Error\nmissing ')' at ','"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("line 2:74: Syntax Error\nmissing ')' at ','"),
+        "{e}"
+    );
     let e = err("CREATE TABLE OUTPUT AS SELECT COUNT(*) FROM TEST GROUP BY DATA AND ID;");
     assert!(e.to_string().contains("Syntax Error"), "{e}");
 }
@@ -343,11 +466,17 @@ fn struct_wildcard_select_item() {
     let q = query("SELECT v1->a->*, I.`V1`->* FROM INPUT I;");
     assert_eq!(
         q.select[0],
-        SelectItem::StructWildcard(Expr::Dereference { base: Box::new(col("V1")), field: "A".into() })
+        SelectItem::StructWildcard(Expr::Dereference {
+            base: Box::new(col("V1")),
+            field: "A".into()
+        })
     );
     assert_eq!(
         q.select[1],
-        SelectItem::StructWildcard(Expr::Column { qualifier: Some("I".into()), name: "V1".into() })
+        SelectItem::StructWildcard(Expr::Column {
+            qualifier: Some("I".into()),
+            name: "V1".into()
+        })
     );
 }
 
@@ -358,16 +487,38 @@ fn show_and_list() {
     let cases = [
         ("SHOW STREAMS EXTENDED", Show::Streams { extended: true }),
         ("LIST TABLES", Show::Tables { extended: false }),
-        ("SHOW ALL TOPICS EXTENDED", Show::Topics { all: true, extended: true }),
-        ("show topics", Show::Topics { all: false, extended: false }),
+        (
+            "SHOW ALL TOPICS EXTENDED",
+            Show::Topics {
+                all: true,
+                extended: true,
+            },
+        ),
+        (
+            "show topics",
+            Show::Topics {
+                all: false,
+                extended: false,
+            },
+        ),
         ("SHOW QUERIES", Show::Queries { extended: false }),
         ("SHOW PROPERTIES", Show::Properties),
         ("SHOW FUNCTIONS", Show::Functions),
         ("SHOW TYPES", Show::Types),
         ("SHOW VARIABLES", Show::Variables),
         ("SHOW CONNECTORS", Show::Connectors { kind: None }),
-        ("SHOW SOURCE CONNECTORS", Show::Connectors { kind: Some(ConnectorKind::Source) }),
-        ("LIST SINK CONNECTORS", Show::Connectors { kind: Some(ConnectorKind::Sink) }),
+        (
+            "SHOW SOURCE CONNECTORS",
+            Show::Connectors {
+                kind: Some(ConnectorKind::Source),
+            },
+        ),
+        (
+            "LIST SINK CONNECTORS",
+            Show::Connectors {
+                kind: Some(ConnectorKind::Sink),
+            },
+        ),
         ("SHOW CONNECTOR PLUGINS", Show::ConnectorPlugins),
     ];
     for (sql, show) in cases {
@@ -379,30 +530,56 @@ fn show_and_list() {
 fn describe_explain_and_query_control() {
     assert_eq!(
         one("DESCRIBE s EXTENDED"),
-        Statement::Describe { target: DescribeTarget::Source("S".into()), extended: true }
+        Statement::Describe {
+            target: DescribeTarget::Source("S".into()),
+            extended: true
+        }
     );
     assert_eq!(
         one("DESCRIBE EXTENDED s"),
-        Statement::Describe { target: DescribeTarget::Source("S".into()), extended: true }
+        Statement::Describe {
+            target: DescribeTarget::Source("S".into()),
+            extended: true
+        }
     );
     assert_eq!(
         one("DESCRIBE TABLES"),
-        Statement::Describe { target: DescribeTarget::Tables, extended: false }
+        Statement::Describe {
+            target: DescribeTarget::Tables,
+            extended: false
+        }
     );
     assert_eq!(
         one("DESCRIBE `TABLES`"),
-        Statement::Describe { target: DescribeTarget::Source("TABLES".into()), extended: false }
+        Statement::Describe {
+            target: DescribeTarget::Source("TABLES".into()),
+            extended: false
+        }
     );
     assert_eq!(
         one("DESCRIBE STREAMS EXTENDED"),
-        Statement::Describe { target: DescribeTarget::Streams, extended: true }
+        Statement::Describe {
+            target: DescribeTarget::Streams,
+            extended: true
+        }
     );
-    assert_eq!(one("DESCRIBE FUNCTION concat"), Statement::DescribeFunction { name: "CONCAT".into() });
+    assert_eq!(
+        one("DESCRIBE FUNCTION concat"),
+        Statement::DescribeFunction {
+            name: "CONCAT".into()
+        }
+    );
     assert_eq!(
         one("DESCRIBE FUNCTION"),
-        Statement::Describe { target: DescribeTarget::Source("FUNCTION".into()), extended: false }
+        Statement::Describe {
+            target: DescribeTarget::Source("FUNCTION".into()),
+            extended: false
+        }
     );
-    assert_eq!(one("DESCRIBE CONNECTOR c"), Statement::DescribeConnector { name: "C".into() });
+    assert_eq!(
+        one("DESCRIBE CONNECTOR c"),
+        Statement::DescribeConnector { name: "C".into() }
+    );
     assert_eq!(
         one("EXPLAIN CSAS_OUT_0;"),
         Statement::Explain(ExplainTarget::QueryId("CSAS_OUT_0".into()))
@@ -414,28 +591,55 @@ fn describe_explain_and_query_control() {
     };
     assert_eq!(inner.text, "SELECT * FROM s EMIT CHANGES;");
     assert!(matches!(inner.statement, Statement::Query(_)));
-    assert_eq!(one("TERMINATE q1"), Statement::Terminate { query_id: Some("Q1".into()) });
-    assert_eq!(one("TERMINATE ALL"), Statement::Terminate { query_id: None });
+    assert_eq!(
+        one("TERMINATE q1"),
+        Statement::Terminate {
+            query_id: Some("Q1".into())
+        }
+    );
+    assert_eq!(
+        one("TERMINATE ALL"),
+        Statement::Terminate { query_id: None }
+    );
     assert_eq!(one("PAUSE ALL"), Statement::Pause { query_id: None });
-    assert_eq!(one("RESUME `q`"), Statement::Resume { query_id: Some("q".into()) });
+    assert_eq!(
+        one("RESUME `q`"),
+        Statement::Resume {
+            query_id: Some("q".into())
+        }
+    );
 }
 
 #[test]
 fn properties_and_variables() {
     assert_eq!(
         one("SET 'auto.offset.reset'='earliest';"),
-        Statement::Set { name: "auto.offset.reset".into(), value: "earliest".into() }
+        Statement::Set {
+            name: "auto.offset.reset".into(),
+            value: "earliest".into()
+        }
     );
     assert_eq!(one("UNSET 'a'"), Statement::Unset { name: "a".into() });
     assert_eq!(
         one("ALTER SYSTEM 'a' = 'b'"),
-        Statement::AlterSystem { name: "a".into(), value: "b".into() }
+        Statement::AlterSystem {
+            name: "a".into(),
+            value: "b".into()
+        }
     );
     assert_eq!(
         one("DEFINE topicName = '''t''';"),
-        Statement::Define { name: "topicName".into(), value: "'t'".into() }
+        Statement::Define {
+            name: "topicName".into(),
+            value: "'t'".into()
+        }
     );
-    assert_eq!(one("UNDEFINE topicName"), Statement::Undefine { name: "topicName".into() });
+    assert_eq!(
+        one("UNDEFINE topicName"),
+        Statement::Undefine {
+            name: "topicName".into()
+        }
+    );
 }
 
 #[test]
@@ -451,9 +655,19 @@ fn print_run_and_asserts() {
     );
     assert_eq!(
         one("PRINT myTopic;"),
-        Statement::Print { topic: "myTopic".into(), from_beginning: false, interval: None, limit: None }
+        Statement::Print {
+            topic: "myTopic".into(),
+            from_beginning: false,
+            interval: None,
+            limit: None
+        }
     );
-    assert_eq!(one("RUN SCRIPT '/x.sql';"), Statement::RunScript { path: "/x.sql".into() });
+    assert_eq!(
+        one("RUN SCRIPT '/x.sql';"),
+        Statement::RunScript {
+            path: "/x.sql".into()
+        }
+    );
     assert_eq!(
         one("ASSERT NOT EXISTS TOPIC 'Foo' WITH (partitions=1) TIMEOUT 3 SECONDS;"),
         Statement::AssertTopic {
@@ -465,7 +679,12 @@ fn print_run_and_asserts() {
     );
     assert_eq!(
         one("ASSERT SCHEMA SUBJECT 'x-value' ID 3;"),
-        Statement::AssertSchema { subject: Some("x-value".into()), id: Some(3), exists: true, timeout: None }
+        Statement::AssertSchema {
+            subject: Some("x-value".into()),
+            id: Some(3),
+            exists: true,
+            timeout: None
+        }
     );
     assert_eq!(
         one("ASSERT VALUES out (id, v) VALUES (1, 'a');"),
@@ -492,9 +711,16 @@ fn print_run_and_asserts() {
 #[test]
 fn server_grammar_rejects_test_statements() {
     let e = parse_server_statements("RUN SCRIPT 'foo';").unwrap_err();
-    assert_eq!(e.to_string(), "line 1:1: Syntax Error\nUnknown statement 'RUN'");
+    assert_eq!(
+        e.to_string(),
+        "line 1:1: Syntax Error\nUnknown statement 'RUN'"
+    );
     let e = parse_server_statements("ASSERT VALUES foo (id INT) VALUES (123);").unwrap_err();
-    assert!(e.to_string().contains("Syntax error at or near 'VALUES' at line 1:8"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Syntax error at or near 'VALUES' at line 1:8"),
+        "{e}"
+    );
     assert!(parse_server_statements("ASSERT TOPIC t;").is_ok());
 }
 
@@ -510,20 +736,36 @@ fn identifier_case_rules() {
     assert_eq!(expr("a@b"), col("A@B"));
     assert_eq!(expr("1abc"), col("1ABC"));
     // Non-reserved keywords are identifiers.
-    for w in ["timestamp", "date", "session", "type", "source", "partitions", "key", "id"] {
+    for w in [
+        "timestamp",
+        "date",
+        "session",
+        "type",
+        "source",
+        "partitions",
+        "key",
+        "id",
+    ] {
         assert_eq!(expr(w), col(&w.to_uppercase()), "{w}");
     }
     assert_eq!(expr("ROWTIME"), col("ROWTIME"));
     assert_eq!(
         expr("t.`c`"),
-        Expr::Column { qualifier: Some("T".into()), name: "c".into() }
+        Expr::Column {
+            qualifier: Some("T".into()),
+            name: "c".into()
+        }
     );
 }
 
 #[test]
 fn reserved_words_are_not_identifiers() {
     let e = parse_expression("select").unwrap_err();
-    assert!(e.message.contains("Syntax error at or near 'select' at line 1:1"), "{e}");
+    assert!(
+        e.message
+            .contains("Syntax error at or near 'select' at line 1:1"),
+        "{e}"
+    );
     let e = err("CREATE STREAM INPUT (ROWKEY INT KEY, COL0 NULL) WITH (kafka_topic='t');");
     assert!(e.to_string().contains("Syntax Error"), "{e}");
 }
@@ -536,14 +778,18 @@ fn key_constraints_match_the_source_kind() {
         "Line: 1, Col: 21: Column `ID` is a 'KEY' column: please use 'PRIMARY KEY' for tables."
     );
     let e = err("CREATE STREAM INPUT (ID INT PRIMARY KEY) WITH (kafka_topic='input');");
-    assert!(e.message.contains("Col: 22: Column `ID` is a 'PRIMARY KEY' column: please use 'KEY' for streams."));
+    assert!(e
+        .message
+        .contains("Col: 22: Column `ID` is a 'PRIMARY KEY' column: please use 'KEY' for streams."));
 }
 
 #[test]
 fn source_names_are_validated() {
     let e = err("CREATE STREAM `a.b` (x INT) WITH (kafka_topic='t');");
     assert_eq!((e.line, e.column), (1, 15));
-    assert!(e.message.contains("Source names may only contain alphanumeric values, '_' or '-'. Got: 'a.b'"));
+    assert!(e
+        .message
+        .contains("Source names may only contain alphanumeric values, '_' or '-'. Got: 'a.b'"));
 }
 
 // ----- literals -----
@@ -560,13 +806,19 @@ fn literals() {
     assert_eq!(expr("-0.5"), Expr::Literal(Literal::Decimal("-0.5".into())));
     assert_eq!(expr("1.5E3"), Expr::Literal(Literal::Double(1500.0)));
     assert_eq!(expr("1e-2"), Expr::Literal(Literal::Double(0.01)));
-    assert_eq!(expr("'it''s'"), Expr::Literal(Literal::String("it's".into())));
+    assert_eq!(
+        expr("'it''s'"),
+        Expr::Literal(Literal::String("it's".into()))
+    );
     assert_eq!(expr("TRUE"), Expr::Literal(Literal::Boolean(true)));
     assert_eq!(expr("false"), Expr::Literal(Literal::Boolean(false)));
     assert_eq!(expr("null"), Expr::Literal(Literal::Null));
     assert_eq!(
         expr("-x"),
-        Expr::Unary { op: UnaryOp::Minus, expr: Box::new(col("X")) }
+        Expr::Unary {
+            op: UnaryOp::Minus,
+            expr: Box::new(col("X"))
+        }
     );
     assert_eq!(expr("a -1"), bin(BinaryOp::Subtract, col("A"), int(1)));
 }
@@ -579,22 +831,31 @@ fn numeric_literal_errors() {
         "Failed to prepare statement: line 2:40: Invalid numeric literal: 9223372036854775808"
     );
     let e = err("SELECT -9223372036854775809 FROM s;");
-    assert!(e.message.contains("Invalid numeric literal: -9223372036854775809"));
+    assert!(e
+        .message
+        .contains("Invalid numeric literal: -9223372036854775809"));
     let e = err("CREATE STREAM OUTPUT AS select K, id, 1.7976931348623159E308 FROM INPUT;");
     assert_eq!(
         e.ksql_message(),
         "Failed to prepare statement: line 1:40: Number overflows DOUBLE: 1.7976931348623159E308"
     );
     let e = err("SELECT -1.7976931348623160E308 FROM s;");
-    assert!(e.message.contains("Number overflows DOUBLE: -1.7976931348623160E308"));
+    assert!(e
+        .message
+        .contains("Number overflows DOUBLE: -1.7976931348623160E308"));
 }
 
 #[test]
 fn limit_errors() {
     let e = err("SELECT * FROM riderLocations LIMIT -1;");
-    assert!(e.ksql_message().starts_with("Pull queries don't support negative integers in the LIMIT clause."));
+    assert!(e
+        .ksql_message()
+        .starts_with("Pull queries don't support negative integers in the LIMIT clause."));
     let e = err("SELECT * FROM riderLocations LIMIT 2.5;");
-    assert_eq!(e.ksql_message(), "Failed to prepare statement: Value must be integer for command: LIMIT");
+    assert_eq!(
+        e.ksql_message(),
+        "Failed to prepare statement: Value must be integer for command: LIMIT"
+    );
     let e = err("SELECT * FROM riderLocations LIMIT heh;");
     assert!(e.to_string().starts_with("line 1:36: Syntax Error"), "{e}");
 }
@@ -605,15 +866,27 @@ fn limit_errors() {
 fn precedence() {
     assert_eq!(
         expr("a + b * c"),
-        bin(BinaryOp::Add, col("A"), bin(BinaryOp::Multiply, col("B"), col("C")))
+        bin(
+            BinaryOp::Add,
+            col("A"),
+            bin(BinaryOp::Multiply, col("B"), col("C"))
+        )
     );
     assert_eq!(
         expr("a - b - c"),
-        bin(BinaryOp::Subtract, bin(BinaryOp::Subtract, col("A"), col("B")), col("C"))
+        bin(
+            BinaryOp::Subtract,
+            bin(BinaryOp::Subtract, col("A"), col("B")),
+            col("C")
+        )
     );
     assert_eq!(
         expr("a || b + c"),
-        bin(BinaryOp::Concat, col("A"), bin(BinaryOp::Add, col("B"), col("C")))
+        bin(
+            BinaryOp::Concat,
+            col("A"),
+            bin(BinaryOp::Add, col("B"), col("C"))
+        )
     );
     assert_eq!(
         expr("a OR b AND NOT c = 1"),
@@ -634,13 +907,24 @@ fn precedence() {
         expr("-a * b"),
         bin(
             BinaryOp::Multiply,
-            Expr::Unary { op: UnaryOp::Minus, expr: Box::new(col("A")) },
+            Expr::Unary {
+                op: UnaryOp::Minus,
+                expr: Box::new(col("A"))
+            },
             col("B")
         )
     );
     assert_eq!(
         expr("(a + b) % 2 <> 0"),
-        bin(BinaryOp::NotEq, bin(BinaryOp::Modulo, bin(BinaryOp::Add, col("A"), col("B")), int(2)), int(0))
+        bin(
+            BinaryOp::NotEq,
+            bin(
+                BinaryOp::Modulo,
+                bin(BinaryOp::Add, col("A"), col("B")),
+                int(2)
+            ),
+            int(0)
+        )
     );
     assert_eq!(expr("a != b"), bin(BinaryOp::NotEq, col("A"), col("B")));
     // A predicate takes value expressions on both sides: comparisons don't chain.
@@ -649,10 +933,20 @@ fn precedence() {
 
 #[test]
 fn predicates() {
-    assert_eq!(expr("a IS NOT NULL"), Expr::IsNull { expr: Box::new(col("A")), negated: true });
+    assert_eq!(
+        expr("a IS NOT NULL"),
+        Expr::IsNull {
+            expr: Box::new(col("A")),
+            negated: true
+        }
+    );
     assert_eq!(
         expr("a IS DISTINCT FROM b"),
-        Expr::IsDistinctFrom { left: Box::new(col("A")), right: Box::new(col("B")), negated: false }
+        Expr::IsDistinctFrom {
+            left: Box::new(col("A")),
+            right: Box::new(col("B")),
+            negated: false
+        }
     );
     assert_eq!(
         expr("a NOT BETWEEN 1 AND 2 + 1"),
@@ -665,7 +959,11 @@ fn predicates() {
     );
     assert_eq!(
         expr("a NOT IN (1, b)"),
-        Expr::InList { expr: Box::new(col("A")), list: vec![int(1), col("B")], negated: true }
+        Expr::InList {
+            expr: Box::new(col("A")),
+            list: vec![int(1), col("B")],
+            negated: true
+        }
     );
     assert_eq!(
         expr("a LIKE 'x%' ESCAPE '!'"),
@@ -682,7 +980,10 @@ fn predicates() {
         .contains("Expected single character escape but got: ab"));
     assert_eq!(
         expr("ts AT TIME ZONE 'UTC'"),
-        Expr::AtTimeZone { expr: Box::new(col("TS")), zone: "UTC".into() }
+        Expr::AtTimeZone {
+            expr: Box::new(col("TS")),
+            zone: "UTC".into()
+        }
     );
     let e = err("SELECT * FROM INPUT WHERE ID IN ( );");
     assert!(e.to_string().contains("Syntax Error"));
@@ -693,27 +994,39 @@ fn access_and_constructors() {
     assert_eq!(
         expr("s->f->g"),
         Expr::Dereference {
-            base: Box::new(Expr::Dereference { base: Box::new(col("S")), field: "F".into() }),
+            base: Box::new(Expr::Dereference {
+                base: Box::new(col("S")),
+                field: "F".into()
+            }),
             field: "G".into()
         }
     );
     assert_eq!(
         expr("a[1]['k']"),
         Expr::Subscript {
-            base: Box::new(Expr::Subscript { base: Box::new(col("A")), index: Box::new(int(1)) }),
+            base: Box::new(Expr::Subscript {
+                base: Box::new(col("A")),
+                index: Box::new(int(1))
+            }),
             index: Box::new(Expr::Literal(Literal::String("k".into())))
         }
     );
     assert_eq!(expr("ARRAY[1, -2]"), Expr::Array(vec![int(1), int(-2)]));
     assert_eq!(expr("ARRAY[]"), Expr::Array(vec![]));
-    assert_eq!(expr("MAP('a' := 1)"), Expr::Map(vec![(Expr::Literal(Literal::String("a".into())), int(1))]));
+    assert_eq!(
+        expr("MAP('a' := 1)"),
+        Expr::Map(vec![(Expr::Literal(Literal::String("a".into())), int(1))])
+    );
     assert_eq!(
         expr("STRUCT(a := 1, `b` := x)"),
         Expr::Struct(vec![("A".into(), int(1)), ("b".into(), col("X"))])
     );
     assert_eq!(
         expr("CAST(x AS DECIMAL(5, 2))"),
-        Expr::Cast { expr: Box::new(col("X")), ty: SqlType::decimal(5, 2) }
+        Expr::Cast {
+            expr: Box::new(col("X")),
+            ty: SqlType::decimal(5, 2)
+        }
     );
     assert_eq!(
         expr("CASE x WHEN 1 THEN 'a' ELSE 'b' END"),
@@ -731,10 +1044,21 @@ fn access_and_constructors() {
             else_result: None
         }
     );
-    assert_eq!(expr("now()"), Expr::Function { name: "NOW".into(), args: vec![], star: false });
+    assert_eq!(
+        expr("now()"),
+        Expr::Function {
+            name: "NOW".into(),
+            args: vec![],
+            star: false
+        }
+    );
     assert_eq!(
         expr("TIMESTAMPADD(SECONDS, 5, ts)"),
-        Expr::Function { name: "TIMESTAMPADD".into(), args: vec![col("SECONDS"), int(5), col("TS")], star: false }
+        Expr::Function {
+            name: "TIMESTAMPADD".into(),
+            args: vec![col("SECONDS"), int(5), col("TS")],
+            star: false
+        }
     );
 }
 
@@ -748,7 +1072,11 @@ fn lambdas() {
                 col("ARR"),
                 Expr::Lambda {
                     params: vec!["X".into()],
-                    body: Box::new(bin(BinaryOp::Add, Expr::LambdaVariable("X".into()), col("Y")))
+                    body: Box::new(bin(
+                        BinaryOp::Add,
+                        Expr::LambdaVariable("X".into()),
+                        col("Y")
+                    ))
                 }
             ],
             star: false
@@ -774,7 +1102,9 @@ fn lambdas() {
         }
     );
     // Parameters are only in scope inside the body.
-    let Expr::Function { args, .. } = expr("F(x, x => x)") else { panic!() };
+    let Expr::Function { args, .. } = expr("F(x, x => x)") else {
+        panic!()
+    };
     assert_eq!(args[0], col("X"));
     // Lambdas come after all other arguments.
     assert!(parse_expression("F(x => x, x)").is_err());
@@ -808,18 +1138,28 @@ fn display_round_trips() {
 
 #[test]
 fn error_positions_and_messages() {
-    let e = err("CREATE STREAM INPUT (K INT (KEY)) WITH (kafka_topic='input',value_format='JSON');");
+    let e =
+        err("CREATE STREAM INPUT (K INT (KEY)) WITH (kafka_topic='input',value_format='JSON');");
     assert_eq!(
         e.to_string(),
         "line 1:29: Syntax Error\nExpecting {'STRING', INTEGER_VALUE}\nStatement: CREATE STREAM \
          INPUT (K INT (KEY)) WITH (kafka_topic='input',value_format='JSON');"
     );
     let e = err("CREATE STREAM INPUT (K VARCHAR(STRING) (KEY)) WITH (kafka_topic='input',value_format='JSON');");
-    assert!(e.to_string().starts_with("line 1:40: Syntax Error\nExpecting {',', ')'}\nStatement: CREATE"));
+    assert!(e
+        .to_string()
+        .starts_with("line 1:40: Syntax Error\nExpecting {',', ')'}\nStatement: CREATE"));
     let e = err("CREATE STREAM TEST (ID STRING KEY, f0 VARCHAR) WITH (kafka_topic='test_topic', value_format='JSON');\nCREATE STREAM OUTPUT AS SELECT ID, cast(f0 as NULL) FROM TEST;");
-    assert!(e.to_string().contains("Syntax error at or near 'NULL' at line 2:47"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Syntax error at or near 'NULL' at line 2:47"),
+        "{e}"
+    );
     let e = err("FOO BAR;");
-    assert_eq!(e.to_string(), "line 1:1: Syntax Error\nUnknown statement 'FOO'");
+    assert_eq!(
+        e.to_string(),
+        "line 1:1: Syntax Error\nUnknown statement 'FOO'"
+    );
     let e = err("SELECT * FROM s WHERE 'unterminated;");
     assert_eq!(e.line, 1);
     assert!(e.message.starts_with("Syntax Error"));
@@ -829,17 +1169,26 @@ fn error_positions_and_messages() {
 
 #[test]
 fn variables() {
-    let vars: HashMap<String, String> =
-        [("format".to_string(), "AVRO".to_string()), ("Replicas".into(), "3".into())].into();
+    let vars: HashMap<String, String> = [
+        ("format".to_string(), "AVRO".to_string()),
+        ("Replicas".into(), "3".into()),
+    ]
+    .into();
     assert_eq!(
-        substitute_variables("value_format='${FORMAT}', replicas=${replicas}, x='$${format}'", &vars)
-            .unwrap(),
+        substitute_variables(
+            "value_format='${FORMAT}', replicas=${replicas}, x='$${format}'",
+            &vars
+        )
+        .unwrap(),
         "value_format='AVRO', replicas=3, x='${format}'"
     );
     let e = substitute_variables("a\n  ${nope}", &vars).unwrap_err();
     assert_eq!((e.line, e.column), (2, 3));
     assert!(e.message.contains("nope"));
-    assert_eq!(substitute_variables("cost: $5 {x}", &vars).unwrap(), "cost: $5 {x}");
+    assert_eq!(
+        substitute_variables("cost: $5 {x}", &vars).unwrap(),
+        "cost: $5 {x}"
+    );
 }
 
 #[test]
@@ -849,7 +1198,10 @@ fn types_and_columns() {
         SqlType::Array(Box::new(SqlType::Array(Box::new(SqlType::Int))))
     );
     assert_eq!(parse_type("STRUCT<>").unwrap(), SqlType::Struct(vec![]));
-    assert_eq!(parse_type("INT ARRAY").unwrap(), SqlType::Array(Box::new(SqlType::Int)));
+    assert_eq!(
+        parse_type("INT ARRAY").unwrap(),
+        SqlType::Array(Box::new(SqlType::Int))
+    );
     assert_eq!(parse_type("VARCHAR(10)").unwrap(), SqlType::String);
     let cols = parse_columns("`ID` BIGINT KEY, NAME STRING, ts TIMESTAMP").unwrap();
     assert_eq!(cols.len(), 3);
@@ -936,13 +1288,21 @@ fn conformance_cases(dir: &str) -> Vec<(String, serde_json::Value)> {
     let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     let mut cases = Vec::new();
-    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
-        let Ok(text) = std::fs::read_to_string(path) else { continue };
+    for path in paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+    {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
         let Ok(json) = serde_json::from_str::<serde_json::Value>(&relax_json(&text)) else {
             eprintln!("skipping unparsable {}", path.display());
             continue;
         };
-        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for test in json["tests"].as_array().cloned().unwrap_or_default() {
             cases.push((file.clone(), test));
         }
@@ -999,8 +1359,15 @@ fn conformance_statements_parse() {
     for f in &failures {
         eprintln!("{f}");
     }
-    eprintln!("conformance: {} of {total} statements parsed", total - failures.len());
-    assert!(failures.is_empty(), "{} conformance statements failed to parse", failures.len());
+    eprintln!(
+        "conformance: {} of {total} statements parsed",
+        total - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} conformance statements failed to parse",
+        failures.len()
+    );
 }
 
 /// Every QTT case that expects a ParseFailedException must fail to parse (as one script, so
@@ -1024,7 +1391,10 @@ fn qtt_parse_failures_match() {
             Err(e) => {
                 let got = e.ksql_message();
                 if !got.contains(expected) {
-                    failures.push(format!("{}: expected {expected:?}, got {got:?}", test["name"]));
+                    failures.push(format!(
+                        "{}: expected {expected:?}, got {got:?}",
+                        test["name"]
+                    ));
                 }
             }
         }
@@ -1032,5 +1402,39 @@ fn qtt_parse_failures_match() {
     for f in &failures {
         eprintln!("{f}");
     }
-    assert!(failures.is_empty(), "{} parse-failure cases differ", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} parse-failure cases differ",
+        failures.len()
+    );
+}
+
+/// Truncated and mangled statements must produce errors, never panics.
+#[test]
+fn mangled_inputs_do_not_panic() {
+    let mut statements: Vec<String> = conformance_cases(QTT_DIR)
+        .iter()
+        .step_by(25)
+        .flat_map(|(_, t)| case_statements(t))
+        .collect();
+    statements.push("SELECT `a``, \"b, 'c, ${x}, $1, #, ::, 1e, .e5, a->, ->*".to_string());
+    for stmt in &statements {
+        let chars: Vec<(usize, char)> = stmt.char_indices().collect();
+        for (i, _) in &chars {
+            let _ = parse_statements(&stmt[..*i]);
+            let _ = parse_expression(&stmt[*i..]);
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    let e = parse_expression(&deep).unwrap_err();
+    assert!(e.message.contains("Statement is too large to parse"), "{e}");
+    let e = parse_expression(&format!("{}x", "NOT ".repeat(10_000))).unwrap_err();
+    assert!(e.message.contains("too large"));
+    let e = parse_expression(&format!("{}x", "- ".repeat(10_000))).unwrap_err();
+    assert!(e.message.contains("too large"));
+    assert!(parse_expression(&format!("{}1{}", "(".repeat(99), ")".repeat(99))).is_ok());
 }

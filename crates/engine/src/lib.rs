@@ -100,6 +100,7 @@ pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
 pub struct Engine {
     pub catalog: Catalog,
     pub functions: FunctionRegistry,
+    pub aggregates: runnel_plan::aggregates::AggregateRegistry,
     /// Server/system configuration (`ksql.*`, `ksql.streams.*`).
     pub config: BTreeMap<String, String>,
     /// Session overrides from SET.
@@ -121,6 +122,7 @@ impl Engine {
         Engine {
             catalog: Catalog::default(),
             functions: FunctionRegistry::builtin(),
+            aggregates: runnel_plan::aggregates::AggregateRegistry::builtin(),
             config,
             session: BTreeMap::new(),
             variables: HashMap::new(),
@@ -631,19 +633,26 @@ impl Engine {
             ));
         }
         let replacing = self.check_new_source(c.kind, &c.name, c.or_replace, false)?;
+        if runnel_plan::aggregate::is_aggregation(&c.query, &self.aggregates) {
+            if c.kind == SourceKind::Stream {
+                return Err(EngineError::statement(
+                    "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
+                ));
+            }
+            return self.create_table_as_aggregate(c, text, replacing);
+        }
         if c.kind == SourceKind::Table {
-            if c.query.group_by.is_empty()
-                && self
-                    .catalog
-                    .source(&c.query.from.source.name)
-                    .is_some_and(|s| s.kind == SourceKind::Stream)
+            if self
+                .catalog
+                .source(&c.query.from.source.name)
+                .is_some_and(|s| s.kind == SourceKind::Stream)
             {
                 return Err(EngineError::statement(
                     "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
                 ));
             }
             return Err(EngineError::unsupported(
-                "CREATE TABLE AS SELECT (aggregations and tables)",
+                "CREATE TABLE AS SELECT over tables",
             ));
         }
         let plan = self.plan(&c.query, PlanTarget::Sink, Some(&c.name))?;
@@ -705,6 +714,80 @@ impl Engine {
             message: format!("Created query with ID {query_id}"),
             query_id: Some(query_id),
         })
+    }
+
+    fn create_table_as_aggregate(
+        &mut self,
+        c: &runnel_sql::CreateAsSelect,
+        text: &str,
+        replacing: bool,
+    ) -> Result<StatementOutput, EngineError> {
+        let plan = runnel_plan::aggregate::plan_aggregate(
+            &c.query,
+            &self.catalog,
+            &self.functions,
+            &self.aggregates,
+            Some(&c.name),
+            &PlanOptions::default(),
+        )?;
+        let query_id = match self.queries.iter().find(|q| replacing && q.sink == c.name) {
+            Some(q) => q.id.clone(),
+            None => self.next_query_id("CTAS", Some(&c.name)),
+        };
+        for p in plan.projection.iter().filter(|p| p.is_key) {
+            ddl::check_key_type(&p.name, &p.expr.ty())?;
+        }
+        let mut sink = ddl::sink_from_aggregate(
+            &c.name,
+            &c.properties,
+            &plan,
+            text,
+            &query_id,
+            &self.format_defaults(),
+        )?;
+        let task = QueryTask::new_aggregate(
+            &plan,
+            Some(&sink),
+            self.function_config(),
+            self.aggregate_config(),
+        )?;
+        let partitions = sink.partitions.unwrap_or(1);
+        match self.topic_info(&sink.topic)? {
+            Some(t) => sink.partitions = Some(t.partitions),
+            None => {
+                self.create_topic(&sink.topic, partitions, sink.replicas.unwrap_or(1))?;
+                sink.partitions = Some(partitions);
+            }
+        }
+        if replacing {
+            self.stop_query(&query_id);
+        }
+        let sink_name = sink.name.clone();
+        self.catalog.put_source(sink);
+        self.start_query(
+            query_id.clone(),
+            text,
+            sink_name.clone(),
+            vec![plan.source.name.clone()],
+            task,
+        )?;
+        Ok(StatementOutput::Status {
+            statement: text.to_string(),
+            command_id: format!("table/{}/create", quote_ident(&sink_name)),
+            message: format!("Created query with ID {query_id}"),
+            query_id: Some(query_id),
+        })
+    }
+
+    pub fn aggregate_config(&self) -> runnel_plan::aggregates::AggregateConfig {
+        runnel_plan::aggregates::AggregateConfig {
+            collect_list_limit: self
+                .property("ksql.functions.collect_list.limit")
+                .and_then(|v| v.parse().ok()),
+            collect_set_limit: self
+                .property("ksql.functions.collect_set.limit")
+                .and_then(|v| v.parse().ok()),
+        }
     }
 
     fn start_query(
@@ -1077,17 +1160,44 @@ impl Engine {
         query: &runnel_sql::Query,
         _text: &str,
     ) -> Result<StatementOutput, EngineError> {
-        let plan = self.plan(query, PlanTarget::Transient, None)?;
         if query.emit.is_none() {
             return Err(EngineError::unsupported("Pull queries"));
         }
+        if runnel_plan::aggregate::is_aggregation(query, &self.aggregates) {
+            let plan = runnel_plan::aggregate::plan_aggregate(
+                query,
+                &self.catalog,
+                &self.functions,
+                &self.aggregates,
+                None,
+                &PlanOptions::default(),
+            )?;
+            let task = QueryTask::new_aggregate(
+                &plan,
+                None,
+                self.function_config(),
+                self.aggregate_config(),
+            )?;
+            return self.start_push(task, &plan.source.name, plan.limit);
+        }
+        let plan = self.plan(query, PlanTarget::Transient, None)?;
+        let task = QueryTask::new(&plan, None, self.function_config())?;
+        self.start_push(task, &plan.source.name, plan.limit)
+    }
+
+    fn start_push(
+        &mut self,
+        task: QueryTask,
+        source: &str,
+        limit: Option<u64>,
+    ) -> Result<StatementOutput, EngineError> {
         let Backend::Kafka(kafka) = &self.backend else {
             return Err(EngineError::statement("Push queries need a Kafka backend"));
         };
         let kafka = kafka.clone();
-        let id = format!("transient_{}_{}", plan.source.name, self.next_transient);
+        let id = format!("transient_{}_{}", source, self.next_transient);
         self.next_transient += 1;
-        let task = Arc::new(QueryTask::new(&plan, None, self.function_config())?);
+        let task = Arc::new(task);
         let group = format!(
             "_confluent-ksql-{}transient_{id}_{}",
             self.service_id(),
@@ -1098,13 +1208,13 @@ impl Engine {
             .unwrap_or_else(|| "latest".into());
         let (tx, rx) = std::sync::mpsc::sync_channel(1024);
         let columns = task.columns.clone();
-        let running = runner::spawn_push(task, kafka, group, reset, plan.limit, tx, id.clone())?;
+        let running = runner::spawn_push(task, kafka, group, reset, limit, tx, id.clone())?;
         Ok(StatementOutput::Push(runner::PushQuery {
             query_id: id,
             columns,
             rows: rx,
             running,
-            limit: plan.limit,
+            limit: limit,
         }))
     }
 

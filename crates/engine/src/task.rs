@@ -7,14 +7,17 @@
 
 use crate::EngineError;
 use runnel_connect::format::{
-    decode_windowed_key, key_serde, value_serde, Column as FormatColumn, FormatKind, FormatOptions,
-    RowSerde, WindowType as FormatWindowType,
+    decode_windowed_key, encode_windowed_key, key_serde, value_serde, Column as FormatColumn,
+    FormatKind, FormatOptions, RowSerde, Window, WindowType as FormatWindowType,
 };
 use runnel_connect::kafka::Record;
+use runnel_plan::aggregate::AggregatePlan;
+use runnel_plan::aggregates::AggregateConfig;
 use runnel_plan::catalog::{ColumnKind, FormatInfo, Source, WindowType};
 use runnel_plan::functions::FunctionConfig;
 use runnel_plan::query::{InputField, SelectPlan};
 use runnel_plan::Value;
+use runnel_runtime::aggregate::AggregateOperator;
 use runnel_runtime::convert::value_at;
 use runnel_runtime::select::{rows_to_batch, SelectOperator};
 use runnel_sql::{SourceKind, SqlType};
@@ -38,8 +41,10 @@ pub struct OutputRow {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     pub partition: i32,
     pub offset: i64,
-    /// The input record had a null value: the output keeps the key and has a null value too.
+    /// The output has a null value (a tombstone, or a null-value stream record passed through).
     pub null_value: bool,
+    /// Window bounds of a windowed result.
+    pub window: Option<(i64, i64)>,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +110,14 @@ struct SinkEncoder {
     key_positions: Vec<usize>,
     value_positions: Vec<usize>,
     timestamp_position: Option<usize>,
+    /// Windowed sinks write Kafka Streams' windowed keys.
+    window: Option<WindowType>,
+}
+
+/// The operator of a task: stateless (filter + project) or an aggregation with its state.
+enum TaskOperator {
+    Select(SelectOperator),
+    Aggregate(Box<std::sync::Mutex<AggregateOperator>>, Vec<bool>),
 }
 
 pub struct QueryTask {
@@ -114,7 +127,9 @@ pub struct QueryTask {
     layout: Vec<InputField>,
     /// Position of the source's TIMESTAMP column in the input row.
     timestamp_position: Option<usize>,
-    operator: SelectOperator,
+    operator: TaskOperator,
+    input_schema: datafusion::arrow::datatypes::SchemaRef,
+    input_types: Vec<SqlType>,
     sink: Option<SinkEncoder>,
     pub columns: Vec<(String, SqlType)>,
     /// Null-value stream records pass through a plain projection (ksqlDB keeps them), but never
@@ -130,8 +145,11 @@ impl QueryTask {
         config: FunctionConfig,
     ) -> Result<Self, EngineError> {
         let (source_key, source_value) = source_serdes(&plan.source)?;
-        let operator =
+        let select =
             SelectOperator::new(plan, config).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let input_schema = select.input_schema().clone();
+        let input_types = select.input_types().to_vec();
+        let operator = TaskOperator::Select(select);
         let layout: Vec<InputField> = plan
             .input
             .fields
@@ -174,6 +192,7 @@ impl QueryTask {
                     key_positions,
                     value_positions,
                     timestamp_position,
+                    window: s.window.as_ref().map(|w| w.window_type),
                 })
             }
         };
@@ -184,9 +203,81 @@ impl QueryTask {
             layout,
             timestamp_position,
             operator,
+            input_schema,
+            input_types,
             sink,
             columns,
             has_filter: plan.filter.is_some(),
+        })
+    }
+
+    /// A task for an aggregation.
+    pub fn new_aggregate(
+        plan: &AggregatePlan,
+        sink: Option<&Source>,
+        config: FunctionConfig,
+        agg_config: AggregateConfig,
+    ) -> Result<Self, EngineError> {
+        let (source_key, source_value) = source_serdes(&plan.source)?;
+        let op = AggregateOperator::new(plan, config, agg_config)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let input_schema = op.input_schema().clone();
+        let input_types = op.input_types().to_vec();
+        let layout: Vec<InputField> = plan
+            .input
+            .fields
+            .iter()
+            .map(|(f, _, _)| f.clone())
+            .collect();
+        let timestamp_position = plan.source.timestamp.as_ref().and_then(|t| {
+            plan.input
+                .fields
+                .iter()
+                .position(|(f, n, _)| n == &t.column && !matches!(f, InputField::RowTime))
+        });
+        let key_flags: Vec<bool> = plan.projection.iter().map(|p| p.is_key).collect();
+        let positions = |key: bool| -> Vec<usize> {
+            key_flags
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| **k == key)
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let sink = match sink {
+            None => None,
+            Some(s) => {
+                let (key, value) = source_serdes(s)?;
+                Some(SinkEncoder {
+                    topic: s.topic.clone(),
+                    key,
+                    value,
+                    key_positions: positions(true),
+                    value_positions: positions(false),
+                    timestamp_position: s
+                        .timestamp
+                        .as_ref()
+                        .and_then(|t| plan.projection.iter().position(|p| p.name == t.column)),
+                    window: s.window.as_ref().map(|w| w.window_type),
+                })
+            }
+        };
+        Ok(QueryTask {
+            source: plan.source.clone(),
+            source_key,
+            source_value,
+            layout,
+            timestamp_position,
+            operator: TaskOperator::Aggregate(Box::new(std::sync::Mutex::new(op)), key_flags),
+            input_schema,
+            input_types,
+            sink,
+            columns: plan
+                .projection
+                .iter()
+                .map(|p| (p.name.clone(), p.expr.ty()))
+                .collect(),
+            has_filter: true,
         })
     }
 
@@ -334,17 +425,9 @@ impl QueryTask {
         if rows.is_empty() {
             return Ok(out);
         }
-        let batch = rows_to_batch(
-            self.operator.input_schema(),
-            self.operator.input_types(),
-            &rows,
-        )
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let result = self
-            .operator
-            .process(&batch)
+        let batch = rows_to_batch(&self.input_schema, &self.input_types, &rows)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        for (row, message) in result.errors {
+        let log = |out: &mut TaskOutput, row: usize, message: String| {
             if let Some(r) = origins.get(row) {
                 out.errors.push(ProcessingLogEntry {
                     topic: r.topic.clone(),
@@ -353,24 +436,64 @@ impl QueryTask {
                     message,
                 });
             }
-        }
-        let types = self.operator.output_types();
-        for (i, &input_row) in result.input_rows.iter().enumerate() {
-            let r = origins[input_row];
-            let values = result
-                .columns
-                .iter()
-                .zip(types.iter())
-                .map(|(c, t)| value_at(c.as_ref(), i, t))
-                .collect();
-            out.rows.push(OutputRow {
-                values,
-                timestamp: timestamps[input_row],
-                headers: r.headers.clone(),
-                partition: r.partition,
-                offset: r.offset,
-                null_value: r.value.is_none(),
-            });
+        };
+        match &self.operator {
+            TaskOperator::Select(op) => {
+                let result = op
+                    .process(&batch)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                for (row, message) in result.errors {
+                    log(&mut out, row, message);
+                }
+                let types = op.output_types();
+                for (i, &input_row) in result.input_rows.iter().enumerate() {
+                    let r = origins[input_row];
+                    let values = result
+                        .columns
+                        .iter()
+                        .zip(types.iter())
+                        .map(|(c, t)| value_at(c.as_ref(), i, t))
+                        .collect();
+                    out.rows.push(OutputRow {
+                        values,
+                        timestamp: timestamps[input_row],
+                        headers: r.headers.clone(),
+                        partition: r.partition,
+                        offset: r.offset,
+                        null_value: r.value.is_none(),
+                        window: None,
+                    });
+                }
+            }
+            TaskOperator::Aggregate(op, key_flags) => {
+                let mut op = op
+                    .lock()
+                    .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?;
+                let (updates, errors) = op
+                    .process(&batch, &timestamps)
+                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                for (row, message) in errors {
+                    log(&mut out, row, message);
+                }
+                for u in updates {
+                    let r = origins[u.input_row];
+                    let mut keys = u.key.into_iter();
+                    let mut vals = u.value.clone().unwrap_or_default().into_iter();
+                    let values = key_flags
+                        .iter()
+                        .map(|&k| if k { keys.next() } else { vals.next() }.unwrap_or(Value::Null))
+                        .collect();
+                    out.rows.push(OutputRow {
+                        values,
+                        timestamp: u.timestamp,
+                        headers: vec![],
+                        partition: r.partition,
+                        offset: r.offset,
+                        null_value: u.value.is_none(),
+                        window: u.window,
+                    });
+                }
+            }
         }
         Ok(out)
     }
@@ -385,7 +508,7 @@ impl QueryTask {
                 .collect::<Vec<_>>()
         };
         let key_values = pick(&sink.key_positions);
-        let key = if key_values.is_empty() {
+        let mut key = if key_values.is_empty() {
             sink.key.serialize(Some(&[]))
         } else if key_values.iter().all(Value::is_null) {
             sink.key.serialize(None)
@@ -393,6 +516,14 @@ impl QueryTask {
             sink.key.serialize(Some(&key_values))
         }
         .map_err(|e| e.to_string())?;
+        if let (Some(w), Some((start, end))) = (sink.window, row.window) {
+            let inner = key.unwrap_or_default();
+            key = Some(encode_windowed_key(
+                &inner,
+                window_type(w),
+                Window { start, end },
+            ));
+        }
         let value = if row.null_value {
             None
         } else {

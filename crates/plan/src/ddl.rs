@@ -451,3 +451,64 @@ pub fn sink_from_select(
             .or(plan.source.replicas),
     })
 }
+
+/// The catalog entry for the table written by an aggregation (`CREATE TABLE ... AS SELECT ...
+/// GROUP BY`).
+pub fn sink_from_aggregate(
+    name: &str,
+    props: &Properties,
+    plan: &crate::aggregate::AggregatePlan,
+    statement: &str,
+    query_id: &str,
+    defaults: &FormatDefaults,
+) -> Result<Source, PlanError> {
+    check_properties(props)?;
+    let topic = string_prop(props, "KAFKA_TOPIC").unwrap_or_else(|| name.to_string());
+    let schema = plan.output_schema();
+    let (mut key_format, value_format) = formats(
+        props,
+        defaults,
+        Some((&plan.source.key_format, &plan.source.value_format)),
+    )?;
+    // Several key columns, or a key type the KAFKA format cannot carry, switch the key to JSON.
+    let keys: Vec<&crate::catalog::Column> = schema.key_columns().collect();
+    let kafka_ok = keys.len() == 1
+        && matches!(
+            keys[0].ty,
+            SqlType::Int | SqlType::Bigint | SqlType::Double | SqlType::String | SqlType::Bytes
+        );
+    if (key_format.format == "KAFKA" && !kafka_ok)
+        || (key_format.format == "NONE" && !keys.is_empty())
+    {
+        if props.get("KEY_FORMAT").is_none() && props.get("FORMAT").is_none() {
+            key_format = FormatInfo::new("JSON");
+        }
+    }
+    let window = plan.window.as_ref().map(|w| WindowInfo {
+        window_type: w.window_type,
+        size_ms: if w.window_type == WindowType::Session {
+            None
+        } else {
+            Some(w.size_ms)
+        },
+    });
+    Ok(Source {
+        name: name.to_string(),
+        kind: SourceKind::Table,
+        topic,
+        timestamp: timestamp(props, &schema)?,
+        schema,
+        key_format,
+        value_format,
+        window,
+        is_source: false,
+        statement: statement.to_string(),
+        created_by: Some(query_id.to_string()),
+        partitions: int_prop(props, "PARTITIONS")?
+            .map(|p| p as i32)
+            .or(plan.source.partitions),
+        replicas: int_prop(props, "REPLICAS")?
+            .map(|r| r as i16)
+            .or(plan.source.replicas),
+    })
+}

@@ -1,6 +1,8 @@
 //! Planning: the catalog of streams and tables, type checking of expressions against ksqlDB's
 //! rules, the function catalogue, and the logical plan of each persistent or transient query.
 
+pub mod aggregate;
+pub mod aggregates;
 pub mod cast;
 pub mod catalog;
 pub mod ddl;

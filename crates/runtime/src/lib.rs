@@ -5,6 +5,7 @@
 //! the deterministic test driver (one record per batch, like Kafka Streams' TopologyTestDriver)
 //! and on Kafka (batches of polled records).
 
+pub mod aggregate;
 pub mod compile;
 pub mod convert;
 pub mod select;

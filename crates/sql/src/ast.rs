@@ -728,3 +728,121 @@ impl fmt::Display for Expr {
         }
     }
 }
+
+impl Expr {
+    /// Rebuilds this expression with each direct child replaced by `f(child)`.
+    pub fn try_map_children<E>(
+        &self,
+        f: &mut impl FnMut(&Expr) -> Result<Expr, E>,
+    ) -> Result<Expr, E> {
+        fn bx<E>(f: &mut impl FnMut(&Expr) -> Result<Expr, E>, e: &Expr) -> Result<Box<Expr>, E> {
+            Ok(Box::new(f(e)?))
+        }
+        Ok(match self {
+            Expr::Column { .. } | Expr::Literal(_) | Expr::LambdaVariable(_) => self.clone(),
+            Expr::Unary { op, expr } => Expr::Unary {
+                op: *op,
+                expr: bx(f, expr)?,
+            },
+            Expr::Binary { op, left, right } => Expr::Binary {
+                op: *op,
+                left: bx(f, left)?,
+                right: bx(f, right)?,
+            },
+            Expr::IsNull { expr, negated } => Expr::IsNull {
+                expr: bx(f, expr)?,
+                negated: *negated,
+            },
+            Expr::IsDistinctFrom {
+                left,
+                right,
+                negated,
+            } => Expr::IsDistinctFrom {
+                left: bx(f, left)?,
+                right: bx(f, right)?,
+                negated: *negated,
+            },
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => Expr::Between {
+                expr: bx(f, expr)?,
+                low: bx(f, low)?,
+                high: bx(f, high)?,
+                negated: *negated,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: bx(f, expr)?,
+                list: list.iter().map(&mut *f).collect::<Result<_, E>>()?,
+                negated: *negated,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                escape,
+                negated,
+            } => Expr::Like {
+                expr: bx(f, expr)?,
+                pattern: bx(f, pattern)?,
+                escape: *escape,
+                negated: *negated,
+            },
+            Expr::Case {
+                operand,
+                whens,
+                else_result,
+            } => Expr::Case {
+                operand: operand.as_deref().map(|e| bx(f, e)).transpose()?,
+                whens: whens
+                    .iter()
+                    .map(|(w, t)| Ok((f(w)?, f(t)?)))
+                    .collect::<Result<_, E>>()?,
+                else_result: else_result.as_deref().map(|e| bx(f, e)).transpose()?,
+            },
+            Expr::Cast { expr, ty } => Expr::Cast {
+                expr: bx(f, expr)?,
+                ty: ty.clone(),
+            },
+            Expr::Function { name, args, star } => Expr::Function {
+                name: name.clone(),
+                args: args.iter().map(&mut *f).collect::<Result<_, E>>()?,
+                star: *star,
+            },
+            Expr::Subscript { base, index } => Expr::Subscript {
+                base: bx(f, base)?,
+                index: bx(f, index)?,
+            },
+            Expr::Dereference { base, field } => Expr::Dereference {
+                base: bx(f, base)?,
+                field: field.clone(),
+            },
+            Expr::Array(items) => Expr::Array(items.iter().map(&mut *f).collect::<Result<_, E>>()?),
+            Expr::Map(entries) => Expr::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| Ok((f(k)?, f(v)?)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Struct(fields) => Expr::Struct(
+                fields
+                    .iter()
+                    .map(|(n, v)| Ok((n.clone(), f(v)?)))
+                    .collect::<Result<_, E>>()?,
+            ),
+            Expr::Lambda { params, body } => Expr::Lambda {
+                params: params.clone(),
+                body: bx(f, body)?,
+            },
+            Expr::AtTimeZone { expr, zone } => Expr::AtTimeZone {
+                expr: bx(f, expr)?,
+                zone: zone.clone(),
+            },
+        })
+    }
+}

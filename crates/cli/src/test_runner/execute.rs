@@ -17,6 +17,7 @@ use runnel_plan::catalog::{ColumnKind, FormatInfo, Source, WindowType};
 use runnel_plan::Value;
 use runnel_sql::{ColumnConstraint, Literal, SourceKind, SqlType, Statement};
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// The result of one case.
@@ -33,7 +34,7 @@ pub enum Outcome {
 const INFERRED_PARTITIONS: i32 = 4;
 
 /// Base configuration of every case (the Java runner's), before the case's `properties`.
-fn base_config() -> BTreeMap<String, String> {
+pub(super) fn base_config() -> BTreeMap<String, String> {
     [
         ("ksql.service.id", "some.ksql.service.id"),
         ("auto.offset.reset", "earliest"),
@@ -157,57 +158,10 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
     let mut engine = Engine::in_memory(config);
     create_topics(&mut engine, case)
         .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
-
-    // One script, as the Java runner joins them: parse errors and line numbers in messages are
-    // then those of the whole script.
-    // The Java runner parses with the server grammar, so test-only statements (RUN SCRIPT,
-    // ASSERT ...) are parse errors there.
-    let script = case.statements.join("\n");
-    let parsed = runnel_sql::parser::parse_server_statements(&script);
-    let total = parsed.as_ref().map(|s| s.len()).ok();
-    let result = match parsed {
-        Err(e) if !script.contains("${") => Err(StatementError {
-            statement: script.trim().to_string(),
-            error: EngineError::Parse(e),
-            completed: Vec::new(),
-        }),
-        _ => engine.execute_script(&script).map(|_| ()),
-    };
-    if let Err(err) = result {
-        let index = err.completed.len();
-        let is_last = total.is_none_or(|t| index + 1 >= t);
-        let skip = unsupported_reason(&err.error);
-        let Some(expected) = &case.expected_exception else {
-            return Err(match skip {
-                Some(reason) => Outcome::Skipped(reason),
-                None => Outcome::Failed(format!(
-                    "statement {} failed: {}",
-                    index + 1,
-                    one_line(&err.error.to_string())
-                )),
-            });
-        };
-        return match check_expected(expected, &err.error, Some(&err), false) {
-            Ok(()) if is_last => Ok(()),
-            Ok(()) => fail(format!(
-                "statement {} failed, but only the last statement may fail: {}",
-                index + 1,
-                one_line(&err.error.to_string())
-            )),
-            Err(_) if skip.is_some() => Err(Outcome::Skipped(skip.unwrap_or_default())),
-            Err(why) => fail(format!("statement {}: {why}", index + 1)),
-        };
+    if let ControlFlow::Break(decided) = run_statements(&mut engine, case) {
+        return decided;
     }
-
-    let records = case
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            encode_input(&engine, r)
-                .map_err(|e| Outcome::Failed(format!("cannot serialize input {}: {e}", i + 1)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let records = encode_inputs(&engine, case)?;
     engine
         .produce(records)
         .map_err(|e| Outcome::Failed(format!("cannot write inputs: {e}")))?;
@@ -244,11 +198,87 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
         ),
         None => String::new(),
     };
-    check_outputs(&engine, case).map_err(|why| Outcome::Failed(format!("{why}{log_note}")))?;
-    if let Some(post) = &case.post {
-        check_post(&engine, post).map_err(|why| Outcome::Failed(format!("post: {why}")))?;
+    let actual: BTreeMap<String, Vec<Record>> = output_topics(case)
+        .into_iter()
+        .map(|t| (t.to_string(), topic_records(&engine, t).to_vec()))
+        .collect();
+    check_outputs(&engine, case, &actual, TimestampCheck::Exact)
+        .map_err(|why| Outcome::Failed(format!("{why}{log_note}")))?;
+    check_post_condition(&engine, case)
+}
+
+/// Checks the case's `post` section, if any.
+pub(super) fn check_post_condition(engine: &Engine, case: &TestCase) -> Result<(), Outcome> {
+    match &case.post {
+        Some(post) => {
+            check_post(engine, post).map_err(|why| Outcome::Failed(format!("post: {why}")))
+        }
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Runs the case's statements as one script. `Break` carries the case's result when the
+/// statements decide it: an expected error was (or was not) raised, a failure, or a feature
+/// Runnel does not support yet.
+pub(super) fn run_statements(
+    engine: &mut Engine,
+    case: &TestCase,
+) -> ControlFlow<Result<(), Outcome>> {
+    // One script, as the Java runner joins them: parse errors and line numbers in messages are
+    // then those of the whole script.
+    // The Java runner parses with the server grammar, so test-only statements (RUN SCRIPT,
+    // ASSERT ...) are parse errors there.
+    let script = case.statements.join("\n");
+    let parsed = runnel_sql::parser::parse_server_statements(&script);
+    let total = parsed.as_ref().map(|s| s.len()).ok();
+    let result = match parsed {
+        Err(e) if !script.contains("${") => Err(StatementError {
+            statement: script.trim().to_string(),
+            error: EngineError::Parse(e),
+            completed: Vec::new(),
+        }),
+        _ => engine.execute_script(&script).map(|_| ()),
+    };
+    let Err(err) = result else {
+        return ControlFlow::Continue(());
+    };
+    let index = err.completed.len();
+    let is_last = total.is_none_or(|t| index + 1 >= t);
+    let skip = unsupported_reason(&err.error);
+    let Some(expected) = &case.expected_exception else {
+        return ControlFlow::Break(Err(match skip {
+            Some(reason) => Outcome::Skipped(reason),
+            None => Outcome::Failed(format!(
+                "statement {} failed: {}",
+                index + 1,
+                one_line(&err.error.to_string())
+            )),
+        }));
+    };
+    ControlFlow::Break(
+        match check_expected(expected, &err.error, Some(&err), false) {
+            Ok(()) if is_last => Ok(()),
+            Ok(()) => fail(format!(
+                "statement {} failed, but only the last statement may fail: {}",
+                index + 1,
+                one_line(&err.error.to_string())
+            )),
+            Err(_) if skip.is_some() => Err(Outcome::Skipped(skip.unwrap_or_default())),
+            Err(why) => fail(format!("statement {}: {why}", index + 1)),
+        },
+    )
+}
+
+/// The case's input records, serialized, in file order (all to partition 0).
+pub(super) fn encode_inputs(engine: &Engine, case: &TestCase) -> Result<Vec<Record>, Outcome> {
+    case.inputs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            encode_input(engine, r)
+                .map_err(|e| Outcome::Failed(format!("cannot serialize input {}: {e}", i + 1)))
+        })
+        .collect()
 }
 
 fn one_line(text: &str) -> String {
@@ -267,7 +297,7 @@ fn literal_int(l: Option<&Literal>) -> Option<i64> {
 
 /// Creates the topics the Java runner creates before running statements: declared `topics`,
 /// the topics of CREATE statements with columns, and the other topics named by records.
-fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), EngineError> {
+pub(super) fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), EngineError> {
     for t in &case.topics {
         engine.create_topic(&t.name, t.partitions.unwrap_or(1), t.replicas.unwrap_or(1))?;
     }
@@ -583,44 +613,94 @@ fn topic_records<'a>(engine: &'a Engine, topic: &str) -> &'a [Record] {
     }
 }
 
-/// Compares the records of every topic named in `outputs`: same count, same order.
-fn check_outputs(engine: &Engine, case: &TestCase) -> Result<(), String> {
+/// The topics named by the expected outputs, in order of first mention.
+pub(super) fn output_topics(case: &TestCase) -> Vec<&str> {
     let mut topics: Vec<&str> = Vec::new();
     for r in &case.outputs {
         if !topics.contains(&r.topic.as_str()) {
             topics.push(&r.topic);
         }
     }
+    topics
+}
+
+/// How expected timestamps are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TimestampCheck {
+    /// As the Java runner does (in-memory topics keep every timestamp).
+    Exact,
+    /// Kafka clients cannot write a timestamp of 0 (librdkafka reads 0 as "now"), so an expected
+    /// timestamp of 0 cannot be checked through a broker.
+    UnlessZero,
+}
+
+/// Compares the records of every topic named in `outputs` with `actual` (each topic's records
+/// as read: in order within each partition). Records of one partition must come in the expected
+/// order; records of different partitions may interleave in any order, as Kafka only orders
+/// records within a partition.
+pub(super) fn check_outputs(
+    engine: &Engine,
+    case: &TestCase,
+    actual: &BTreeMap<String, Vec<Record>>,
+    timestamps: TimestampCheck,
+) -> Result<(), String> {
     let exact = case.exact_numeric_comparison();
-    let check_zero_timestamps = !case.inputs.is_empty();
-    for topic in topics {
+    let check_zero_timestamps = !case.inputs.is_empty() && timestamps == TimestampCheck::Exact;
+    for topic in output_topics(case) {
         let expected: Vec<&RecordSpec> = case.outputs.iter().filter(|r| r.topic == topic).collect();
         let source = source_for_topic(engine, topic, true);
-        let actual = topic_records(engine, topic)
-            .iter()
-            .map(|r| decode_output(r, source.as_deref(), exact))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("topic {topic}: {e}"))?;
-        for (i, (e, a)) in expected.iter().zip(&actual).enumerate() {
+        let mut partitions: BTreeMap<i32, Vec<ActualRecord>> = BTreeMap::new();
+        for r in actual.get(topic).map(Vec::as_slice).unwrap_or(&[]) {
+            let decoded = decode_output(r, source.as_deref(), exact)
+                .map_err(|e| format!("topic {topic}: {e}"))?;
+            partitions.entry(r.partition).or_default().push(decoded);
+        }
+        let partitions: Vec<Vec<ActualRecord>> = partitions.into_values().collect();
+        let total: usize = partitions.iter().map(Vec::len).sum();
+        // Next unmatched record of each partition.
+        let mut heads = vec![0usize; partitions.len()];
+        let mut matched = 0;
+        for (i, e) in expected.iter().enumerate() {
             let check_timestamp = check_zero_timestamps || e.timestamp != Some(0);
-            if let Err(why) = compare_record(e, a, check_timestamp) {
-                return Err(format!(
-                    "topic {topic}, record {}: {why}\n    expected: {}\n    actual:   {a}",
-                    i + 1,
-                    show_expected(e)
-                ));
+            let mut first_difference = None;
+            let found = partitions.iter().enumerate().find_map(|(p, records)| {
+                let a = records.get(heads[p])?;
+                match compare_record(e, a, check_timestamp) {
+                    Ok(()) => Some(p),
+                    Err(why) => {
+                        first_difference.get_or_insert((why, a));
+                        None
+                    }
+                }
+            });
+            match (found, first_difference) {
+                (Some(p), _) => {
+                    heads[p] += 1;
+                    matched += 1;
+                }
+                (None, Some((why, a))) => {
+                    return Err(format!(
+                        "topic {topic}, record {}: {why}\n    expected: {}\n    actual:   {a}",
+                        i + 1,
+                        show_expected(e)
+                    ));
+                }
+                (None, None) => break,
             }
         }
-        if expected.len() != actual.len() {
+        if expected.len() != total {
             let mut message = format!(
-                "topic {topic}: expected {} records but got {}",
+                "topic {topic}: expected {} records but got {total}",
                 expected.len(),
-                actual.len()
             );
-            for e in expected.iter().skip(actual.len()).take(3) {
+            for e in expected.iter().skip(matched).take(3) {
                 message.push_str(&format!("\n    missing: {}", show_expected(e)));
             }
-            for a in actual.iter().skip(expected.len()).take(3) {
+            let extra = partitions
+                .iter()
+                .zip(&heads)
+                .flat_map(|(records, &head)| records.iter().skip(head));
+            for a in extra.take(3) {
                 message.push_str(&format!("\n    extra:   {a}"));
             }
             return Err(message);

@@ -1,0 +1,472 @@
+//! Logical plans of aggregations: `SELECT ... FROM stream [WINDOW ...] [WHERE ...] GROUP BY ...
+//! [HAVING ...]`.
+//!
+//! The select list and HAVING are rewritten over the *aggregate row*: the group-by values, then
+//! the aggregate results, then `WINDOWSTART` and `WINDOWEND` for windowed aggregations. Every
+//! select expression must be built from group-by expressions, aggregates and window bounds.
+
+use crate::aggregates::{AggSignature, AggregateFunction, AggregateRegistry};
+use crate::catalog::{Catalog, Column, ColumnKind, Schema, Source, WindowType};
+use crate::expr::{literal_value, Analyzer, Scope, TypedExpr};
+use crate::functions::FunctionRegistry;
+use crate::query::{InputLayout, PlanOptions, Projection, WINDOWEND, WINDOWSTART};
+use crate::PlanError;
+use runnel_sql::{Emit, Expr, Query, SelectItem, SourceKind, SqlType, WindowKind};
+use std::sync::Arc;
+
+/// One aggregate call, e.g. `AVG(x)`.
+#[derive(Debug, Clone)]
+pub struct AggregateCall {
+    pub function: AggregateFunction,
+    /// Column arguments over the input row (constants are in `signature.constants`).
+    pub args: Vec<TypedExpr>,
+    pub signature: AggSignature,
+    /// As written, for messages.
+    pub text: String,
+}
+
+/// Window of a windowed aggregation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowPlan {
+    pub window_type: WindowType,
+    /// Size (tumbling, hopping) or inactivity gap (session), in ms.
+    pub size_ms: i64,
+    /// Advance of hopping windows (= size for tumbling).
+    pub advance_ms: i64,
+    pub grace_ms: i64,
+    pub retention_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AggregatePlan {
+    pub source: Arc<Source>,
+    pub input: InputLayout,
+    pub filter: Option<TypedExpr>,
+    pub group_by: Vec<TypedExpr>,
+    pub aggregates: Vec<AggregateCall>,
+    pub window: Option<WindowPlan>,
+    pub emit_final: bool,
+    /// Over the aggregate row.
+    pub having: Option<TypedExpr>,
+    /// Over the aggregate row; key columns are the group-by expressions.
+    pub projection: Vec<Projection>,
+    pub limit: Option<u64>,
+}
+
+impl AggregatePlan {
+    pub fn output_schema(&self) -> Schema {
+        let keys = self.projection.iter().filter(|p| p.is_key);
+        let values = self.projection.iter().filter(|p| !p.is_key);
+        Schema {
+            columns: keys
+                .chain(values)
+                .map(|p| {
+                    Column::new(
+                        p.name.clone(),
+                        p.expr.ty(),
+                        if p.is_key {
+                            ColumnKind::Key
+                        } else {
+                            ColumnKind::Value
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Types of the aggregate row: group values, aggregate results, window bounds.
+    pub fn aggregate_row_types(&self) -> Vec<SqlType> {
+        let mut t: Vec<SqlType> = self.group_by.iter().map(|g| g.ty()).collect();
+        t.extend(
+            self.aggregates
+                .iter()
+                .map(|a| a.signature.return_type.clone()),
+        );
+        if self.window.is_some() {
+            t.push(SqlType::Bigint);
+            t.push(SqlType::Bigint);
+        }
+        t
+    }
+}
+
+/// Does the query aggregate (GROUP BY, WINDOW, or aggregate calls)?
+pub fn is_aggregation(query: &Query, aggregates: &AggregateRegistry) -> bool {
+    if !query.group_by.is_empty() || query.window.is_some() {
+        return true;
+    }
+    query.select.iter().any(|item| match item {
+        SelectItem::Expr { expr, .. } => contains_aggregate(expr, aggregates),
+        _ => false,
+    })
+}
+
+fn contains_aggregate(e: &Expr, aggregates: &AggregateRegistry) -> bool {
+    if let Expr::Function { name, .. } = e {
+        if aggregates.get(name).is_some() {
+            return true;
+        }
+    }
+    let mut found = false;
+    let _ = e.try_map_children::<()>(&mut |c| {
+        found |= contains_aggregate(c, aggregates);
+        Ok(c.clone())
+    });
+    found
+}
+
+const GROUP_PREFIX: &str = "\u{1}G";
+const AGG_PREFIX: &str = "\u{1}A";
+
+struct Rewriter<'a> {
+    groups: &'a [Expr],
+    aggregates: &'a AggregateRegistry,
+    calls: Vec<Expr>,
+    /// Columns used outside of aggregates and group-by expressions.
+    stray: Vec<String>,
+    windowed: bool,
+}
+
+impl Rewriter<'_> {
+    fn rewrite(&mut self, e: &Expr) -> Result<Expr, PlanError> {
+        if let Some(i) = self.groups.iter().position(|g| g == e) {
+            return Ok(Expr::column(format!("{GROUP_PREFIX}{i}")));
+        }
+        match e {
+            Expr::Function { name, args, .. } if self.aggregates.get(name).is_some() => {
+                if args.iter().any(|a| contains_aggregate(a, self.aggregates)) {
+                    return Err(PlanError::new(format!(
+                        "Aggregate functions can not be nested: {e}"
+                    )));
+                }
+                let i = match self.calls.iter().position(|c| c == e) {
+                    Some(i) => i,
+                    None => {
+                        self.calls.push(e.clone());
+                        self.calls.len() - 1
+                    }
+                };
+                Ok(Expr::column(format!("{AGG_PREFIX}{i}")))
+            }
+            Expr::Column { name, .. }
+                if self.windowed && (name == WINDOWSTART || name == WINDOWEND) =>
+            {
+                Ok(e.clone())
+            }
+            Expr::Column { name, qualifier } => {
+                let shown = match qualifier {
+                    Some(q) => format!("{q}.{name}"),
+                    None => name.clone(),
+                };
+                if !self.stray.contains(&shown) {
+                    self.stray.push(shown);
+                }
+                Ok(e.clone())
+            }
+            other => other.try_map_children(&mut |c| self.rewrite(c)),
+        }
+    }
+}
+
+fn window_plan(spec: &runnel_sql::WindowSpec) -> WindowPlan {
+    let (window_type, size_ms, advance_ms) = match &spec.kind {
+        WindowKind::Tumbling { size } => (WindowType::Tumbling, size.millis(), size.millis()),
+        WindowKind::Hopping { size, advance } => {
+            (WindowType::Hopping, size.millis(), advance.millis())
+        }
+        WindowKind::Session { gap } => (WindowType::Session, gap.millis(), 0),
+    };
+    // Kafka Streams' legacy default grace: 24h minus the window size, never negative.
+    let grace_ms = spec
+        .grace
+        .as_ref()
+        .map(|g| g.millis())
+        .unwrap_or_else(|| (86_400_000 - size_ms).max(0));
+    let retention_ms = spec
+        .retention
+        .as_ref()
+        .map(|r| r.millis())
+        .unwrap_or(86_400_000)
+        .max(size_ms + grace_ms);
+    WindowPlan {
+        window_type,
+        size_ms,
+        advance_ms,
+        grace_ms,
+        retention_ms,
+    }
+}
+
+fn derived_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Column { name, .. } => Some(name.clone()),
+        Expr::Dereference { field, .. } => Some(field.clone()),
+        _ => None,
+    }
+}
+
+pub fn plan_aggregate(
+    query: &Query,
+    catalog: &Catalog,
+    functions: &FunctionRegistry,
+    aggregates: &AggregateRegistry,
+    sink_name: Option<&str>,
+    _options: &PlanOptions,
+) -> Result<AggregatePlan, PlanError> {
+    if !query.from.joins.is_empty() {
+        return Err(PlanError::unsupported("JOIN"));
+    }
+    if !query.partition_by.is_empty() {
+        return Err(PlanError::unsupported("PARTITION BY with GROUP BY"));
+    }
+    let from = &query.from.source;
+    let source = catalog
+        .source(&from.name)
+        .ok_or_else(|| PlanError::new(format!("{} does not exist.", from.name)))?
+        .clone();
+    if source.kind == SourceKind::Table {
+        return Err(PlanError::unsupported("aggregations over tables"));
+    }
+    if query.group_by.is_empty() {
+        return Err(PlanError::unsupported("aggregations without GROUP BY"));
+    }
+    if query.window.is_some() && source.window.is_some() {
+        return Err(PlanError::unsupported(
+            "windowed aggregations over windowed sources",
+        ));
+    }
+    let input = InputLayout::for_source(&source, from.alias.as_deref());
+    let analyzer = Analyzer {
+        scope: &input.scope,
+        functions,
+        catalog,
+    };
+    let filter = query
+        .where_clause
+        .as_ref()
+        .map(|w| analyzer.analyze(w))
+        .transpose()?;
+
+    for g in &query.group_by {
+        if contains_aggregate(g, aggregates) {
+            let name = match g {
+                Expr::Function { name, .. } => name.clone(),
+                _ => g.to_string(),
+            };
+            return Err(PlanError::new(format!(
+                "GROUP BY does not support aggregate functions: {name} is an aggregate function."
+            )));
+        }
+    }
+    let group_by = query
+        .group_by
+        .iter()
+        .map(|g| analyzer.analyze(g))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let window = query.window.as_ref().map(window_plan);
+    let mut rewriter = Rewriter {
+        groups: &query.group_by,
+        aggregates,
+        calls: vec![],
+        stray: vec![],
+        windowed: window.is_some(),
+    };
+
+    // Select items, rewritten over the aggregate row.
+    let mut items: Vec<(Option<String>, Expr, Expr)> = Vec::new();
+    for item in &query.select {
+        match item {
+            SelectItem::Expr { expr, alias } => {
+                items.push((alias.clone(), expr.clone(), rewriter.rewrite(expr)?))
+            }
+            _ => return Err(PlanError::unsupported("SELECT * with GROUP BY")),
+        }
+    }
+    let having = query
+        .having
+        .as_ref()
+        .map(|h| rewriter.rewrite(h))
+        .transpose()?;
+    if !rewriter.stray.is_empty() {
+        return Err(PlanError::new(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {}",
+            rewriter.stray.join(", ")
+        )));
+    }
+    if rewriter.calls.is_empty() {
+        return Err(PlanError::new(
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+        ));
+    }
+
+    // Aggregate calls, with arguments over the input row.
+    let mut calls = Vec::new();
+    for call in &rewriter.calls {
+        let Expr::Function { name, args, star } = call else {
+            continue;
+        };
+        let function = aggregates
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PlanError::new(format!("Unknown aggregate {name}")))?;
+        let mut typed_args = Vec::new();
+        let mut types = Vec::new();
+        let mut constants = Vec::new();
+        if !star {
+            for a in args {
+                let t = analyzer.analyze(a)?;
+                types.push(t.ty());
+                constants.push(match a {
+                    Expr::Literal(l) => Some(literal_value(l)?.0),
+                    Expr::Unary {
+                        op: runnel_sql::UnaryOp::Minus,
+                        expr,
+                    } => match expr.as_ref() {
+                        Expr::Literal(l) => crate::eval::negate(&literal_value(l)?.0),
+                        _ => None,
+                    },
+                    _ => None,
+                });
+                typed_args.push(t);
+            }
+        }
+        let signature = (function.resolve)(&types, &constants).map_err(PlanError::new)?;
+        // Column arguments (constants dropped), cast to the signature's types.
+        let column_args: Vec<TypedExpr> = typed_args
+            .into_iter()
+            .zip(constants.iter())
+            .filter(|(_, c)| c.is_none())
+            .map(|(a, _)| a)
+            .collect();
+        let args = column_args
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| match signature.arg_types.get(i) {
+                Some(t) if *t != a.ty() => TypedExpr::Cast {
+                    expr: Box::new(a),
+                    to: t.clone(),
+                },
+                _ => a,
+            })
+            .collect();
+        calls.push(AggregateCall {
+            function,
+            args,
+            signature,
+            text: call.to_string(),
+        });
+    }
+
+    // The aggregate row's scope.
+    let mut scope = Scope::default();
+    for (i, g) in group_by.iter().enumerate() {
+        scope.push(vec![], format!("{GROUP_PREFIX}{i}"), g.ty());
+    }
+    for (i, c) in calls.iter().enumerate() {
+        scope.push(
+            vec![],
+            format!("{AGG_PREFIX}{i}"),
+            c.signature.return_type.clone(),
+        );
+    }
+    if window.is_some() {
+        scope.push(vec![], WINDOWSTART, SqlType::Bigint);
+        scope.push(vec![], WINDOWEND, SqlType::Bigint);
+    }
+    let post = Analyzer {
+        scope: &scope,
+        functions,
+        catalog,
+    };
+    let having = having
+        .map(|h| post.analyze(&h))
+        .transpose()
+        .map_err(|e| e.prefixed("Error in HAVING expression: "))?;
+
+    // Names and keys.
+    let mut used: Vec<String> = items
+        .iter()
+        .filter_map(|(a, e, _)| a.clone().or_else(|| derived_name(e)))
+        .collect();
+    let mut counter = 0;
+    let mut projection: Vec<Projection> = Vec::new();
+    let mut key_found = vec![false; group_by.len()];
+    for (alias, original, rewritten) in &items {
+        let name = match alias.clone().or_else(|| derived_name(original)) {
+            Some(n) => n,
+            None => loop {
+                let candidate = format!("KSQL_COL_{counter}");
+                counter += 1;
+                if !used.contains(&candidate) {
+                    used.push(candidate.clone());
+                    break candidate;
+                }
+            },
+        };
+        let group = query.group_by.iter().position(|g| g == original);
+        let is_key = match group {
+            Some(i) if !key_found[i] => {
+                key_found[i] = true;
+                true
+            }
+            _ => false,
+        };
+        let expr = post.analyze(rewritten)?;
+        if projection.iter().any(|p| p.name == name) {
+            return Err(PlanError::new(format!(
+                "Duplicate column name '{name}' in projection."
+            )));
+        }
+        projection.push(Projection { name, expr, is_key });
+    }
+    if let Some(i) = key_found.iter().position(|f| !f) {
+        let sink = sink_name.unwrap_or("OUTPUT");
+        let g = &query.group_by[i];
+        return Err(PlanError::new(format!(
+            "The query used to build `{sink}` must include the grouping expression {g} in its projection (eg, SELECT {g}...)."
+        )));
+    }
+    // Keys keep GROUP BY order.
+    let mut keys: Vec<Projection> = Vec::new();
+    for g in &query.group_by {
+        if let Some(p) = items
+            .iter()
+            .zip(projection.iter())
+            .find(|((_, o, _), p)| o == g && p.is_key)
+            .map(|(_, p)| p.clone())
+        {
+            keys.push(p);
+        }
+    }
+    let mut k = keys.into_iter();
+    for p in projection.iter_mut() {
+        if p.is_key {
+            if let Some(next) = k.next() {
+                *p = next;
+            }
+        }
+    }
+    if !projection.iter().any(|p| !p.is_key) {
+        return Err(PlanError::new("The projection contains no value columns."));
+    }
+    let emit_final = query.emit == Some(Emit::Final);
+    if emit_final && window.is_none() {
+        return Err(PlanError::new(
+            "EMIT FINAL is only supported for windowed aggregations.",
+        ));
+    }
+    Ok(AggregatePlan {
+        source,
+        input,
+        filter,
+        group_by,
+        aggregates: calls,
+        window,
+        emit_final,
+        having,
+        projection,
+        limit: query.limit,
+    })
+}

@@ -1,0 +1,446 @@
+//! The aggregation operator: GROUP BY over a stream, optionally windowed, emitting a changelog.
+//!
+//! Filter, group-by and argument expressions are evaluated vectorised per batch; then each row
+//! updates its group's (and window's) aggregate state in input order and, with `EMIT CHANGES`,
+//! emits the new aggregate at once (no caching: every update is visible, as ksqlDB with
+//! `cache.max.bytes.buffering=0`). Stream time is the largest timestamp seen; records whose
+//! window closed (end + grace ≤ stream time) are dropped and reported. `EMIT FINAL` holds each
+//! window's result until stream time passes its end plus grace.
+
+use crate::compile::{evaluate_row_by_row, CompiledExpr, Compiler, ErrorSink};
+use crate::convert::value_at;
+use crate::select::arrow_schema;
+use crate::RuntimeError;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use runnel_plan::aggregate::AggregatePlan;
+use runnel_plan::aggregates::AggregateConfig;
+use runnel_plan::catalog::WindowType;
+use runnel_plan::functions::FunctionConfig;
+use runnel_plan::{TypedExpr, Value};
+use runnel_sql::SqlType;
+use std::collections::{BTreeMap, HashMap};
+
+/// One change of the aggregate table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateUpdate {
+    /// Input row (of the batch) that caused it.
+    pub input_row: usize,
+    /// Key column values (the group-by values in key order).
+    pub key: Vec<Value>,
+    /// Value column values; `None` is a tombstone.
+    pub value: Option<Vec<Value>>,
+    /// Window bounds for windowed aggregations.
+    pub window: Option<(i64, i64)>,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Clone)]
+struct GroupState {
+    group: Vec<Value>,
+    states: Vec<Value>,
+    max_ts: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    start: i64,
+    end: i64,
+    state: GroupState,
+}
+
+struct Compiled {
+    expr: CompiledExpr,
+    typed: TypedExpr,
+}
+
+pub struct AggregateOperator {
+    plan: AggregatePlan,
+    input_schema: SchemaRef,
+    input_types: Vec<SqlType>,
+    filter: Option<Compiled>,
+    groups: Vec<Compiled>,
+    args: Vec<Vec<Compiled>>,
+    errors: ErrorSink,
+    config: FunctionConfig,
+    agg_config: AggregateConfig,
+    /// Non-session state by (group key text, window start).
+    table: HashMap<(String, i64), GroupState>,
+    /// Session windows by group key text, ordered by start.
+    sessions: HashMap<String, Vec<Session>>,
+    /// EMIT FINAL results waiting for their window to close: (end, key text, start) → state.
+    pending: BTreeMap<(i64, String, i64), GroupState>,
+    stream_time: i64,
+}
+
+fn key_text(values: &[Value]) -> String {
+    format!("{values:?}")
+}
+
+impl AggregateOperator {
+    pub fn new(
+        plan: &AggregatePlan,
+        config: FunctionConfig,
+        agg_config: AggregateConfig,
+    ) -> Result<Self, RuntimeError> {
+        let columns: Vec<(String, SqlType)> = plan
+            .input
+            .fields
+            .iter()
+            .map(|(_, n, t)| (n.clone(), t.clone()))
+            .collect();
+        let compiler = Compiler::new(columns.clone(), config.clone());
+        let compile = |t: &TypedExpr| -> Result<Compiled, RuntimeError> {
+            Ok(Compiled {
+                expr: compiler.compile(t)?,
+                typed: t.clone(),
+            })
+        };
+        Ok(AggregateOperator {
+            filter: plan.filter.as_ref().map(compile).transpose()?,
+            groups: plan
+                .group_by
+                .iter()
+                .map(compile)
+                .collect::<Result<_, _>>()?,
+            args: plan
+                .aggregates
+                .iter()
+                .map(|a| a.args.iter().map(compile).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<_, _>>()?,
+            input_schema: arrow_schema(&columns),
+            input_types: columns.into_iter().map(|(_, t)| t).collect(),
+            errors: compiler.errors.clone(),
+            config,
+            agg_config,
+            plan: plan.clone(),
+            table: HashMap::new(),
+            sessions: HashMap::new(),
+            pending: BTreeMap::new(),
+            stream_time: i64::MIN,
+        })
+    }
+
+    pub fn input_schema(&self) -> &SchemaRef {
+        &self.input_schema
+    }
+
+    pub fn input_types(&self) -> &[SqlType] {
+        &self.input_types
+    }
+
+    fn evaluate(&self, c: &Compiled, batch: &RecordBatch) -> Result<ArrayRef, RuntimeError> {
+        match c.expr.evaluate(batch) {
+            Ok(a) => Ok(a),
+            Err(_) => evaluate_row_by_row(
+                &c.typed,
+                batch,
+                &self.input_types,
+                &self.config,
+                &self.errors,
+            ),
+        }
+    }
+
+    fn init_states(&self) -> Vec<Value> {
+        self.plan
+            .aggregates
+            .iter()
+            .map(|a| (a.function.init)(&a.signature))
+            .collect()
+    }
+
+    fn add(&self, state: &mut GroupState, args: &[Vec<Value>], ts: i64) -> Result<(), String> {
+        for (i, a) in self.plan.aggregates.iter().enumerate() {
+            let old = std::mem::replace(&mut state.states[i], Value::Null);
+            state.states[i] = (a.function.add)(old, &args[i], &a.signature, &self.agg_config)?;
+        }
+        state.max_ts = state.max_ts.max(ts);
+        Ok(())
+    }
+
+    /// Builds the output of a state: HAVING, then the projection.
+    fn output(
+        &self,
+        input_row: usize,
+        state: &GroupState,
+        window: Option<(i64, i64)>,
+    ) -> Result<AggregateUpdate, String> {
+        let mut row = state.group.clone();
+        for (i, a) in self.plan.aggregates.iter().enumerate() {
+            row.push((a.function.result)(&state.states[i], &a.signature)?);
+        }
+        if let Some((s, e)) = window {
+            row.push(Value::Bigint(s));
+            row.push(Value::Bigint(e));
+        }
+        let key = state.group.clone();
+        let passes = match &self.plan.having {
+            Some(h) => runnel_plan::eval::eval(h, &row, &self.config)? == Value::Boolean(true),
+            None => true,
+        };
+        let value = if passes {
+            let mut values = Vec::new();
+            for p in self.plan.projection.iter().filter(|p| !p.is_key) {
+                values.push(runnel_plan::eval::eval(&p.expr, &row, &self.config)?);
+            }
+            Some(values)
+        } else {
+            None
+        };
+        Ok(AggregateUpdate {
+            input_row,
+            key,
+            value,
+            window,
+            timestamp: state.max_ts,
+        })
+    }
+
+    /// Processes a batch whose rows carry `timestamps`. Returns the updates in order and the
+    /// per-row errors.
+    pub fn process(
+        &mut self,
+        batch: &RecordBatch,
+        timestamps: &[i64],
+    ) -> Result<(Vec<AggregateUpdate>, Vec<(usize, String)>), RuntimeError> {
+        let rows = batch.num_rows();
+        let mask = match &self.filter {
+            Some(f) => {
+                let a = self.evaluate(f, batch)?;
+                let b = a.as_any().downcast_ref::<BooleanArray>().cloned();
+                b.map(|b| {
+                    (0..rows)
+                        .map(|i| b.is_valid(i) && b.value(i))
+                        .collect::<Vec<bool>>()
+                })
+            }
+            None => None,
+        };
+        let group_arrays = self
+            .groups
+            .iter()
+            .map(|g| self.evaluate(g, batch))
+            .collect::<Result<Vec<_>, _>>()?;
+        let arg_arrays = self
+            .args
+            .iter()
+            .map(|args| {
+                args.iter()
+                    .map(|a| self.evaluate(a, batch))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut errors = self.errors.drain();
+        let mut updates = Vec::new();
+        for row in 0..rows {
+            if mask.as_ref().is_some_and(|m| !m[row]) {
+                continue;
+            }
+            let group: Vec<Value> = group_arrays
+                .iter()
+                .zip(self.groups.iter())
+                .map(|(a, g)| value_at(a.as_ref(), row, &g.expr.ty))
+                .collect();
+            if group.iter().all(Value::is_null) {
+                // Kafka Streams drops records whose grouping key is null.
+                continue;
+            }
+            let args: Vec<Vec<Value>> = arg_arrays
+                .iter()
+                .zip(self.args.iter())
+                .map(|(arrays, compiled)| {
+                    arrays
+                        .iter()
+                        .zip(compiled.iter())
+                        .map(|(a, c)| value_at(a.as_ref(), row, &c.expr.ty))
+                        .collect()
+                })
+                .collect();
+            let ts = timestamps.get(row).copied().unwrap_or(0);
+            self.stream_time = self.stream_time.max(ts);
+            if let Err(e) = self.update(row, group, &args, ts, &mut updates) {
+                errors.push((row, e));
+            }
+            if self.plan.emit_final {
+                self.flush_closed(row, &mut updates, &mut errors);
+            }
+        }
+        Ok((updates, errors))
+    }
+
+    fn update(
+        &mut self,
+        row: usize,
+        group: Vec<Value>,
+        args: &[Vec<Value>],
+        ts: i64,
+        out: &mut Vec<AggregateUpdate>,
+    ) -> Result<(), String> {
+        let key = key_text(&group);
+        let Some(window) = self.plan.window.clone() else {
+            let mut state = self
+                .table
+                .remove(&(key.clone(), 0))
+                .unwrap_or_else(|| GroupState {
+                    group: group.clone(),
+                    states: self.init_states(),
+                    max_ts: i64::MIN,
+                });
+            let result = self
+                .add(&mut state, args, ts)
+                .and_then(|_| self.output(row, &state, None));
+            self.table.insert((key, 0), state);
+            out.push(result?);
+            return Ok(());
+        };
+        let close = |end: i64, stream_time: i64| end.saturating_add(window.grace_ms) <= stream_time;
+        match window.window_type {
+            WindowType::Tumbling | WindowType::Hopping => {
+                let (size, advance) = (window.size_ms, window.advance_ms.max(1));
+                let first = (ts - size + advance).max(0) / advance * advance;
+                let mut start = first;
+                let mut any = false;
+                while start <= ts {
+                    let end = start + size;
+                    if close(end, self.stream_time) {
+                        start += advance;
+                        continue;
+                    }
+                    any = true;
+                    let mut state =
+                        self.table
+                            .remove(&(key.clone(), start))
+                            .unwrap_or_else(|| GroupState {
+                                group: group.clone(),
+                                states: self.init_states(),
+                                max_ts: i64::MIN,
+                            });
+                    self.add(&mut state, args, ts)?;
+                    if self.plan.emit_final {
+                        self.pending
+                            .insert((end, key.clone(), start), state.clone());
+                    } else {
+                        out.push(self.output(row, &state, Some((start, end)))?);
+                    }
+                    self.table.insert((key.clone(), start), state);
+                    start += advance;
+                }
+                if !any {
+                    return Err(format!(
+                        "Skipping record for expired window. timestamp=[{ts}] streamTime=[{}]",
+                        self.stream_time
+                    ));
+                }
+                // Forget windows past retention.
+                let horizon = self.stream_time.saturating_sub(window.retention_ms);
+                self.table.retain(|(_, s), _| s + size > horizon);
+                Ok(())
+            }
+            WindowType::Session => {
+                let gap = window.size_ms;
+                let sessions = self.sessions.entry(key.clone()).or_default();
+                let (merging, keep): (Vec<Session>, Vec<Session>) = sessions
+                    .drain(..)
+                    .partition(|s| s.end + gap >= ts && s.start - gap <= ts);
+                *sessions = keep;
+                let mut start = ts;
+                let mut end = ts;
+                let mut state = GroupState {
+                    group: group.clone(),
+                    states: vec![],
+                    max_ts: i64::MIN,
+                };
+                let mut merged_states: Option<Vec<Value>> = None;
+                for s in &merging {
+                    start = start.min(s.start);
+                    end = end.max(s.end);
+                    state.max_ts = state.max_ts.max(s.state.max_ts);
+                    merged_states = Some(match merged_states {
+                        None => s.state.states.clone(),
+                        Some(acc) => acc
+                            .into_iter()
+                            .zip(s.state.states.iter())
+                            .zip(self.plan.aggregates.iter())
+                            .map(|((a, b), f)| (f.function.merge)(a, b.clone(), &f.signature))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    });
+                }
+                if close(end, self.stream_time) {
+                    // Put the sessions back untouched: the record is late.
+                    if let Some(v) = self.sessions.get_mut(&key) {
+                        v.extend(merging);
+                    }
+                    return Err(format!(
+                        "Skipping record for expired session. timestamp=[{ts}] streamTime=[{}]",
+                        self.stream_time
+                    ));
+                }
+                state.states = merged_states.unwrap_or_else(|| self.init_states());
+                self.add(&mut state, args, ts)?;
+                for old in &merging {
+                    if self.plan.emit_final {
+                        self.pending.remove(&(old.end, key.clone(), old.start));
+                    } else {
+                        out.push(AggregateUpdate {
+                            input_row: row,
+                            key: group.clone(),
+                            value: None,
+                            window: Some((old.start, old.end)),
+                            timestamp: old.state.max_ts,
+                        });
+                    }
+                }
+                if self.plan.emit_final {
+                    self.pending
+                        .insert((end, key.clone(), start), state.clone());
+                } else {
+                    out.push(self.output(row, &state, Some((start, end)))?);
+                }
+                if let Some(v) = self.sessions.get_mut(&key) {
+                    v.push(Session { start, end, state });
+                    v.sort_by_key(|s| s.start);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// EMIT FINAL: emits the windows that stream time has closed.
+    fn flush_closed(
+        &mut self,
+        row: usize,
+        out: &mut Vec<AggregateUpdate>,
+        errors: &mut Vec<(usize, String)>,
+    ) {
+        let Some(window) = &self.plan.window else {
+            return;
+        };
+        let grace = window.grace_ms;
+        let closed: Vec<(i64, String, i64)> = self
+            .pending
+            .keys()
+            .take_while(|(end, _, _)| end.saturating_add(grace) <= self.stream_time)
+            .cloned()
+            .collect();
+        for k in closed {
+            if let Some(state) = self.pending.remove(&k) {
+                match self.output(row, &state, Some((k.2, k.0))) {
+                    Ok(u) => out.push(u),
+                    Err(e) => errors.push((row, e)),
+                }
+            }
+        }
+    }
+}
+
+/// Reads a column of timestamps (ROWTIME is the first input column).
+pub fn rowtimes(batch: &RecordBatch) -> Vec<i64> {
+    (0..batch.num_rows())
+        .map(|r| {
+            value_at(batch.column(0).as_ref(), r, &SqlType::Bigint)
+                .as_i64()
+                .unwrap_or(0)
+        })
+        .collect()
+}

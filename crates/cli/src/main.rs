@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod bench;
 mod test_runner;
 
 #[derive(Parser)]
@@ -63,6 +64,8 @@ enum Command {
     },
     /// Run ksqlDB test files (QTT JSON files or directories of them) or a ksql-test-runner case.
     Test(test_runner::TestArgs),
+    /// Measure events/s per core, Kafka → Kafka, against the raw Kafka client in the same run.
+    Bench(bench::BenchArgs),
 }
 
 fn parse_pair(s: &str) -> Result<(String, String)> {
@@ -297,6 +300,7 @@ fn main() {
             defines,
         } => run(file, kafka, exit, defines),
         Command::Test(args) => test_runner::main(args),
+        Command::Bench(args) => bench::main(args),
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");

@@ -651,12 +651,9 @@ impl Engine {
                     "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
                 ));
             }
-            return Err(EngineError::unsupported(
-                "CREATE TABLE AS SELECT over tables",
-            ));
         }
         let plan = self.plan(&c.query, PlanTarget::Sink, Some(&c.name))?;
-        if plan.source.kind == SourceKind::Table {
+        if plan.source.kind == SourceKind::Table && c.kind == SourceKind::Stream {
             return Err(EngineError::statement(
                 "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
             ));
@@ -809,12 +806,19 @@ impl Engine {
                 let reset = self
                     .property(AUTO_OFFSET_RESET)
                     .unwrap_or_else(|| "earliest".into());
+                let changelog = task.is_stateful().then(|| runner::Changelog {
+                    topic: format!(
+                        "_confluent-ksql-{}query_{id}-Aggregate-Aggregate-Materialize-changelog",
+                        self.service_id()
+                    ),
+                });
                 Some(runner::spawn_persistent(
                     task.clone(),
                     k.clone(),
                     group,
                     reset,
                     log,
+                    changelog,
                 )?)
             }
             Backend::Memory(_) => None,

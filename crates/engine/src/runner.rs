@@ -6,6 +6,7 @@
 //! `tracing`, and written to the processing-log topic with their topic, partition and offset.
 
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
+use rdkafka::consumer::Consumer as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
 use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
@@ -128,19 +129,144 @@ impl ProcessingLog {
     }
 }
 
+/// Key of the checkpoint records in a changelog topic. State keys never start with a zero byte
+/// followed by this text.
+const CHECKPOINT_KEY: &[u8] = b"\x00runnel-checkpoint";
+
+/// Where a stateful query keeps its state durable: a changelog topic of state records, each
+/// batch closed by a checkpoint record holding the next input offsets. On restart the state is
+/// rebuilt from the changelog up to the last checkpoint and the input resumes from the offsets
+/// in it, so state and input position always agree (no update lost or counted twice).
+pub struct Changelog {
+    pub topic: String,
+}
+
+/// Reads a whole topic partition 0 (until its end, or until it has been idle for a while:
+/// some brokers report wrong high watermarks).
+fn read_all(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crate::EngineError> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer = kafka.consumer(
+        &format!("_runnel-restore-{}", chrono::Utc::now().timestamp_micros()),
+        "earliest",
+    )?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    consumer
+        .assign(&tpl)
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    let high = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .map(|(_, h)| h)
+        .unwrap_or(-1);
+    let mut out = Vec::new();
+    if high == 0 {
+        return Ok(out);
+    }
+    let mut idle_since = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let r = record_of(&m);
+                let done = high > 0 && r.offset >= high - 1;
+                out.push(r);
+                idle_since = Instant::now();
+                if done {
+                    break;
+                }
+            }
+            Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
+            None => {
+                if idle_since.elapsed() > Duration::from_millis(if high > 0 { 5000 } else { 1500 })
+                {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rebuilds a task's state from its changelog; returns the input offsets to resume from.
+fn restore(
+    task: &QueryTask,
+    kafka: &KafkaConfig,
+    changelog: &Changelog,
+) -> Result<BTreeMap<i32, i64>, crate::EngineError> {
+    let records = read_all(kafka, &changelog.topic)?;
+    let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut offsets = BTreeMap::new();
+    let mut applied = 0usize;
+    for r in records {
+        let Some(key) = r.key else { continue };
+        if key == CHECKPOINT_KEY {
+            for (k, v) in pending.drain(..) {
+                task.restore_state(&k, v.as_deref())
+                    .map_err(crate::EngineError::Internal)?;
+                applied += 1;
+            }
+            let text = r
+                .value
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            if let Ok(serde_json::Value::Object(map)) =
+                serde_json::from_str::<serde_json::Value>(&text)
+            {
+                for (p, o) in map {
+                    if let (Ok(p), Some(o)) = (p.parse::<i32>(), o.as_i64()) {
+                        offsets.insert(p, o);
+                    }
+                }
+            }
+        } else {
+            pending.push((key, r.value));
+        }
+    }
+    task.finish_restore();
+    tracing::info!(topic = %changelog.topic, applied, discarded = pending.len(), "state restored from changelog");
+    Ok(offsets)
+}
+
 /// Starts a persistent query: reads the source topic in consumer group `group`, writes the sink.
+/// Stateful queries (with a changelog) first restore their state and read every partition of
+/// the source themselves, from the offsets of their last checkpoint.
 pub fn spawn_persistent(
     task: Arc<QueryTask>,
     kafka: KafkaConfig,
     group: String,
     auto_offset_reset: String,
     log: ProcessingLog,
+    changelog: Option<Changelog>,
 ) -> Result<Running, crate::EngineError> {
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
-    consumer
-        .subscribe(&[task.source_topic()])
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
     let producer = kafka.producer()?;
+    let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    match &changelog {
+        None => consumer
+            .subscribe(&[task.source_topic()])
+            .map_err(runnel_connect::kafka::KafkaError::from)?,
+        Some(cl) => {
+            kafka.create_topic(&cl.topic, 1, 1)?;
+            next_offsets = restore(&task, &kafka, cl)?;
+            let partitions = kafka
+                .topic(task.source_topic())?
+                .map(|t| t.partitions)
+                .unwrap_or(1);
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for p in 0..partitions {
+                let offset = match next_offsets.get(&p) {
+                    Some(o) => rdkafka::Offset::Offset(*o),
+                    None => rdkafka::Offset::Stored,
+                };
+                tpl.add_partition_offset(task.source_topic(), p, offset)
+                    .map_err(runnel_connect::kafka::KafkaError::from)?;
+            }
+            consumer
+                .assign(&tpl)
+                .map_err(runnel_connect::kafka::KafkaError::from)?;
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(QueryStats::default());
     let (stop2, stats2) = (stop.clone(), stats.clone());
@@ -152,7 +278,13 @@ pub fn spawn_persistent(
                 if batch.is_empty() {
                     continue;
                 }
-                if let Err(e) = process_and_commit(&task, &batch, &consumer, &producer, &log, &stats2) {
+                let result = process_and_commit(&task, &batch, &consumer, &producer, &log, &stats2)
+                    .and_then(|_| match &changelog {
+                        Some(cl) => checkpoint(&task, &batch, &producer, cl, &mut next_offsets),
+                        None => Ok(()),
+                    })
+                    .and_then(|_| commit_batch(&consumer, &batch));
+                if let Err(e) = result {
                     tracing::error!(query = %log.query_id, "batch failed, will be retried after restart: {e}");
                     // Without a commit the batch is re-read after a restart (at-least-once).
                     std::thread::sleep(Duration::from_millis(500));
@@ -167,6 +299,59 @@ pub fn spawn_persistent(
         thread: Some(thread),
         stats,
     })
+}
+
+/// Writes the batch's state changes and a checkpoint with the next input offsets, and waits
+/// until the broker has them.
+fn checkpoint(
+    task: &QueryTask,
+    batch: &[Record],
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    changelog: &Changelog,
+    next_offsets: &mut BTreeMap<i32, i64>,
+) -> Result<(), crate::EngineError> {
+    for (key, value) in task
+        .take_state_changes()
+        .map_err(crate::EngineError::Internal)?
+    {
+        let r = Record {
+            topic: changelog.topic.clone(),
+            partition: 0,
+            key: Some(key),
+            value,
+            ..Default::default()
+        };
+        send(producer, &r)?;
+    }
+    for r in batch {
+        next_offsets.insert(r.partition, r.offset + 1);
+    }
+    let marker: serde_json::Map<String, serde_json::Value> = next_offsets
+        .iter()
+        .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
+        .collect();
+    let r = Record {
+        topic: changelog.topic.clone(),
+        partition: 0,
+        key: Some(CHECKPOINT_KEY.to_vec()),
+        value: Some(serde_json::Value::Object(marker).to_string().into_bytes()),
+        ..Default::default()
+    };
+    send(producer, &r)?;
+    flush(producer)?;
+    Ok(())
+}
+
+fn commit_batch(consumer: &BaseConsumer, batch: &[Record]) -> Result<(), crate::EngineError> {
+    let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for r in batch {
+        let e = processed
+            .entry((r.topic.clone(), r.partition))
+            .or_insert(r.offset);
+        *e = (*e).max(r.offset);
+    }
+    commit(consumer, &processed)?;
+    Ok(())
 }
 
 fn process_and_commit(
@@ -208,14 +393,6 @@ fn process_and_commit(
         }
     }
     flush(producer)?;
-    let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for r in batch {
-        let e = processed
-            .entry((r.topic.clone(), r.partition))
-            .or_insert(r.offset);
-        *e = (*e).max(r.offset);
-    }
-    commit(consumer, &processed)?;
     Ok(())
 }
 

@@ -135,6 +135,8 @@ pub struct QueryTask {
     /// Null-value stream records pass through a plain projection (ksqlDB keeps them), but never
     /// through a filter.
     has_filter: bool,
+    /// For each output column that is a key: the input row position it copies (for tombstones).
+    key_inputs: Vec<Option<usize>>,
 }
 
 impl QueryTask {
@@ -208,6 +210,14 @@ impl QueryTask {
             sink,
             columns,
             has_filter: plan.filter.is_some(),
+            key_inputs: plan
+                .projection
+                .iter()
+                .map(|p| match &p.expr {
+                    runnel_plan::TypedExpr::Column { index, .. } if p.is_key => Some(*index),
+                    _ => None,
+                })
+                .collect(),
         })
     }
 
@@ -278,6 +288,7 @@ impl QueryTask {
                 .map(|p| (p.name.clone(), p.expr.ty()))
                 .collect(),
             has_filter: true,
+            key_inputs: vec![],
         })
     }
 
@@ -292,6 +303,9 @@ impl QueryTask {
     /// Decodes one record into an input row, or says why it cannot be used.
     /// `Ok(None)` means the record is skipped silently (a stream record with a null value).
     fn decode(&self, r: &Record) -> Result<Option<(Vec<Value>, i64)>, String> {
+        if self.source.kind == SourceKind::Table && r.key.is_none() {
+            return Ok(None);
+        }
         if r.value.is_none()
             && self.source.kind == SourceKind::Stream
             && (self.has_filter || self.sink.is_none())
@@ -446,6 +460,8 @@ impl QueryTask {
                     log(&mut out, row, message);
                 }
                 let types = op.output_types();
+                let mut produced: Vec<(usize, OutputRow)> =
+                    Vec::with_capacity(result.input_rows.len());
                 for (i, &input_row) in result.input_rows.iter().enumerate() {
                     let r = origins[input_row];
                     let values = result
@@ -454,16 +470,47 @@ impl QueryTask {
                         .zip(types.iter())
                         .map(|(c, t)| value_at(c.as_ref(), i, t))
                         .collect();
-                    out.rows.push(OutputRow {
-                        values,
-                        timestamp: timestamps[input_row],
-                        headers: r.headers.clone(),
-                        partition: r.partition,
-                        offset: r.offset,
-                        null_value: r.value.is_none(),
-                        window: None,
-                    });
+                    produced.push((
+                        input_row,
+                        OutputRow {
+                            values,
+                            timestamp: timestamps[input_row],
+                            headers: r.headers.clone(),
+                            partition: r.partition,
+                            offset: r.offset,
+                            null_value: r.value.is_none(),
+                            window: None,
+                        },
+                    ));
                 }
+                // A table row the filter rejects deletes the key downstream.
+                if self.source.kind == SourceKind::Table {
+                    for &input_row in &result.rejected {
+                        let r = origins[input_row];
+                        let values = self
+                            .key_inputs
+                            .iter()
+                            .map(|k| {
+                                k.and_then(|i| rows[input_row].get(i).cloned())
+                                    .unwrap_or(Value::Null)
+                            })
+                            .collect();
+                        produced.push((
+                            input_row,
+                            OutputRow {
+                                values,
+                                timestamp: timestamps[input_row],
+                                headers: r.headers.clone(),
+                                partition: r.partition,
+                                offset: r.offset,
+                                null_value: true,
+                                window: None,
+                            },
+                        ));
+                    }
+                    produced.sort_by_key(|(row, _)| *row);
+                }
+                out.rows.extend(produced.into_iter().map(|(_, row)| row));
             }
             TaskOperator::Aggregate(op, key_flags) => {
                 let mut op = op
@@ -496,6 +543,40 @@ impl QueryTask {
             }
         }
         Ok(out)
+    }
+
+    /// Whether the task keeps state (and so needs a changelog).
+    pub fn is_stateful(&self) -> bool {
+        matches!(self.operator, TaskOperator::Aggregate(..))
+    }
+
+    /// State changes since the last call, as changelog records.
+    pub fn take_state_changes(&self) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, String> {
+        match &self.operator {
+            TaskOperator::Aggregate(op, _) => {
+                Ok(op.lock().map_err(|_| "state poisoned")?.take_changes())
+            }
+            TaskOperator::Select(_) => Ok(vec![]),
+        }
+    }
+
+    /// Applies a changelog record while restoring.
+    pub fn restore_state(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        match &self.operator {
+            TaskOperator::Aggregate(op, _) => {
+                op.lock().map_err(|_| "state poisoned")?.restore(key, value)
+            }
+            TaskOperator::Select(_) => Ok(()),
+        }
+    }
+
+    /// Called once the whole changelog has been applied.
+    pub fn finish_restore(&self) {
+        if let TaskOperator::Aggregate(op, _) = &self.operator {
+            if let Ok(mut op) = op.lock() {
+                op.finish_restore();
+            }
+        }
     }
 
     /// Serializes an output row for the sink topic.

@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod aggregates;
 pub mod cast;
 pub mod catalog;
+pub mod codec;
 pub mod ddl;
 pub mod eval;
 pub mod expr;

@@ -9,7 +9,7 @@ use crate::catalog::{Catalog, Column, ColumnKind, Schema, Source};
 use crate::expr::{Analyzer, Scope, TypedExpr};
 use crate::functions::FunctionRegistry;
 use crate::PlanError;
-use runnel_sql::{Emit, Expr, Query, SelectItem, SourceKind, SqlType};
+use runnel_sql::{Emit, Expr, Query, SelectItem, SqlType};
 use std::sync::Arc;
 
 pub const ROWTIME: &str = "ROWTIME";
@@ -224,9 +224,6 @@ pub fn plan_select(
         .source(&from.name)
         .ok_or_else(|| PlanError::new(format!("{} does not exist.", from.name)))?
         .clone();
-    if source.kind == SourceKind::Table && target == PlanTarget::Sink {
-        return Err(PlanError::unsupported("persistent queries over tables"));
-    }
     if query.emit == Some(Emit::Final) {
         return Err(PlanError::new(
             "EMIT FINAL is only supported for windowed aggregations.",

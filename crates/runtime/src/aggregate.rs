@@ -17,7 +17,7 @@ use runnel_plan::aggregate::AggregatePlan;
 use runnel_plan::aggregates::AggregateConfig;
 use runnel_plan::catalog::WindowType;
 use runnel_plan::functions::FunctionConfig;
-use runnel_plan::{TypedExpr, Value};
+use runnel_plan::{codec, TypedExpr, Value};
 use runnel_sql::SqlType;
 use std::collections::{BTreeMap, HashMap};
 
@@ -71,6 +71,8 @@ pub struct AggregateOperator {
     /// EMIT FINAL results waiting for their window to close: (end, key text, start) → state.
     pending: BTreeMap<(i64, String, i64), GroupState>,
     stream_time: i64,
+    /// State entries changed since the last `take_changes`: (group values, window start).
+    dirty: Vec<(Vec<Value>, i64)>,
 }
 
 fn key_text(values: &[Value]) -> String {
@@ -118,7 +120,140 @@ impl AggregateOperator {
             sessions: HashMap::new(),
             pending: BTreeMap::new(),
             stream_time: i64::MIN,
+            dirty: Vec::new(),
         })
+    }
+
+    fn state_types(&self) -> Vec<SqlType> {
+        self.plan
+            .aggregates
+            .iter()
+            .map(|a| a.signature.state_type.clone())
+            .collect()
+    }
+
+    fn group_types(&self) -> Vec<SqlType> {
+        self.plan.group_by.iter().map(|g| g.ty()).collect()
+    }
+
+    /// The changelog key of a state entry: the group values, then the window start.
+    fn state_key(group: &[Value], start: i64) -> Vec<u8> {
+        let mut key = codec::encode_key(group);
+        key.extend_from_slice(&start.to_be_bytes());
+        key
+    }
+
+    /// The state changes since the last call, as changelog records (`None` deletes).
+    pub fn take_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let (group_types, state_types) = (self.group_types(), self.state_types());
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (group, start) in dirty.into_iter().rev() {
+            let text = key_text(&group);
+            if !seen.insert((text.clone(), start)) {
+                continue;
+            }
+            let found = match self.plan.window.as_ref().map(|w| w.window_type) {
+                Some(WindowType::Session) => self
+                    .sessions
+                    .get(&text)
+                    .and_then(|v| v.iter().find(|s| s.start == start))
+                    .map(|s| (s.state.clone(), s.end)),
+                _ => {
+                    let size = self.plan.window.as_ref().map(|w| w.size_ms).unwrap_or(0);
+                    self.table
+                        .get(&(text, start))
+                        .map(|st| (st.clone(), start + size))
+                }
+            };
+            let value = found.map(|(state, end)| {
+                let mut buf = Vec::new();
+                for (v, t) in state.group.iter().zip(group_types.iter()) {
+                    codec::encode_value(v, t, &mut buf);
+                }
+                for (v, t) in state.states.iter().zip(state_types.iter()) {
+                    codec::encode_value(v, t, &mut buf);
+                }
+                buf.extend_from_slice(&state.max_ts.to_be_bytes());
+                buf.extend_from_slice(&start.to_be_bytes());
+                buf.extend_from_slice(&end.to_be_bytes());
+                buf
+            });
+            out.push((Self::state_key(&group, start), value));
+        }
+        out.reverse();
+        out
+    }
+
+    /// After a restore: results of windows that had closed were emitted before the restart.
+    pub fn finish_restore(&mut self) {
+        let grace = self.plan.window.as_ref().map(|w| w.grace_ms).unwrap_or(0);
+        let now = self.stream_time;
+        self.pending
+            .retain(|(end, _, _), _| end.saturating_add(grace) > now);
+        self.dirty.clear();
+    }
+
+    /// Applies one changelog record while restoring.
+    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        let Some(bytes) = value else {
+            // A delete: find the entry whose key this is.
+            self.table
+                .retain(|(_, start), st| Self::state_key(&st.group, *start) != key);
+            for sessions in self.sessions.values_mut() {
+                sessions.retain(|s| Self::state_key(&s.state.group, s.start) != key);
+            }
+            return Ok(());
+        };
+        let mut pos = 0;
+        let mut read = |ty: &SqlType| -> Result<Value, String> {
+            let (v, used) = codec::decode_value(&bytes[pos..], ty)?;
+            pos += used;
+            Ok(v)
+        };
+        let group = self
+            .group_types()
+            .iter()
+            .map(&mut read)
+            .collect::<Result<Vec<_>, _>>()?;
+        let states = self
+            .state_types()
+            .iter()
+            .map(&mut read)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rest = &bytes[pos..];
+        if rest.len() < 24 {
+            return Err("truncated aggregate state".into());
+        }
+        let num =
+            |i: usize| i64::from_be_bytes(rest[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let (max_ts, start, end) = (num(0), num(1), num(2));
+        self.stream_time = self.stream_time.max(max_ts);
+        let text = key_text(&group);
+        let state = GroupState {
+            group,
+            states,
+            max_ts,
+        };
+        if self.plan.emit_final {
+            self.pending
+                .insert((end, text.clone(), start), state.clone());
+        }
+        if self
+            .plan
+            .window
+            .as_ref()
+            .is_some_and(|w| w.window_type == WindowType::Session)
+        {
+            let v = self.sessions.entry(text).or_default();
+            v.retain(|s| s.start != start);
+            v.push(Session { start, end, state });
+            v.sort_by_key(|s| s.start);
+        } else {
+            self.table.insert((text, start), state);
+        }
+        Ok(())
     }
 
     pub fn input_schema(&self) -> &SchemaRef {
@@ -324,6 +459,7 @@ impl AggregateOperator {
                         out.push(self.output(row, &state, Some((start, end)))?);
                     }
                     self.table.insert((key.clone(), start), state);
+                    self.dirty.push((group.clone(), start));
                     start += advance;
                 }
                 if !any {
@@ -379,6 +515,7 @@ impl AggregateOperator {
                 state.states = merged_states.unwrap_or_else(|| self.init_states());
                 self.add(&mut state, args, ts)?;
                 for old in &merging {
+                    self.dirty.push((group.clone(), old.start));
                     if self.plan.emit_final {
                         self.pending.remove(&(old.end, key.clone(), old.start));
                     } else {
@@ -401,6 +538,7 @@ impl AggregateOperator {
                     v.push(Session { start, end, state });
                     v.sort_by_key(|s| s.start);
                 }
+                self.dirty.push((group.clone(), start));
                 Ok(())
             }
         }

@@ -65,6 +65,8 @@ pub fn batch_to_rows(batch: &RecordBatch, types: &[SqlType]) -> Vec<Vec<Value>> 
 pub struct SelectOutput {
     pub columns: Vec<ArrayRef>,
     pub input_rows: Vec<usize>,
+    /// Input rows the filter rejected (tables turn them into tombstones).
+    pub rejected: Vec<usize>,
     pub errors: Vec<(usize, String)>,
 }
 
@@ -148,6 +150,7 @@ impl SelectOperator {
     }
 
     pub fn process(&self, batch: &RecordBatch) -> Result<SelectOutput, RuntimeError> {
+        let rows_in = batch.num_rows();
         let mut errors = Vec::new();
         let (batch, input_rows) = match &self.filter {
             Some(f) => {
@@ -180,9 +183,21 @@ impl SelectOperator {
                 .into_iter()
                 .map(|(r, m)| (input_rows.get(r).copied().unwrap_or(r), m)),
         );
+        let mut passed = input_rows.iter().peekable();
+        let rejected = (0..rows_in)
+            .filter(|r| {
+                if passed.peek() == Some(&r) {
+                    passed.next();
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
         Ok(SelectOutput {
             columns,
             input_rows,
+            rejected,
             errors,
         })
     }

@@ -153,7 +153,10 @@ impl Generator {
         let u = r.unit();
         let price = 100 + (u * u * u * 1_000_000.0) as u64;
         let channel_no = r.below(10);
-        let _ = write!(out, "{{\"auction\":{auction},\"bidder\":{bidder},\"price\":{price},");
+        let _ = write!(
+            out,
+            "{{\"auction\":{auction},\"bidder\":{bidder},\"price\":{price},"
+        );
         if channel_no < 9 {
             let _ = write!(
                 out,
@@ -247,7 +250,10 @@ mod tests {
         }
         let avg = bytes / events.len();
         assert!((180..=230).contains(&avg), "average bid size {avg}");
-        assert!((8_700..=9_300).contains(&pass), "{pass} of 10000 pass the W1 filter");
+        assert!(
+            (8_700..=9_300).contains(&pass),
+            "{pass} of 10000 pass the W1 filter"
+        );
     }
 
     #[test]
@@ -272,7 +278,10 @@ mod tests {
         let avg = bytes / events.len();
         assert!((80..=110).contains(&avg), "average reading size {avg}");
         // Zipf(1.0) over 100 K ranks gives the top rank 1/H(100000) ≈ 8.3 % of the events.
-        assert!((1_300..=2_000).contains(&hottest), "hottest sensor: {hottest}");
+        assert!(
+            (1_300..=2_000).contains(&hottest),
+            "hottest sensor: {hottest}"
+        );
         assert!((100..=320).contains(&late), "late readings: {late}");
     }
 

@@ -6,10 +6,15 @@
 //! engine on its own thread: a panic or a hang in one case is reported as that case's failure and
 //! the run goes on. Cases the engine declines as "not supported yet" are counted as skipped, apart
 //! from failures, so the pass rate stays honest.
+//!
+//! With `--kafka` the same cases run end to end through a Kafka broker (`kafka`), judged by the
+//! same comparison; cases run in parallel there (`--jobs`), as most of a case's time is spent
+//! waiting for consumer groups and records.
 
 mod compare;
 mod execute;
 mod json;
+mod kafka;
 mod model;
 mod values;
 
@@ -17,9 +22,11 @@ use anyhow::{bail, Context, Result};
 use execute::Outcome;
 use json::Json;
 use model::{TestCase, TestFile};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -47,6 +54,29 @@ pub struct TestArgs {
     /// Seconds a case may run before it is counted as failed.
     #[arg(long, default_value_t = 60)]
     pub timeout_secs: u64,
+    /// Run each case end to end through a Kafka broker instead of in-memory topics: an embedded
+    /// broker per case, or the cluster given by --bootstrap-servers. Cases that expect an error
+    /// or have no expected outputs are left to the memory mode.
+    #[arg(long)]
+    pub kafka: bool,
+    /// With --kafka: an external Kafka cluster (host:port,...). Every topic of a case is then
+    /// given a per-case suffix, and deleted after the case.
+    #[arg(long, env = "RUNNEL_TEST_BOOTSTRAP", value_name = "SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// With --kafka: seconds to wait for a case's expected output records.
+    #[arg(long, default_value_t = 20)]
+    pub kafka_timeout_secs: u64,
+    /// With --kafka: milliseconds to keep reading after the expected records, to catch extra ones.
+    #[arg(long, default_value_t = 1000)]
+    pub kafka_grace_ms: u64,
+    /// Run a sample of N cases, spread evenly over the selected cases (every k-th case, with
+    /// k = selected / N; with --kafka, over the cases eligible for Kafka). Cases outside the
+    /// sample are not run and not counted.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    /// Cases run at the same time (default: 1, or 4 with --kafka).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
     /// ksql-test-runner mode: the statements to run.
     #[arg(long, value_name = "FILE", requires = "output_file")]
     pub sql_file: Option<PathBuf>,
@@ -141,20 +171,37 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic with a non-text payload".to_string())
 }
 
+/// Where cases run.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// In-memory topics and the deterministic driver.
+    Memory,
+    Kafka(Arc<kafka::KafkaSettings>),
+}
+
+impl Mode {
+    fn run(&self, case: &TestCase) -> Outcome {
+        match self {
+            Mode::Memory => execute::run_case(case),
+            Mode::Kafka(settings) => kafka::run_case(case, settings),
+        }
+    }
+}
+
 /// Runs a case on its own thread, turning a panic or a timeout into a failure.
-fn run_isolated(case: &TestCase, timeout: Duration) -> Outcome {
+fn run_isolated(case: &TestCase, mode: &Mode, timeout: Duration) -> Outcome {
     let (tx, rx) = mpsc::channel();
     let owned = case.clone();
+    let mode = mode.clone();
     let spawned = std::thread::Builder::new()
         .name("qtt-case".into())
         .stack_size(16 << 20)
         .spawn(move || {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                execute::run_case(&owned)
-            }))
-            .unwrap_or_else(|payload| {
-                Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
-            });
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mode.run(&owned)))
+                    .unwrap_or_else(|payload| {
+                        Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
+                    });
             // The receiver is gone only after a timeout; nothing to report then.
             let _ = tx.send(outcome);
         });
@@ -193,6 +240,66 @@ fn indent(text: &str) -> String {
     text.lines().collect::<Vec<_>>().join("\n      ")
 }
 
+/// What happens to one selected case.
+enum Planned {
+    /// Run as job number `.0`.
+    Run(usize),
+    /// Counted as skipped without running.
+    Skip(String),
+}
+
+/// Indices of `n` items spread evenly over `total` (all of them when `n >= total`).
+fn sample_indices(total: usize, n: usize) -> Vec<usize> {
+    if n >= total {
+        return (0..total).collect();
+    }
+    (0..n).map(|k| k * total / n).collect()
+}
+
+/// Runs `jobs` on `workers` threads; results arrive on the returned channel as (job, outcome).
+fn spawn_workers<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    jobs: &'scope [TestCase],
+    workers: usize,
+    mode: &Mode,
+    timeout: Duration,
+) -> mpsc::Receiver<(usize, Outcome)> {
+    let (tx, rx) = mpsc::channel();
+    let next = Arc::new(AtomicUsize::new(0));
+    for _ in 0..workers.clamp(1, jobs.len().max(1)) {
+        let (tx, next, mode) = (tx.clone(), Arc::clone(&next), mode.clone());
+        scope.spawn(move || loop {
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            let Some(case) = jobs.get(i) else {
+                return;
+            };
+            if tx.send((i, run_isolated(case, &mode, timeout))).is_err() {
+                return;
+            }
+        });
+    }
+    rx
+}
+
+/// The outcome of job `job`, waiting for it while buffering the others.
+fn outcome_of(
+    job: usize,
+    results: &mpsc::Receiver<(usize, Outcome)>,
+    done: &mut BTreeMap<usize, Outcome>,
+) -> Outcome {
+    loop {
+        if let Some(outcome) = done.remove(&job) {
+            return outcome;
+        }
+        match results.recv() {
+            Ok((i, outcome)) => {
+                done.insert(i, outcome);
+            }
+            Err(_) => return Outcome::Failed("the case's worker stopped".into()),
+        }
+    }
+}
+
 fn run_files(args: &TestArgs) -> Result<()> {
     let files = collect_files(&args.paths)?;
     let baseline: Option<Vec<String>> = match &args.baseline {
@@ -208,61 +315,126 @@ fn run_files(args: &TestArgs) -> Result<()> {
         ),
     };
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let mode = if args.kafka {
+        Mode::Kafka(Arc::new(kafka::KafkaSettings {
+            bootstrap_servers: args.bootstrap_servers.clone().filter(|s| !s.is_empty()),
+            output_timeout: Duration::from_secs(args.kafka_timeout_secs),
+            grace: Duration::from_millis(args.kafka_grace_ms),
+        }))
+    } else {
+        Mode::Memory
+    };
+    let workers = args.jobs.unwrap_or(if args.kafka { 4 } else { 1 });
+
+    // Load every file and decide what happens to each selected case before running any.
+    let mut loaded: Vec<(PathBuf, Result<TestFile, model::LoadError>)> = files
+        .iter()
+        .map(|p| (p.clone(), model::load_file(p)))
+        .collect();
+    let mut candidates: Vec<(usize, usize)> = Vec::new();
+    let mut plans: Vec<Vec<(usize, Planned)>> = Vec::new();
+    for (f, (_, file)) in loaded.iter().enumerate() {
+        let mut plan = Vec::new();
+        if let Ok(file) = file {
+            for (c, case) in file.cases.iter().enumerate() {
+                if args
+                    .filter
+                    .as_ref()
+                    .is_some_and(|f| !case.name.contains(f.as_str()))
+                {
+                    continue;
+                }
+                match (&mode, kafka::ineligible(case)) {
+                    (Mode::Kafka(_), Some(why)) if args.sample.is_none() => plan.push((
+                        c,
+                        Planned::Skip(format!("not run through Kafka: the case {why}")),
+                    )),
+                    (Mode::Kafka(_), Some(_)) => {}
+                    _ => candidates.push((f, c)),
+                }
+            }
+        }
+        plans.push(plan);
+    }
+    let chosen: Vec<(usize, usize)> = match args.sample {
+        Some(n) => sample_indices(candidates.len(), n)
+            .into_iter()
+            .map(|i| candidates[i])
+            .collect(),
+        None => candidates,
+    };
+    let mut jobs: Vec<TestCase> = Vec::with_capacity(chosen.len());
+    for (f, c) in chosen {
+        if let (_, Ok(file)) = &mut loaded[f] {
+            jobs.push(std::mem::take(&mut file.cases[c]));
+            plans[f].push((c, Planned::Run(jobs.len() - 1)));
+        }
+    }
+    // Report in file order; `plans` may list a file's skips before its runs.
+    for plan in &mut plans {
+        plan.sort_by_key(|(c, _)| *c);
+    }
+
     let _quiet = QuietPanics::install();
     let mut total = Counts::default();
     let mut per_file: Vec<(String, Counts)> = Vec::new();
     let mut passing: Vec<String> = Vec::new();
     let mut not_passing: HashSet<String> = HashSet::new();
-    for path in &files {
-        let file = match model::load_file(path) {
-            Ok(f) => f,
-            Err(e) => {
-                println!("{}: cannot load: {e}", path.display());
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let counts = Counts {
-                    failed: 1,
-                    ..Counts::default()
-                };
-                total.failed += 1;
-                per_file.push((name, counts));
+    std::thread::scope(|scope| {
+        let results = spawn_workers(scope, &jobs, workers, &mode, timeout);
+        let mut done = BTreeMap::new();
+        for ((path, file), plan) in loaded.iter().zip(&plans) {
+            let file = match file {
+                Ok(f) => f,
+                Err(e) => {
+                    println!("{}: cannot load: {e}", path.display());
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let counts = Counts {
+                        failed: 1,
+                        ..Counts::default()
+                    };
+                    total.failed += 1;
+                    per_file.push((name, counts));
+                    continue;
+                }
+            };
+            if args.sample.is_some() && plan.is_empty() {
                 continue;
             }
-        };
-        let TestFile { file: name, cases } = file;
-        let mut counts = Counts::default();
-        for case in cases.iter().filter(|c| {
-            args.filter
-                .as_ref()
-                .is_none_or(|f| c.name.contains(f.as_str()))
-        }) {
-            let outcome = run_isolated(case, timeout);
-            counts.add(&outcome);
-            total.add(&outcome);
-            match &outcome {
-                Outcome::Passed => passing.push(case.name.clone()),
-                Outcome::Failed(why) => {
-                    not_passing.insert(case.name.clone());
-                    if args.verbose {
-                        println!("  FAIL {}\n      {}", case.name, indent(why));
+            let mut counts = Counts::default();
+            for (c, planned) in plan {
+                let (name, outcome) = match planned {
+                    Planned::Run(job) => (&jobs[*job].name, outcome_of(*job, &results, &mut done)),
+                    Planned::Skip(why) => (&file.cases[*c].name, Outcome::Skipped(why.clone())),
+                };
+                counts.add(&outcome);
+                total.add(&outcome);
+                match &outcome {
+                    Outcome::Passed => passing.push(name.clone()),
+                    Outcome::Failed(why) => {
+                        not_passing.insert(name.clone());
+                        if args.verbose {
+                            println!("  FAIL {name}\n      {}", indent(why));
+                        }
                     }
-                }
-                Outcome::Skipped(why) => {
-                    not_passing.insert(case.name.clone());
-                    if args.verbose {
-                        println!("  SKIP {}: {}", case.name, one_line(why));
+                    Outcome::Skipped(why) => {
+                        not_passing.insert(name.clone());
+                        if args.verbose {
+                            println!("  SKIP {name}: {}", one_line(why));
+                        }
                     }
                 }
             }
+            println!(
+                "{}: {} passed, {} failed, {} skipped",
+                file.file, counts.passed, counts.failed, counts.skipped
+            );
+            per_file.push((file.file.clone(), counts));
         }
-        println!(
-            "{name}: {} passed, {} failed, {} skipped",
-            counts.passed, counts.failed, counts.skipped
-        );
-        per_file.push((name, counts));
-    }
+    });
     println!(
         "{} passed, {} failed, {} skipped",
         total.passed, total.failed, total.skipped
@@ -337,7 +509,11 @@ fn test_runner_mode(
         ..TestCase::default()
     };
     let _quiet = QuietPanics::install();
-    match run_isolated(&case, Duration::from_secs(timeout_secs.max(1))) {
+    match run_isolated(
+        &case,
+        &Mode::Memory,
+        Duration::from_secs(timeout_secs.max(1)),
+    ) {
         Outcome::Passed => {
             println!(">>> Test passed!");
             Ok(())

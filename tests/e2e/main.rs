@@ -282,7 +282,13 @@ fn latest_values(kafka: &KafkaConfig, topic: &str) -> BTreeMap<Vec<u8>, String> 
     let mut latest = BTreeMap::new();
     let mut idle = Instant::now();
     let started = Instant::now();
-    while idle.elapsed() < Duration::from_secs(4) && started.elapsed() < Duration::from_secs(60) {
+    // Joining the group takes a few seconds; after the first record, 4 idle seconds end the read.
+    while (if latest.is_empty() {
+        started.elapsed() < Duration::from_secs(30)
+    } else {
+        idle.elapsed() < Duration::from_secs(4)
+    }) && started.elapsed() < Duration::from_secs(90)
+    {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let r = runnel_connect::kafka::record_of(&m);
             latest.insert(r.key.unwrap_or_default(), text(&r.value));
@@ -327,6 +333,15 @@ fn windowed_aggregation_survives_sigkill() {
     let output = unique("counts");
     let service = format!("{}_", unique("svc"));
     kafka.create_topic(&input, 4, 1).expect("input topic");
+    // The child process reaches the broker over the network; librdkafka's mock cluster has no
+    // CreateTopics API, so create the topics the query needs here.
+    kafka.create_topic(&output, 4, 1).expect("output topic");
+    let changelog = format!(
+        "_confluent-ksql-{service}query_CTAS_COUNTS_0-Aggregate-Aggregate-Materialize-changelog"
+    );
+    kafka
+        .create_topic(&changelog, 1, 1)
+        .expect("changelog topic");
     let dir = std::env::temp_dir().join(unique("killtest"));
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let script = dir.join("agg.sql");
@@ -395,4 +410,159 @@ fn windowed_aggregation_survives_sigkill() {
         "{} windows, wrong: {wrong:?}",
         expected.len()
     );
+}
+
+/// One HTTP/1.1 exchange over a plain socket (`Connection: close`): the status and the body,
+/// with chunked transfer encoding undone.
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("response head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    if !chunked {
+        return (status, rest.to_string());
+    }
+    let mut body = String::new();
+    let mut rest = rest;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    (status, body)
+}
+
+/// `runnel server` on the embedded broker: DDL, INSERT VALUES and a CSAS through `/ksql`,
+/// then the CSAS output through a push query on `/query` and on `/query-stream`, plus
+/// `/inserts-stream`.
+#[test]
+fn rest_server_runs_statements_and_push_queries() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut cmd = runnel();
+    cmd.args(["server", "--listeners", &format!("http://127.0.0.1:{port}")]);
+    if let Some(b) = external_bootstrap() {
+        cmd.args(["--bootstrap-servers", &b]);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start runnel server");
+    let result = std::panic::catch_unwind(|| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if up {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (status, info) = http(port, "GET", "/info", "");
+        assert_eq!(status, 200, "{info}");
+        let info: serde_json::Value = serde_json::from_str(&info).expect("info JSON");
+        assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], "default_");
+
+        let input = unique("rest_in");
+        let ksql = format!(
+            "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\
+             INSERT INTO S (K, V) VALUES ('a', 1);\
+             INSERT INTO S (K, V) VALUES ('b', 2);\
+             INSERT INTO S (K, V) VALUES ('c', 3);\
+             CREATE STREAM DOUBLED AS SELECT K, V * 2 AS D FROM S WHERE V > 1;"
+        );
+        let (status, out) = http(
+            port,
+            "POST",
+            "/ksql",
+            &serde_json::json!({"ksql": ksql, "streamsProperties": {}}).to_string(),
+        );
+        assert_eq!(status, 200, "{out}");
+        let out: serde_json::Value = serde_json::from_str(&out).expect("ksql JSON");
+        assert_eq!(out.as_array().map(Vec::len), Some(2), "{out}");
+        assert_eq!(out[0]["@type"], "currentStatus");
+        assert_eq!(out[1]["commandStatus"]["status"], "SUCCESS");
+        assert!(out[1]["commandStatus"]["queryId"]
+            .as_str()
+            .is_some_and(|q| q.starts_with("CSAS_DOUBLED_")));
+
+        let query = serde_json::json!({
+            "ksql": "SELECT * FROM DOUBLED EMIT CHANGES LIMIT 2;",
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        });
+        let (status, out) = http(port, "POST", "/query", &query.to_string());
+        assert_eq!(status, 200, "{out}");
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("query JSON");
+        let rows = rows.as_array().expect("array");
+        assert_eq!(rows.len(), 4, "{out}");
+        assert_eq!(rows[0]["header"]["schema"], "`K` STRING, `D` INTEGER");
+        let mut got: Vec<String> = rows[1..3]
+            .iter()
+            .map(|r| r["row"]["columns"].to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![r#"["b",4]"#, r#"["c",6]"#]);
+        assert_eq!(rows[3]["finalMessage"], "Limit Reached");
+
+        let (status, out) = http(
+            port,
+            "POST",
+            "/inserts-stream",
+            "{\"target\": \"S\"}\n{\"K\": \"d\", \"V\": 5}\n",
+        );
+        assert_eq!(status, 200, "{out}");
+        assert_eq!(out.trim(), r#"{"status":"ok","seq":0}"#);
+        let query = serde_json::json!({
+            "sql": "SELECT D FROM DOUBLED EMIT CHANGES LIMIT 3;",
+            "properties": {"auto.offset.reset": "earliest"},
+        });
+        let (status, out) = http(port, "POST", "/query-stream", &query.to_string());
+        assert_eq!(status, 200, "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].contains(r#""columnNames":["D"]"#), "{out}");
+        let mut values: Vec<&str> = lines[1..].to_vec();
+        values.sort();
+        assert_eq!(values, vec!["[10]", "[4]", "[6]"]);
+
+        let (status, out) = http(
+            port,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "SELECT * FROM S EMIT CHANGES;"}"#,
+        );
+        assert_eq!(status, 400, "{out}");
+        assert!(out.contains("40002"), "{out}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }

@@ -66,6 +66,15 @@ enum Command {
     Test(test_runner::TestArgs),
     /// Measure events/s per core, Kafka → Kafka, against the raw Kafka client in the same run.
     Bench(bench::BenchArgs),
+    /// Serve ksqlDB's REST API (/ksql, /query, /query-stream, /inserts-stream, /info, ...).
+    Server {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Where to listen, comma-separated (default: the `listeners` property, else
+        /// http://0.0.0.0:8088).
+        #[arg(long)]
+        listeners: Option<String>,
+    },
 }
 
 fn parse_pair(s: &str) -> Result<(String, String)> {
@@ -99,7 +108,7 @@ fn split_properties(
     let mut engine = BTreeMap::new();
     let mut client = BTreeMap::new();
     for (k, v) in all {
-        if k == "bootstrap.servers" {
+        if k == "bootstrap.servers" || k == "listeners" {
             continue;
         }
         if k.starts_with("ksql.") || k == "auto.offset.reset" {
@@ -283,6 +292,30 @@ fn run(file: PathBuf, kafka: KafkaArgs, exit: bool, defines: Vec<String>) -> Res
     Ok(())
 }
 
+/// `runnel server`: the REST API over one engine, until Ctrl-C or SIGTERM.
+fn server(kafka: KafkaArgs, listeners: Option<String>) -> Result<()> {
+    let mut configured = None;
+    if let Some(f) = &kafka.properties_file {
+        configured = read_properties_file(f)?
+            .into_iter()
+            .find(|(k, _)| k == "listeners");
+    }
+    for p in &kafka.properties {
+        configured = Some(parse_pair(p)?)
+            .filter(|(k, _)| k == "listeners")
+            .or(configured);
+    }
+    let listeners = listeners
+        .or(configured.map(|(_, v)| v))
+        .unwrap_or_else(|| "http://0.0.0.0:8088".to_string());
+    let (config, engine_props) = kafka_config(&kafka)?;
+    runnel_server::run(
+        Engine::new(Backend::Kafka(config), engine_props),
+        &listeners,
+    )?;
+    Ok(())
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -301,6 +334,7 @@ fn main() {
         } => run(file, kafka, exit, defines),
         Command::Test(args) => test_runner::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::Server { kafka, listeners } => server(kafka, listeners),
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");

@@ -641,16 +641,14 @@ impl Engine {
             }
             return self.create_table_as_aggregate(c, text, replacing);
         }
-        if c.kind == SourceKind::Table {
-            if self
-                .catalog
-                .source(&c.query.from.source.name)
-                .is_some_and(|s| s.kind == SourceKind::Stream)
-            {
-                return Err(EngineError::statement(
-                    "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
-                ));
-            }
+        let source_is_stream = self
+            .catalog
+            .source(&c.query.from.source.name)
+            .is_some_and(|s| s.kind == SourceKind::Stream);
+        if c.kind == SourceKind::Table && source_is_stream {
+            return Err(EngineError::statement(
+                "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
+            ));
         }
         let plan = self.plan(&c.query, PlanTarget::Sink, Some(&c.name))?;
         if plan.source.kind == SourceKind::Table && c.kind == SourceKind::Stream {
@@ -1218,7 +1216,7 @@ impl Engine {
             columns,
             rows: rx,
             running,
-            limit: limit,
+            limit,
         }))
     }
 

@@ -6,7 +6,6 @@
 //! `tracing`, and written to the processing-log topic with their topic, partition and offset.
 
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
-use rdkafka::consumer::Consumer as _;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
 use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
@@ -278,7 +277,7 @@ pub fn spawn_persistent(
                 if batch.is_empty() {
                     continue;
                 }
-                let result = process_and_commit(&task, &batch, &consumer, &producer, &log, &stats2)
+                let result = process_and_send(&task, &batch, &producer, &log, &stats2)
                     .and_then(|_| match &changelog {
                         Some(cl) => checkpoint(&task, &batch, &producer, cl, &mut next_offsets),
                         None => Ok(()),
@@ -354,10 +353,9 @@ fn commit_batch(consumer: &BaseConsumer, batch: &[Record]) -> Result<(), crate::
     Ok(())
 }
 
-fn process_and_commit(
+fn process_and_send(
     task: &QueryTask,
     batch: &[Record],
-    consumer: &BaseConsumer,
     producer: &ThreadedProducer<DefaultProducerContext>,
     log: &ProcessingLog,
     stats: &QueryStats,

@@ -23,6 +23,9 @@ use runnel_runtime::select::{rows_to_batch, SelectOperator};
 use runnel_sql::{SourceKind, SqlType};
 use std::sync::Arc;
 
+/// Changelog records: state key, and new state bytes (`None` deletes).
+pub type StateChanges = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// A per-record problem written to the processing log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessingLogEntry {
@@ -116,7 +119,7 @@ struct SinkEncoder {
 
 /// The operator of a task: stateless (filter + project) or an aggregation with its state.
 enum TaskOperator {
-    Select(SelectOperator),
+    Select(Box<SelectOperator>),
     Aggregate(Box<std::sync::Mutex<AggregateOperator>>, Vec<bool>),
 }
 
@@ -151,7 +154,7 @@ impl QueryTask {
             SelectOperator::new(plan, config).map_err(|e| EngineError::Internal(e.to_string()))?;
         let input_schema = select.input_schema().clone();
         let input_types = select.input_types().to_vec();
-        let operator = TaskOperator::Select(select);
+        let operator = TaskOperator::Select(Box::new(select));
         let layout: Vec<InputField> = plan
             .input
             .fields
@@ -439,6 +442,7 @@ impl QueryTask {
         if rows.is_empty() {
             return Ok(out);
         }
+        let partitions: Vec<i32> = origins.iter().map(|r| r.partition).collect();
         let batch = rows_to_batch(&self.input_schema, &self.input_types, &rows)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let log = |out: &mut TaskOutput, row: usize, message: String| {
@@ -517,7 +521,7 @@ impl QueryTask {
                     .lock()
                     .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?;
                 let (updates, errors) = op
-                    .process(&batch, &timestamps)
+                    .process(&batch, &timestamps, &partitions)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
                 for (row, message) in errors {
                     log(&mut out, row, message);
@@ -551,7 +555,7 @@ impl QueryTask {
     }
 
     /// State changes since the last call, as changelog records.
-    pub fn take_state_changes(&self) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>, String> {
+    pub fn take_state_changes(&self) -> Result<StateChanges, String> {
         match &self.operator {
             TaskOperator::Aggregate(op, _) => {
                 Ok(op.lock().map_err(|_| "state poisoned")?.take_changes())

@@ -332,16 +332,17 @@ pub fn plan_aggregate(
                 typed_args.push(t);
             }
         }
-        let signature = (function.resolve)(&types, &constants).map_err(PlanError::new)?;
-        // Column arguments (constants dropped), cast to the signature's types.
-        let column_args: Vec<TypedExpr> = typed_args
+        let arg_texts: Vec<String> = if *star {
+            vec![]
+        } else {
+            args.iter().map(|a| a.to_string()).collect()
+        };
+        let signature = (function.resolve)(&types, &constants)
+            .map_err(|e| PlanError::new(crate::aggregates::fill_argument_text(&e, &arg_texts)))?;
+        // Column arguments come first; trailing constants (TOPK's k, ...) live in the signature.
+        let args = typed_args
             .into_iter()
-            .zip(constants.iter())
-            .filter(|(_, c)| c.is_none())
-            .map(|(a, _)| a)
-            .collect();
-        let args = column_args
-            .into_iter()
+            .take(signature.arg_types.len())
             .enumerate()
             .map(|(i, a)| match signature.arg_types.get(i) {
                 Some(t) if *t != a.ty() => TypedExpr::Cast {

@@ -477,12 +477,10 @@ pub fn sink_from_aggregate(
             keys[0].ty,
             SqlType::Int | SqlType::Bigint | SqlType::Double | SqlType::String | SqlType::Bytes
         );
-    if (key_format.format == "KAFKA" && !kafka_ok)
-        || (key_format.format == "NONE" && !keys.is_empty())
-    {
-        if props.get("KEY_FORMAT").is_none() && props.get("FORMAT").is_none() {
-            key_format = FormatInfo::new("JSON");
-        }
+    let unfit = (key_format.format == "KAFKA" && !kafka_ok)
+        || (key_format.format == "NONE" && !keys.is_empty());
+    if unfit && props.get("KEY_FORMAT").is_none() && props.get("FORMAT").is_none() {
+        key_format = FormatInfo::new("JSON");
     }
     let window = plan.window.as_ref().map(|w| WindowInfo {
         window_type: w.window_type,

@@ -35,11 +35,16 @@ pub struct AggregateUpdate {
     pub timestamp: i64,
 }
 
+/// The updates of a batch, and the per-row errors (input row, message).
+pub type AggregateOutput = (Vec<AggregateUpdate>, Vec<(usize, String)>);
+
 #[derive(Debug, Clone)]
 struct GroupState {
     group: Vec<Value>,
     states: Vec<Value>,
     max_ts: i64,
+    /// The input partition whose records update it (its stream time closes the window).
+    partition: i32,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +75,12 @@ pub struct AggregateOperator {
     sessions: HashMap<String, Vec<Session>>,
     /// EMIT FINAL results waiting for their window to close: (end, key text, start) → state.
     pending: BTreeMap<(i64, String, i64), GroupState>,
+    /// Stream time of the partition of the row being processed.
     stream_time: i64,
+    /// Stream time per input partition: like a Kafka Streams task, each partition closes its
+    /// own windows.
+    partition_times: HashMap<i32, i64>,
+    current_partition: i32,
     /// State entries changed since the last `take_changes`: (group values, window start).
     dirty: Vec<(Vec<Value>, i64)>,
 }
@@ -120,6 +130,8 @@ impl AggregateOperator {
             sessions: HashMap::new(),
             pending: BTreeMap::new(),
             stream_time: i64::MIN,
+            partition_times: HashMap::new(),
+            current_partition: 0,
             dirty: Vec::new(),
         })
     }
@@ -178,6 +190,7 @@ impl AggregateOperator {
                 buf.extend_from_slice(&state.max_ts.to_be_bytes());
                 buf.extend_from_slice(&start.to_be_bytes());
                 buf.extend_from_slice(&end.to_be_bytes());
+                buf.extend_from_slice(&state.partition.to_be_bytes());
                 buf
             });
             out.push((Self::state_key(&group, start), value));
@@ -189,9 +202,10 @@ impl AggregateOperator {
     /// After a restore: results of windows that had closed were emitted before the restart.
     pub fn finish_restore(&mut self) {
         let grace = self.plan.window.as_ref().map(|w| w.grace_ms).unwrap_or(0);
-        let now = self.stream_time;
-        self.pending
-            .retain(|(end, _, _), _| end.saturating_add(grace) > now);
+        let times = &self.partition_times;
+        self.pending.retain(|(end, _, _), st| {
+            end.saturating_add(grace) > times.get(&st.partition).copied().unwrap_or(i64::MIN)
+        });
         self.dirty.clear();
     }
 
@@ -223,18 +237,21 @@ impl AggregateOperator {
             .map(&mut read)
             .collect::<Result<Vec<_>, _>>()?;
         let rest = &bytes[pos..];
-        if rest.len() < 24 {
+        if rest.len() < 28 {
             return Err("truncated aggregate state".into());
         }
         let num =
             |i: usize| i64::from_be_bytes(rest[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
         let (max_ts, start, end) = (num(0), num(1), num(2));
-        self.stream_time = self.stream_time.max(max_ts);
+        let partition = i32::from_be_bytes(rest[24..28].try_into().unwrap_or([0; 4]));
+        let time = self.partition_times.entry(partition).or_insert(i64::MIN);
+        *time = (*time).max(max_ts);
         let text = key_text(&group);
         let state = GroupState {
             group,
             states,
             max_ts,
+            partition,
         };
         if self.plan.emit_final {
             self.pending
@@ -291,6 +308,7 @@ impl AggregateOperator {
             state.states[i] = (a.function.add)(old, &args[i], &a.signature, &self.agg_config)?;
         }
         state.max_ts = state.max_ts.max(ts);
+        state.partition = self.current_partition;
         Ok(())
     }
 
@@ -338,7 +356,8 @@ impl AggregateOperator {
         &mut self,
         batch: &RecordBatch,
         timestamps: &[i64],
-    ) -> Result<(Vec<AggregateUpdate>, Vec<(usize, String)>), RuntimeError> {
+        partitions: &[i32],
+    ) -> Result<AggregateOutput, RuntimeError> {
         let rows = batch.num_rows();
         let mask = match &self.filter {
             Some(f) => {
@@ -393,7 +412,11 @@ impl AggregateOperator {
                 })
                 .collect();
             let ts = timestamps.get(row).copied().unwrap_or(0);
-            self.stream_time = self.stream_time.max(ts);
+            let partition = partitions.get(row).copied().unwrap_or(0);
+            let time = self.partition_times.entry(partition).or_insert(i64::MIN);
+            *time = (*time).max(ts);
+            self.stream_time = *time;
+            self.current_partition = partition;
             if let Err(e) = self.update(row, group, &args, ts, &mut updates) {
                 errors.push((row, e));
             }
@@ -421,6 +444,7 @@ impl AggregateOperator {
                     group: group.clone(),
                     states: self.init_states(),
                     max_ts: i64::MIN,
+                    partition: self.current_partition,
                 });
             let result = self
                 .add(&mut state, args, ts)
@@ -450,6 +474,7 @@ impl AggregateOperator {
                                 group: group.clone(),
                                 states: self.init_states(),
                                 max_ts: i64::MIN,
+                                partition: self.current_partition,
                             });
                     self.add(&mut state, args, ts)?;
                     if self.plan.emit_final {
@@ -486,21 +511,20 @@ impl AggregateOperator {
                     group: group.clone(),
                     states: vec![],
                     max_ts: i64::MIN,
+                    partition: self.current_partition,
                 };
-                let mut merged_states: Option<Vec<Value>> = None;
+                // Kafka Streams' order: the merged sessions fold into a fresh state, then the row.
+                let mut merged_states = self.init_states();
                 for s in &merging {
                     start = start.min(s.start);
                     end = end.max(s.end);
                     state.max_ts = state.max_ts.max(s.state.max_ts);
-                    merged_states = Some(match merged_states {
-                        None => s.state.states.clone(),
-                        Some(acc) => acc
-                            .into_iter()
-                            .zip(s.state.states.iter())
-                            .zip(self.plan.aggregates.iter())
-                            .map(|((a, b), f)| (f.function.merge)(a, b.clone(), &f.signature))
-                            .collect::<Result<Vec<_>, _>>()?,
-                    });
+                    merged_states = merged_states
+                        .into_iter()
+                        .zip(s.state.states.iter())
+                        .zip(self.plan.aggregates.iter())
+                        .map(|((a, b), f)| (f.function.merge)(a, b.clone(), &f.signature))
+                        .collect::<Result<Vec<_>, _>>()?;
                 }
                 if close(end, self.stream_time) {
                     // Put the sessions back untouched: the record is late.
@@ -512,7 +536,7 @@ impl AggregateOperator {
                         self.stream_time
                     ));
                 }
-                state.states = merged_states.unwrap_or_else(|| self.init_states());
+                state.states = merged_states;
                 self.add(&mut state, args, ts)?;
                 for old in &merging {
                     self.dirty.push((group.clone(), old.start));
@@ -555,11 +579,14 @@ impl AggregateOperator {
             return;
         };
         let grace = window.grace_ms;
+        let times = &self.partition_times;
         let closed: Vec<(i64, String, i64)> = self
             .pending
-            .keys()
-            .take_while(|(end, _, _)| end.saturating_add(grace) <= self.stream_time)
-            .cloned()
+            .iter()
+            .filter(|((end, _, _), st)| {
+                end.saturating_add(grace) <= times.get(&st.partition).copied().unwrap_or(i64::MIN)
+            })
+            .map(|(k, _)| k.clone())
             .collect();
         for k in closed {
             if let Some(state) = self.pending.remove(&k) {

@@ -517,7 +517,7 @@ mod tests {
         let reg = AggregateRegistry::builtin();
         let f = reg.get("SUM").unwrap();
         let ty = SqlType::decimal(4, 1);
-        let sig = (f.resolve)(&[ty.clone()], &[None]).unwrap();
+        let sig = (f.resolve)(std::slice::from_ref(&ty), &[None]).unwrap();
         assert_eq!(sig.return_type, ty);
         let cfg = AggregateConfig::default();
         let d = |u| vec![Value::Decimal(Decimal::new(u, 1))];

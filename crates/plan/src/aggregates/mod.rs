@@ -213,7 +213,8 @@ mod tests {
         // Every state an aggregate produces must be encodable with its declared state type.
         let r = AggregateRegistry::builtin();
         let cfg = AggregateConfig::default();
-        let cases: Vec<(&str, Vec<SqlType>, Vec<Option<Value>>, Vec<Value>)> = vec![
+        type Case = (&'static str, Vec<SqlType>, Vec<Option<Value>>, Vec<Value>);
+        let cases: Vec<Case> = vec![
             ("AVG", vec![SqlType::Int], vec![None], vec![Value::Int(3)]),
             (
                 "STDDEV_SAMP",

@@ -98,12 +98,10 @@ fn resolve(
         vec![P::Any, P::Int],
         vec![P::Any, P::Int, P::Bool],
     ];
-    let shape_ok = match args {
-        [_] => true,
-        [_, SqlType::Boolean | SqlType::Int] => true,
-        [_, SqlType::Int, SqlType::Boolean] => true,
-        _ => false,
-    };
+    let shape_ok = matches!(
+        args,
+        [_] | [_, SqlType::Boolean | SqlType::Int] | [_, SqlType::Int, SqlType::Boolean]
+    );
     if !shape_ok {
         return Err(no_match(name, args, &overloads));
     }
@@ -325,12 +323,12 @@ mod tests {
         let f = Value::Boolean(false);
         // "null first - single - ignoring nulls"
         assert_eq!(
-            feed(e, &[t.clone()], &[None, Some(13)]),
+            feed(e, std::slice::from_ref(&t), &[None, Some(13)]),
             vec![Value::Null, Value::Int(13)]
         );
         // "null first - single - not ignoring nulls"
         assert_eq!(
-            feed(e, &[f.clone()], &[None, Some(13)]),
+            feed(e, std::slice::from_ref(&f), &[None, Some(13)]),
             vec![Value::Null, Value::Null]
         );
         // "null first - multiple - ignoring nulls"

@@ -1,0 +1,509 @@
+//! `POST /query`, `POST /query-stream` and `POST /close-query`: push queries and PRINT streamed
+//! as chunked HTTP responses.
+//!
+//! The engine delivers rows on a blocking channel from the query's own thread. A blocking task
+//! (one per streaming response) moves them into the response body and watches three ways for a
+//! query to end: its LIMIT, its stop flag (`/close-query`, server shutdown) and the client going
+//! away (the response body is dropped, which closes the channel). In every case it stops the
+//! query thread before it returns, so no consumer is left behind.
+
+use crate::entities::{schema_text, value_json};
+use crate::error::ApiError;
+use crate::ksql::statement_error;
+use crate::{negotiate, parse_body, with_overrides, AppState, DELIMITED, KSQL_V1_JSON};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use runnel_engine::output::StatementOutput;
+use runnel_engine::runner::{PushQuery, Running};
+use runnel_sql::{SqlType, Statement};
+use serde::Deserialize;
+use serde_json::{json, Map, Value as Json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often the pump looks at the stop flag and the client while no row arrives.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The `/query` request (same shape as `/ksql`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryRequest {
+    ksql: String,
+    #[serde(default)]
+    streams_properties: Map<String, Json>,
+    #[serde(default)]
+    session_variables: Map<String, Json>,
+}
+
+/// The `/query-stream` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueryStreamRequest {
+    sql: String,
+    #[serde(default)]
+    properties: Map<String, Json>,
+    #[serde(default)]
+    session_variables: Map<String, Json>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CloseQueryRequest {
+    query_id: String,
+}
+
+/// A started query or PRINT.
+enum Started {
+    Push(PushQuery),
+    Print {
+        lines: Receiver<String>,
+        running: Running,
+    },
+}
+
+/// How the rows of a response are framed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Framing {
+    /// `/query`: one JSON array of `StreamedRow`s.
+    Legacy,
+    /// `/query-stream`, delimited: a metadata line, then one JSON array per row per line.
+    Delimited,
+    /// `/query-stream`, `application/json`: `[metadata, row, row, ...]`.
+    JsonArray,
+}
+
+/// Why a push query's response ended.
+#[derive(Debug, PartialEq)]
+enum End {
+    Limit,
+    Completed,
+    Stopped,
+    ClientGone,
+}
+
+impl Framing {
+    fn header(self, query_id: &str, columns: &[(String, SqlType)]) -> String {
+        match self {
+            Framing::Legacy => format!(
+                "[{}",
+                json!({"header": {"queryId": query_id, "schema": schema_text(columns)}})
+            ),
+            Framing::Delimited | Framing::JsonArray => {
+                let meta = json!({
+                    "queryId": query_id,
+                    "columnNames": columns.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                    "columnTypes": columns.iter().map(|(_, t)| t.to_string()).collect::<Vec<_>>(),
+                });
+                if self == Framing::Delimited {
+                    format!("{meta}\n")
+                } else {
+                    format!("[{meta}")
+                }
+            }
+        }
+    }
+
+    fn row(self, values: &[runnel_plan::Value]) -> String {
+        let columns = Json::Array(values.iter().map(value_json).collect());
+        match self {
+            Framing::Legacy => format!(",\n{}", json!({"row": {"columns": columns}})),
+            Framing::Delimited => format!("{columns}\n"),
+            Framing::JsonArray => format!(",\n{columns}"),
+        }
+    }
+
+    fn footer(self, end: &End) -> String {
+        match self {
+            Framing::Legacy => {
+                let message = if *end == End::Limit {
+                    "Limit Reached"
+                } else {
+                    "Query Completed"
+                };
+                format!(",\n{}]\n", json!({ "finalMessage": message }))
+            }
+            Framing::Delimited => String::new(),
+            Framing::JsonArray => "]\n".to_string(),
+        }
+    }
+}
+
+pub(crate) async fn handle_query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: QueryRequest = parse_body(&body)?;
+    let content_type = negotiate(&headers, &[KSQL_V1_JSON, "application/json"]);
+    let started = start(
+        &state,
+        request.ksql,
+        request.streams_properties,
+        request.session_variables,
+    )
+    .await?;
+    Ok(stream(state, started, Framing::Legacy, content_type))
+}
+
+pub(crate) async fn handle_query_stream(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: QueryStreamRequest = parse_body(&body)?;
+    let content_type = negotiate(&headers, &[DELIMITED, "application/json"]);
+    let framing = if content_type == DELIMITED {
+        Framing::Delimited
+    } else {
+        Framing::JsonArray
+    };
+    let started = start(
+        &state,
+        request.sql,
+        request.properties,
+        request.session_variables,
+    )
+    .await?;
+    Ok(stream(state, started, framing, content_type))
+}
+
+pub(crate) async fn handle_close_query(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CloseQueryRequest = parse_body(&body)?;
+    let stop = state.lock_queries().get(&request.query_id).cloned();
+    match stop {
+        Some(flag) => {
+            flag.store(true, Ordering::SeqCst);
+            Ok(StatusCode::OK.into_response())
+        }
+        None => Err(ApiError::bad_request(format!(
+            "No query with id {}",
+            request.query_id
+        ))),
+    }
+}
+
+/// Parses and starts the one query of a request.
+async fn start(
+    state: &Arc<AppState>,
+    sql: String,
+    properties: Map<String, Json>,
+    variables: Map<String, Json>,
+) -> Result<Started, ApiError> {
+    state
+        .with_engine(move |engine| {
+            with_overrides(engine, &properties, &variables, |engine| {
+                let statements = engine
+                    .parse(&sql)
+                    .map_err(|e| statement_error(e, sql.trim(), Vec::new()))?;
+                let [stmt] = statements.as_slice() else {
+                    return Err(ApiError::statement(
+                        format!("Expected exactly one statement, got {}", statements.len()),
+                        sql.trim(),
+                    ));
+                };
+                if !matches!(
+                    stmt.statement,
+                    Statement::Query(_) | Statement::Print { .. }
+                ) {
+                    return Err(ApiError::statement(
+                        "Statement type not supported for this resource: only SELECT and PRINT \
+                         can be issued to the query endpoints",
+                        stmt.text.clone(),
+                    ));
+                }
+                match engine.execute(stmt) {
+                    Ok(StatementOutput::Push(q)) => Ok(Started::Push(q)),
+                    Ok(StatementOutput::Print { lines, running }) => {
+                        Ok(Started::Print { lines, running })
+                    }
+                    Ok(_) => Err(ApiError::statement("Not a query", stmt.text.clone())),
+                    Err(e) => Err(statement_error(e, &stmt.text, Vec::new())),
+                }
+            })
+        })
+        .await?
+}
+
+/// The streaming response of a started query.
+fn stream(
+    state: Arc<AppState>,
+    started: Started,
+    framing: Framing,
+    content_type: &'static str,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let content_type = match started {
+        Started::Push(q) => {
+            tokio::task::spawn_blocking(move || pump_push(&state, q, framing, &tx));
+            content_type
+        }
+        Started::Print { lines, running } => {
+            tokio::task::spawn_blocking(move || pump_print(lines, running, &tx));
+            "text/plain"
+        }
+    };
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Moves a push query's rows into the response until it ends; always stops the query.
+fn pump_push(state: &AppState, query: PushQuery, framing: Framing, tx: &mpsc::Sender<Bytes>) {
+    let PushQuery {
+        query_id,
+        columns,
+        rows,
+        mut running,
+        limit,
+    } = query;
+    let stop: Arc<AtomicBool> = running.stop.clone();
+    state.lock_queries().insert(query_id.clone(), stop.clone());
+    let send = |text: String| tx.blocking_send(Bytes::from(text)).is_ok();
+    let end = if send(framing.header(&query_id, &columns)) {
+        pump_rows(&rows, &stop, limit, framing, tx, &send)
+    } else {
+        End::ClientGone
+    };
+    running.stop();
+    state.lock_queries().remove(&query_id);
+    if end != End::ClientGone {
+        let footer = framing.footer(&end);
+        if !footer.is_empty() {
+            send(footer);
+        }
+    }
+    tracing::debug!(query = %query_id, ?end, "push query response ended");
+}
+
+fn pump_rows(
+    rows: &Receiver<Vec<runnel_plan::Value>>,
+    stop: &AtomicBool,
+    limit: Option<u64>,
+    framing: Framing,
+    tx: &mpsc::Sender<Bytes>,
+    send: &dyn Fn(String) -> bool,
+) -> End {
+    let mut count = 0u64;
+    loop {
+        if limit.is_some_and(|l| count >= l) {
+            return End::Limit;
+        }
+        if stop.load(Ordering::SeqCst) {
+            return End::Stopped;
+        }
+        if tx.is_closed() {
+            return End::ClientGone;
+        }
+        match rows.recv_timeout(POLL) {
+            Ok(row) => {
+                if !send(framing.row(&row)) {
+                    return End::ClientGone;
+                }
+                count += 1;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return End::Completed,
+        }
+    }
+}
+
+/// Moves PRINT lines into the response until the client goes away or the PRINT ends.
+fn pump_print(lines: Receiver<String>, mut running: Running, tx: &mpsc::Sender<Bytes>) {
+    loop {
+        if tx.is_closed() || running.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match lines.recv_timeout(POLL) {
+            Ok(line) => {
+                if tx.blocking_send(Bytes::from(format!("{line}\n"))).is_err() {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    running.stop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{call, memory_server};
+
+    fn push_query(
+        limit: Option<u64>,
+    ) -> (
+        PushQuery,
+        std::sync::mpsc::SyncSender<Vec<runnel_plan::Value>>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        let q = PushQuery {
+            query_id: "transient_S_1".into(),
+            columns: vec![
+                ("A".into(), runnel_sql::SqlType::String),
+                ("B".into(), runnel_sql::SqlType::Bigint),
+            ],
+            rows: rx,
+            running: Running {
+                stop: Arc::new(AtomicBool::new(false)),
+                thread: None,
+                stats: Default::default(),
+            },
+            limit,
+        };
+        (q, tx)
+    }
+
+    async fn collect(mut rx: mpsc::Receiver<Bytes>) -> String {
+        let mut out = String::new();
+        while let Some(b) = rx.recv().await {
+            out.push_str(std::str::from_utf8(&b).unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn legacy_framing_until_limit() {
+        use runnel_plan::Value;
+        let server = memory_server();
+        let state = server.state().clone();
+        let (q, rows) = push_query(Some(2));
+        for i in 0..3 {
+            rows.send(vec![Value::String(format!("r{i}")), Value::Bigint(i)])
+                .unwrap();
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let s = state.clone();
+        let pump = tokio::task::spawn_blocking(move || pump_push(&s, q, Framing::Legacy, &tx));
+        let text = collect(rx).await;
+        pump.await.unwrap();
+        assert_eq!(
+            text,
+            "[{\"header\":{\"queryId\":\"transient_S_1\",\"schema\":\"`A` STRING, `B` BIGINT\"}},\n\
+             {\"row\":{\"columns\":[\"r0\",0]}},\n{\"row\":{\"columns\":[\"r1\",1]}},\n\
+             {\"finalMessage\":\"Limit Reached\"}]\n"
+        );
+        let parsed: Json = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed.as_array().unwrap().len(), 4);
+        assert!(state.running_push_queries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delimited_framing_and_close_query() {
+        use runnel_plan::Value;
+        let server = memory_server();
+        let state = server.state().clone();
+        let (q, rows) = push_query(None);
+        let stop = q.running.stop.clone();
+        rows.send(vec![Value::String("x".into()), Value::Null])
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let s = state.clone();
+        let pump = tokio::task::spawn_blocking(move || pump_push(&s, q, Framing::Delimited, &tx));
+        let header = rx.recv().await.unwrap();
+        assert_eq!(
+            &header[..],
+            b"{\"queryId\":\"transient_S_1\",\"columnNames\":[\"A\",\"B\"],\"columnTypes\":[\"STRING\",\"BIGINT\"]}\n"
+        );
+        let first = rx.recv().await.unwrap();
+        assert_eq!(&first[..], b"[\"x\",null]\n");
+        assert_eq!(
+            state.running_push_queries(),
+            vec!["transient_S_1".to_string()]
+        );
+        let (status, _, _) = call(
+            &server,
+            "POST",
+            "/close-query",
+            r#"{"queryId": "transient_S_1"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        pump.await.unwrap();
+        assert!(stop.load(Ordering::SeqCst));
+        assert!(state.running_push_queries().is_empty());
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/close-query",
+            r#"{"queryId": "transient_S_1"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+
+    #[tokio::test]
+    async fn client_disconnect_stops_the_query() {
+        let server = memory_server();
+        let state = server.state().clone();
+        let (q, _rows) = push_query(None);
+        let stop = q.running.stop.clone();
+        let (tx, rx) = mpsc::channel(64);
+        let s = state.clone();
+        let pump = tokio::task::spawn_blocking(move || pump_push(&s, q, Framing::Legacy, &tx));
+        drop(rx);
+        pump.await.unwrap();
+        assert!(stop.load(Ordering::SeqCst));
+        assert!(state.running_push_queries().is_empty());
+    }
+
+    #[tokio::test]
+    async fn non_queries_and_bad_requests_are_refused() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SHOW STREAMS;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["@type"], "statement_error");
+        let (status, _, body) =
+            call(&server, "POST", "/query-stream", r#"{"ksql": "x"}"#, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error_code"], 40000);
+        // The memory backend has no Kafka to run a push query on.
+        call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE STREAM S (V INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);"}"#,
+            None,
+        )
+        .await;
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SELECT * FROM S EMIT CHANGES;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error_code"], 40001);
+    }
+}

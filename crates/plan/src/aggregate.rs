@@ -122,6 +122,7 @@ const AGG_PREFIX: &str = "\u{1}A";
 struct Rewriter<'a> {
     groups: &'a [Expr],
     aggregates: &'a AggregateRegistry,
+    functions: &'a FunctionRegistry,
     calls: Vec<Expr>,
     /// Columns used outside of aggregates and group-by expressions.
     stray: Vec<String>,
@@ -153,6 +154,13 @@ impl Rewriter<'_> {
                 if self.windowed && (name == WINDOWSTART || name == WINDOWEND) =>
             {
                 Ok(e.clone())
+            }
+            Expr::Function { name, .. }
+                if self.functions.scalar(name).is_none() && self.aggregates.get(name).is_none() =>
+            {
+                Err(PlanError::new(format!(
+                    "Can't find any functions with the name '{name}'"
+                )))
             }
             Expr::Column { name, qualifier } => {
                 let shown = match qualifier {
@@ -269,6 +277,7 @@ pub fn plan_aggregate(
     let mut rewriter = Rewriter {
         groups: &query.group_by,
         aggregates,
+        functions,
         calls: vec![],
         stray: vec![],
         windowed: window.is_some(),

@@ -377,8 +377,35 @@ impl Analyzer<'_> {
                         op.symbol()
                     )));
                 }
-                let l = self.analyze(left)?;
-                let r = self.analyze(right)?;
+                let mut l = self.analyze(left)?;
+                let mut r = self.analyze(right)?;
+                if op.is_comparison() {
+                    // ksqlDB reads a string literal compared with a number as that number.
+                    let (lt, rt) = (l.ty(), r.ty());
+                    if lt.is_numeric() && rt == SqlType::String {
+                        r = numeric_literal(&r);
+                    } else if rt.is_numeric() && lt == SqlType::String {
+                        l = numeric_literal(&l);
+                    }
+                    let (lt, rt) = (l.ty(), r.ty());
+                    let comparable = lt == rt
+                        || widen(&lt, &rt).is_some()
+                        || is_temporal(&lt)
+                        || is_temporal(&rt);
+                    if !comparable {
+                        let name = match op {
+                            BinaryOp::Eq => "EQUAL",
+                            BinaryOp::NotEq => "NOT_EQUAL",
+                            BinaryOp::Lt => "LESS_THAN",
+                            BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
+                            BinaryOp::Gt => "GREATER_THAN",
+                            _ => "GREATER_THAN_OR_EQUAL",
+                        };
+                        return Err(PlanError::new(format!(
+                            "Cannot compare {left} ({lt}) to {right} ({rt}) with {name}."
+                        )));
+                    }
+                }
                 self.binary(*op, l, r)
             }
             Expr::IsNull { expr, negated } => Ok(TypedExpr::IsNull {

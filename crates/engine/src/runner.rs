@@ -162,22 +162,22 @@ fn read_all(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crate::Engi
     if high == 0 {
         return Ok(out);
     }
+    // The high watermark tells when the end is near, but some brokers report it wrong, so the
+    // read only ends once the topic has also been quiet for a moment.
     let mut idle_since = Instant::now();
+    let mut reached_high = false;
     loop {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let r = record_of(&m);
-                let done = high > 0 && r.offset >= high - 1;
+                reached_high |= high > 0 && r.offset >= high - 1;
                 out.push(r);
                 idle_since = Instant::now();
-                if done {
-                    break;
-                }
             }
             Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
             None => {
-                if idle_since.elapsed() > Duration::from_millis(if high > 0 { 5000 } else { 1500 })
-                {
+                let quiet = if reached_high { 2000 } else { 5000 };
+                if idle_since.elapsed() > Duration::from_millis(quiet) {
                     break;
                 }
             }
@@ -254,9 +254,11 @@ pub fn spawn_persistent(
                 .unwrap_or(1);
             let mut tpl = rdkafka::TopicPartitionList::new();
             for p in 0..partitions {
+                // Without a checkpoint there is no state for any committed position: start over.
                 let offset = match next_offsets.get(&p) {
                     Some(o) => rdkafka::Offset::Offset(*o),
-                    None => rdkafka::Offset::Stored,
+                    None if auto_offset_reset == "latest" => rdkafka::Offset::End,
+                    None => rdkafka::Offset::Beginning,
                 };
                 tpl.add_partition_offset(task.source_topic(), p, offset)
                     .map_err(runnel_connect::kafka::KafkaError::from)?;

@@ -9,3 +9,11 @@ if [ ! -d "$QTT" ]; then
   exit 0
 fi
 cargo run -q -- test "$QTT" --baseline tests/conformance/passing.txt --json /tmp/runnel-conformance.json
+# The same cases end to end through Kafka (an embedded broker per case; set RUNNEL_TEST_BOOTSTRAP
+# to use a real cluster): an even sample of 40 cases from files that pass in memory mode; any
+# failing sampled case fails the run.
+RUST_LOG="${RUST_LOG:-warn}" cargo run -q -- test --kafka --sample 40 --jobs 8 \
+  "$QTT/project-filter.json" "$QTT/json.json" "$QTT/math.json" "$QTT/url.json" \
+  "$QTT/key-schemas.json" "$QTT/kafka.json" "$QTT/row-offset-and-partition.json" \
+  "$QTT/select.json" "$QTT/literals.json" "$QTT/decimal.json" "$QTT/operators.json" \
+  "$QTT/to_json_string.json"

@@ -668,7 +668,7 @@ impl Engine {
         for p in plan.projection.iter().filter(|p| p.is_key) {
             ddl::check_key_type(&p.name, &p.expr.ty())?;
         }
-        let mut sink = ddl::sink_from_select(
+        let sink = ddl::sink_from_select(
             &c.name,
             c.kind,
             &c.properties,
@@ -678,37 +678,7 @@ impl Engine {
             &self.format_defaults(),
         )?;
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
-        let partitions = sink.partitions.unwrap_or(1);
-        match self.topic_info(&sink.topic)? {
-            Some(t) => sink.partitions = Some(t.partitions),
-            None => {
-                self.create_topic(&sink.topic, partitions, sink.replicas.unwrap_or(1))?;
-                sink.partitions = Some(partitions);
-            }
-        }
-        if replacing {
-            if let Some(pos) = self.queries.iter().position(|q| q.id == query_id) {
-                let mut old = self.queries.remove(pos);
-                if let Some(r) = old.running.as_mut() {
-                    r.stop();
-                }
-            }
-        }
-        let sink_name = sink.name.clone();
-        self.catalog.put_source(sink);
-        self.start_query(
-            query_id.clone(),
-            text,
-            sink_name.clone(),
-            vec![plan.source.name.clone()],
-            task,
-        )?;
-        Ok(StatementOutput::Status {
-            statement: text.to_string(),
-            command_id: format!("{what}/{}/create", quote_ident(&sink_name)),
-            message: format!("Created query with ID {query_id}"),
-            query_id: Some(query_id),
-        })
+        self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
     }
 
     fn create_table_as_aggregate(
@@ -732,7 +702,7 @@ impl Engine {
         for p in plan.projection.iter().filter(|p| p.is_key) {
             ddl::check_key_type(&p.name, &p.expr.ty())?;
         }
-        let mut sink = ddl::sink_from_aggregate(
+        let sink = ddl::sink_from_aggregate(
             &c.name,
             &c.properties,
             &plan,
@@ -746,6 +716,20 @@ impl Engine {
             self.function_config(),
             self.aggregate_config(),
         )?;
+        self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
+    }
+
+    /// Creates the sink topic if needed, replaces the old query of a CREATE OR REPLACE, adds the
+    /// sink to the catalog and starts the query.
+    fn deploy(
+        &mut self,
+        mut sink: Source,
+        task: QueryTask,
+        query_id: String,
+        text: &str,
+        source: &str,
+        replacing: bool,
+    ) -> Result<StatementOutput, EngineError> {
         let partitions = sink.partitions.unwrap_or(1);
         match self.topic_info(&sink.topic)? {
             Some(t) => sink.partitions = Some(t.partitions),
@@ -757,18 +741,23 @@ impl Engine {
         if replacing {
             self.stop_query(&query_id);
         }
+        let what = if sink.kind == SourceKind::Stream {
+            "stream"
+        } else {
+            "table"
+        };
         let sink_name = sink.name.clone();
         self.catalog.put_source(sink);
         self.start_query(
             query_id.clone(),
             text,
             sink_name.clone(),
-            vec![plan.source.name.clone()],
+            vec![source.to_string()],
             task,
         )?;
         Ok(StatementOutput::Status {
             statement: text.to_string(),
-            command_id: format!("table/{}/create", quote_ident(&sink_name)),
+            command_id: format!("{what}/{}/create", quote_ident(&sink_name)),
             message: format!("Created query with ID {query_id}"),
             query_id: Some(query_id),
         })

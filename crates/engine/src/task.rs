@@ -123,6 +123,49 @@ enum TaskOperator {
     Aggregate(Box<std::sync::Mutex<AggregateOperator>>, Vec<bool>),
 }
 
+/// Where each input field comes from, and the position of the source's TIMESTAMP column.
+fn input_layout(
+    source: &Source,
+    input: &runnel_plan::query::InputLayout,
+) -> (Vec<InputField>, Option<usize>) {
+    let layout = input.fields.iter().map(|(f, _, _)| f.clone()).collect();
+    let timestamp_position = source.timestamp.as_ref().and_then(|t| {
+        input
+            .fields
+            .iter()
+            .position(|(f, n, _)| n == &t.column && !matches!(f, InputField::RowTime))
+    });
+    (layout, timestamp_position)
+}
+
+/// How rows of `projection` are written to the sink `sink`.
+fn sink_encoder(
+    sink: &Source,
+    projection: &[runnel_plan::query::Projection],
+) -> Result<SinkEncoder, EngineError> {
+    let (key, value) = source_serdes(sink)?;
+    let positions = |key: bool| -> Vec<usize> {
+        projection
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_key == key)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    Ok(SinkEncoder {
+        topic: sink.topic.clone(),
+        key,
+        value,
+        key_positions: positions(true),
+        value_positions: positions(false),
+        timestamp_position: sink
+            .timestamp
+            .as_ref()
+            .and_then(|t| projection.iter().position(|p| p.name == t.column)),
+        window: sink.window.as_ref().map(|w| w.window_type),
+    })
+}
+
 pub struct QueryTask {
     pub source: Arc<Source>,
     source_key: Box<dyn RowSerde>,
@@ -155,52 +198,11 @@ impl QueryTask {
         let input_schema = select.input_schema().clone();
         let input_types = select.input_types().to_vec();
         let operator = TaskOperator::Select(Box::new(select));
-        let layout: Vec<InputField> = plan
-            .input
-            .fields
-            .iter()
-            .map(|(f, _, _)| f.clone())
-            .collect();
-        let timestamp_position = plan.source.timestamp.as_ref().and_then(|t| {
-            plan.input
-                .fields
-                .iter()
-                .position(|(f, n, _)| n == &t.column && !matches!(f, InputField::RowTime))
-        });
+        let (layout, timestamp_position) = input_layout(&plan.source, &plan.input);
         let columns = plan.result_columns();
-        let sink = match sink {
-            None => None,
-            Some(s) => {
-                let (key, value) = source_serdes(s)?;
-                let key_positions = plan
-                    .projection
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.is_key)
-                    .map(|(i, _)| i)
-                    .collect();
-                let value_positions = plan
-                    .projection
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| !p.is_key)
-                    .map(|(i, _)| i)
-                    .collect();
-                let timestamp_position = s
-                    .timestamp
-                    .as_ref()
-                    .and_then(|t| plan.projection.iter().position(|p| p.name == t.column));
-                Some(SinkEncoder {
-                    topic: s.topic.clone(),
-                    key,
-                    value,
-                    key_positions,
-                    value_positions,
-                    timestamp_position,
-                    window: s.window.as_ref().map(|w| w.window_type),
-                })
-            }
-        };
+        let sink = sink
+            .map(|s| sink_encoder(s, &plan.projection))
+            .transpose()?;
         Ok(QueryTask {
             source: plan.source.clone(),
             source_key,
@@ -236,45 +238,11 @@ impl QueryTask {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let input_schema = op.input_schema().clone();
         let input_types = op.input_types().to_vec();
-        let layout: Vec<InputField> = plan
-            .input
-            .fields
-            .iter()
-            .map(|(f, _, _)| f.clone())
-            .collect();
-        let timestamp_position = plan.source.timestamp.as_ref().and_then(|t| {
-            plan.input
-                .fields
-                .iter()
-                .position(|(f, n, _)| n == &t.column && !matches!(f, InputField::RowTime))
-        });
+        let (layout, timestamp_position) = input_layout(&plan.source, &plan.input);
         let key_flags: Vec<bool> = plan.projection.iter().map(|p| p.is_key).collect();
-        let positions = |key: bool| -> Vec<usize> {
-            key_flags
-                .iter()
-                .enumerate()
-                .filter(|(_, k)| **k == key)
-                .map(|(i, _)| i)
-                .collect()
-        };
-        let sink = match sink {
-            None => None,
-            Some(s) => {
-                let (key, value) = source_serdes(s)?;
-                Some(SinkEncoder {
-                    topic: s.topic.clone(),
-                    key,
-                    value,
-                    key_positions: positions(true),
-                    value_positions: positions(false),
-                    timestamp_position: s
-                        .timestamp
-                        .as_ref()
-                        .and_then(|t| plan.projection.iter().position(|p| p.name == t.column)),
-                    window: s.window.as_ref().map(|w| w.window_type),
-                })
-            }
-        };
+        let sink = sink
+            .map(|s| sink_encoder(s, &plan.projection))
+            .transpose()?;
         Ok(QueryTask {
             source: plan.source.clone(),
             source_key,

@@ -6,7 +6,7 @@
 //! select expression must be built from group-by expressions, aggregates and window bounds.
 
 use crate::aggregates::{AggSignature, AggregateFunction, AggregateRegistry};
-use crate::catalog::{Catalog, Column, ColumnKind, Schema, Source, WindowType};
+use crate::catalog::{Catalog, Schema, Source, WindowType};
 use crate::expr::{literal_value, Analyzer, Scope, TypedExpr};
 use crate::functions::FunctionRegistry;
 use crate::query::{InputLayout, PlanOptions, Projection, WINDOWEND, WINDOWSTART};
@@ -55,24 +55,7 @@ pub struct AggregatePlan {
 
 impl AggregatePlan {
     pub fn output_schema(&self) -> Schema {
-        let keys = self.projection.iter().filter(|p| p.is_key);
-        let values = self.projection.iter().filter(|p| !p.is_key);
-        Schema {
-            columns: keys
-                .chain(values)
-                .map(|p| {
-                    Column::new(
-                        p.name.clone(),
-                        p.expr.ty(),
-                        if p.is_key {
-                            ColumnKind::Key
-                        } else {
-                            ColumnKind::Value
-                        },
-                    )
-                })
-                .collect(),
-        }
+        crate::query::projection_schema(&self.projection)
     }
 
     /// Types of the aggregate row: group values, aggregate results, window bounds.

@@ -118,6 +118,25 @@ pub struct Projection {
     pub is_key: bool,
 }
 
+/// The schema of a projection's result: key columns first, as ksqlDB orders them.
+pub fn projection_schema(projection: &[Projection]) -> Schema {
+    let keys = projection.iter().filter(|p| p.is_key);
+    let values = projection.iter().filter(|p| !p.is_key);
+    Schema {
+        columns: keys
+            .chain(values)
+            .map(|p| {
+                let kind = if p.is_key {
+                    ColumnKind::Key
+                } else {
+                    ColumnKind::Value
+                };
+                Column::new(p.name.clone(), p.expr.ty(), kind)
+            })
+            .collect(),
+    }
+}
+
 /// The plan of a stateless SELECT over one source.
 #[derive(Debug, Clone)]
 pub struct SelectPlan {
@@ -130,25 +149,9 @@ pub struct SelectPlan {
 }
 
 impl SelectPlan {
-    /// The schema of the result as a source (key columns first as ksqlDB orders them).
+    /// The schema of the result as a source.
     pub fn output_schema(&self) -> Schema {
-        Schema {
-            columns: self
-                .projection
-                .iter()
-                .map(|p| {
-                    Column::new(
-                        p.name.clone(),
-                        p.expr.ty(),
-                        if p.is_key {
-                            ColumnKind::Key
-                        } else {
-                            ColumnKind::Value
-                        },
-                    )
-                })
-                .collect(),
-        }
+        projection_schema(&self.projection)
     }
 
     /// The column list of the result rows of a transient query, in projection order.

@@ -7,7 +7,7 @@
 //! window closed (end + grace ≤ stream time) are dropped and reported. `EMIT FINAL` holds each
 //! window's result until stream time passes its end plus grace.
 
-use crate::compile::{evaluate_row_by_row, CompiledExpr, Compiler, ErrorSink};
+use crate::compile::{CompiledExpr, Compiler, ErrorSink};
 use crate::convert::value_at;
 use crate::select::arrow_schema;
 use crate::RuntimeError;
@@ -54,18 +54,13 @@ struct Session {
     state: GroupState,
 }
 
-struct Compiled {
-    expr: CompiledExpr,
-    typed: TypedExpr,
-}
-
 pub struct AggregateOperator {
     plan: AggregatePlan,
     input_schema: SchemaRef,
     input_types: Vec<SqlType>,
-    filter: Option<Compiled>,
-    groups: Vec<Compiled>,
-    args: Vec<Vec<Compiled>>,
+    filter: Option<CompiledExpr>,
+    groups: Vec<CompiledExpr>,
+    args: Vec<Vec<CompiledExpr>>,
     errors: ErrorSink,
     config: FunctionConfig,
     agg_config: AggregateConfig,
@@ -102,12 +97,7 @@ impl AggregateOperator {
             .map(|(_, n, t)| (n.clone(), t.clone()))
             .collect();
         let compiler = Compiler::new(columns.clone(), config.clone());
-        let compile = |t: &TypedExpr| -> Result<Compiled, RuntimeError> {
-            Ok(Compiled {
-                expr: compiler.compile(t)?,
-                typed: t.clone(),
-            })
-        };
+        let compile = |t: &TypedExpr| compiler.compile(t);
         Ok(AggregateOperator {
             filter: plan.filter.as_ref().map(compile).transpose()?,
             groups: plan
@@ -281,17 +271,8 @@ impl AggregateOperator {
         &self.input_types
     }
 
-    fn evaluate(&self, c: &Compiled, batch: &RecordBatch) -> Result<ArrayRef, RuntimeError> {
-        match c.expr.evaluate(batch) {
-            Ok(a) => Ok(a),
-            Err(_) => evaluate_row_by_row(
-                &c.typed,
-                batch,
-                &self.input_types,
-                &self.config,
-                &self.errors,
-            ),
-        }
+    fn evaluate(&self, c: &CompiledExpr, batch: &RecordBatch) -> Result<ArrayRef, RuntimeError> {
+        c.evaluate_or_per_row(batch, &self.input_types, &self.config, &self.errors)
     }
 
     fn init_states(&self) -> Vec<Value> {
@@ -394,7 +375,7 @@ impl AggregateOperator {
             let group: Vec<Value> = group_arrays
                 .iter()
                 .zip(self.groups.iter())
-                .map(|(a, g)| value_at(a.as_ref(), row, &g.expr.ty))
+                .map(|(a, g)| value_at(a.as_ref(), row, &g.ty))
                 .collect();
             if group.iter().all(Value::is_null) {
                 // Kafka Streams drops records whose grouping key is null.
@@ -407,7 +388,7 @@ impl AggregateOperator {
                     arrays
                         .iter()
                         .zip(compiled.iter())
-                        .map(|(a, c)| value_at(a.as_ref(), row, &c.expr.ty))
+                        .map(|(a, c)| value_at(a.as_ref(), row, &c.ty))
                         .collect()
                 })
                 .collect();

@@ -52,9 +52,26 @@ impl ErrorSink {
 pub struct CompiledExpr {
     pub physical: Arc<dyn PhysicalExpr>,
     pub ty: SqlType,
+    /// The expression it was compiled from (for the row-by-row fallback).
+    pub typed: TypedExpr,
 }
 
 impl CompiledExpr {
+    /// Evaluates vectorised; if a kernel fails for the batch (e.g. an integer division by zero
+    /// in one row), evaluates row by row so only the failing rows become NULL (and are reported).
+    pub fn evaluate_or_per_row(
+        &self,
+        batch: &RecordBatch,
+        input_types: &[SqlType],
+        config: &FunctionConfig,
+        errors: &ErrorSink,
+    ) -> Result<ArrayRef, RuntimeError> {
+        match self.evaluate(batch) {
+            Ok(a) => Ok(a),
+            Err(_) => evaluate_row_by_row(&self.typed, batch, input_types, config, errors),
+        }
+    }
+
     /// Evaluates over a batch into an array of the batch's length.
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef, RuntimeError> {
         let value = self.physical.evaluate(batch)?;
@@ -120,6 +137,7 @@ impl Compiler {
         Ok(CompiledExpr {
             physical: self.physical(expr)?,
             ty: expr.ty(),
+            typed: expr.clone(),
         })
     }
 

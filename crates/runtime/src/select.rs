@@ -1,6 +1,6 @@
 //! The stateless operator: filter then project, over one micro-batch.
 
-use crate::compile::{evaluate_row_by_row, CompiledExpr, Compiler, ErrorSink};
+use crate::compile::{CompiledExpr, Compiler, ErrorSink};
 use crate::convert::{data_type, value_at, values_to_array};
 use crate::RuntimeError;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
@@ -76,17 +76,12 @@ impl SelectOutput {
     }
 }
 
-struct Compiled {
-    expr: CompiledExpr,
-    typed: TypedExpr,
-}
-
 pub struct SelectOperator {
     input_schema: SchemaRef,
     input_types: Vec<SqlType>,
     output_types: Vec<SqlType>,
-    filter: Option<Compiled>,
-    projection: Vec<Compiled>,
+    filter: Option<CompiledExpr>,
+    projection: Vec<CompiledExpr>,
     errors: ErrorSink,
     config: FunctionConfig,
 }
@@ -100,12 +95,7 @@ impl SelectOperator {
             .map(|(_, n, t)| (n.clone(), t.clone()))
             .collect();
         let compiler = Compiler::new(columns.clone(), config.clone());
-        let compile = |t: &TypedExpr| -> Result<Compiled, RuntimeError> {
-            Ok(Compiled {
-                expr: compiler.compile(t)?,
-                typed: t.clone(),
-            })
-        };
+        let compile = |t: &TypedExpr| compiler.compile(t);
         let filter = plan.filter.as_ref().map(compile).transpose()?;
         let projection = plan
             .projection
@@ -135,18 +125,8 @@ impl SelectOperator {
         &self.output_types
     }
 
-    fn evaluate(&self, c: &Compiled, batch: &RecordBatch) -> Result<ArrayRef, RuntimeError> {
-        match c.expr.evaluate(batch) {
-            Ok(a) => Ok(a),
-            // A vectorised kernel failed for the batch: find the failing rows one by one.
-            Err(_) => evaluate_row_by_row(
-                &c.typed,
-                batch,
-                &self.input_types,
-                &self.config,
-                &self.errors,
-            ),
-        }
+    fn evaluate(&self, c: &CompiledExpr, batch: &RecordBatch) -> Result<ArrayRef, RuntimeError> {
+        c.evaluate_or_per_row(batch, &self.input_types, &self.config, &self.errors)
     }
 
     pub fn process(&self, batch: &RecordBatch) -> Result<SelectOutput, RuntimeError> {

@@ -411,7 +411,7 @@ impl Bench {
                     self.events
                 ));
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

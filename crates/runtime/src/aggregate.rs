@@ -76,6 +76,8 @@ pub struct AggregateOperator {
     /// own windows.
     partition_times: HashMap<i32, i64>,
     current_partition: i32,
+    /// Stream time of the last retention sweep.
+    next_prune: i64,
     /// State entries changed since the last `take_changes`: (group values, window start).
     dirty: Vec<(Vec<Value>, i64)>,
 }
@@ -122,6 +124,7 @@ impl AggregateOperator {
             stream_time: i64::MIN,
             partition_times: HashMap::new(),
             current_partition: 0,
+            next_prune: i64::MIN,
             dirty: Vec::new(),
         })
     }
@@ -474,9 +477,14 @@ impl AggregateOperator {
                         self.stream_time
                     ));
                 }
-                // Forget windows past retention.
-                let horizon = self.stream_time.saturating_sub(window.retention_ms);
-                self.table.retain(|(_, s), _| s + size > horizon);
+                // Forget windows past retention; a full sweep only once stream time has moved
+                // on by a tenth of the retention, so the cost stays O(1) per record.
+                let step = (window.retention_ms / 10).max(1_000);
+                if self.stream_time >= self.next_prune.saturating_add(step) {
+                    let horizon = self.stream_time.saturating_sub(window.retention_ms);
+                    self.table.retain(|(_, s), _| s + size > horizon);
+                    self.next_prune = self.stream_time;
+                }
                 Ok(())
             }
             WindowType::Session => {

@@ -69,7 +69,7 @@ pub struct AggregateOperator {
     /// Session windows by group key text, ordered by start.
     sessions: HashMap<String, Vec<Session>>,
     /// EMIT FINAL results waiting for their window to close: (end, key text, start) → state.
-    pending: BTreeMap<(i64, String, i64), GroupState>,
+    pending: HashMap<i32, BTreeMap<(i64, String, i64), GroupState>>,
     /// Stream time of the partition of the row being processed.
     stream_time: i64,
     /// Stream time per input partition: like a Kafka Streams task, each partition closes its
@@ -120,7 +120,7 @@ impl AggregateOperator {
             plan: plan.clone(),
             table: HashMap::new(),
             sessions: HashMap::new(),
-            pending: BTreeMap::new(),
+            pending: HashMap::new(),
             stream_time: i64::MIN,
             partition_times: HashMap::new(),
             current_partition: 0,
@@ -195,10 +195,14 @@ impl AggregateOperator {
     /// After a restore: results of windows that had closed were emitted before the restart.
     pub fn finish_restore(&mut self) {
         let grace = self.plan.window.as_ref().map(|w| w.grace_ms).unwrap_or(0);
-        let times = &self.partition_times;
-        self.pending.retain(|(end, _, _), st| {
-            end.saturating_add(grace) > times.get(&st.partition).copied().unwrap_or(i64::MIN)
-        });
+        for (partition, pending) in self.pending.iter_mut() {
+            let now = self
+                .partition_times
+                .get(partition)
+                .copied()
+                .unwrap_or(i64::MIN);
+            pending.retain(|(end, _, _), _| end.saturating_add(grace) > now);
+        }
         self.dirty.clear();
     }
 
@@ -248,6 +252,8 @@ impl AggregateOperator {
         };
         if self.plan.emit_final {
             self.pending
+                .entry(state.partition)
+                .or_default()
                 .insert((end, text.clone(), start), state.clone());
         }
         if self
@@ -463,6 +469,8 @@ impl AggregateOperator {
                     self.add(&mut state, args, ts)?;
                     if self.plan.emit_final {
                         self.pending
+                            .entry(state.partition)
+                            .or_default()
                             .insert((end, key.clone(), start), state.clone());
                     } else {
                         out.push(self.output(row, &state, Some((start, end)))?);
@@ -530,7 +538,9 @@ impl AggregateOperator {
                 for old in &merging {
                     self.dirty.push((group.clone(), old.start));
                     if self.plan.emit_final {
-                        self.pending.remove(&(old.end, key.clone(), old.start));
+                        if let Some(p) = self.pending.get_mut(&old.state.partition) {
+                            p.remove(&(old.end, key.clone(), old.start));
+                        }
                     } else {
                         out.push(AggregateUpdate {
                             input_row: row,
@@ -543,6 +553,8 @@ impl AggregateOperator {
                 }
                 if self.plan.emit_final {
                     self.pending
+                        .entry(state.partition)
+                        .or_default()
                         .insert((end, key.clone(), start), state.clone());
                 } else {
                     out.push(self.output(row, &state, Some((start, end)))?);
@@ -568,17 +580,22 @@ impl AggregateOperator {
             return;
         };
         let grace = window.grace_ms;
-        let times = &self.partition_times;
-        let closed: Vec<(i64, String, i64)> = self
-            .pending
-            .iter()
-            .filter(|((end, _, _), st)| {
-                end.saturating_add(grace) <= times.get(&st.partition).copied().unwrap_or(i64::MIN)
-            })
-            .map(|(k, _)| k.clone())
+        // Only the current partition's stream time moved; its pending windows are ordered by end.
+        let Some(pending) = self.pending.get_mut(&self.current_partition) else {
+            return;
+        };
+        let now = self.stream_time;
+        let closed: Vec<(i64, String, i64)> = pending
+            .keys()
+            .take_while(|(end, _, _)| end.saturating_add(grace) <= now)
+            .cloned()
             .collect();
-        for k in closed {
-            if let Some(state) = self.pending.remove(&k) {
+        let states: Vec<_> = closed
+            .into_iter()
+            .filter_map(|k| pending.remove(&k).map(|st| (k, st)))
+            .collect();
+        for (k, state) in states {
+            {
                 match self.output(row, &state, Some((k.2, k.0))) {
                     Ok(u) => out.push(u),
                     Err(e) => errors.push((row, e)),

@@ -156,7 +156,7 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
     let mut config = base_config();
     config.extend(case.properties.iter().cloned());
     let mut engine = Engine::in_memory(config);
-    create_topics(&mut engine, case)
+    create_topics(&mut engine, case, INFERRED_PARTITIONS)
         .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
     if let ControlFlow::Break(decided) = run_statements(&mut engine, case) {
         return decided;
@@ -297,7 +297,13 @@ fn literal_int(l: Option<&Literal>) -> Option<i64> {
 
 /// Creates the topics the Java runner creates before running statements: declared `topics`,
 /// the topics of CREATE statements with columns, and the other topics named by records.
-pub(super) fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), EngineError> {
+/// `inferred_partitions` sizes the topics nothing declares: the Java runner uses 4, but through
+/// Kafka one partition keeps the global record order the expected outputs are written in.
+pub(super) fn create_topics(
+    engine: &mut Engine,
+    case: &TestCase,
+    inferred_partitions: i32,
+) -> Result<(), EngineError> {
     for t in &case.topics {
         engine.create_topic(&t.name, t.partitions.unwrap_or(1), t.replicas.unwrap_or(1))?;
     }
@@ -315,7 +321,7 @@ pub(super) fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), 
                     if engine.topic_info(topic)?.is_none() {
                         let partitions = literal_int(c.properties.get("PARTITIONS"))
                             .and_then(|p| i32::try_from(p).ok())
-                            .unwrap_or(INFERRED_PARTITIONS);
+                            .unwrap_or(inferred_partitions);
                         let replicas = literal_int(c.properties.get("REPLICAS"))
                             .and_then(|r| i16::try_from(r).ok())
                             .unwrap_or(1);
@@ -333,7 +339,7 @@ pub(super) fn create_topics(engine: &mut Engine, case: &TestCase) -> Result<(), 
     for r in case.inputs.iter().chain(&case.outputs) {
         // Sink topics are left to their query, which sizes them from its source.
         if !sinks.contains(&r.topic) && engine.topic_info(&r.topic)?.is_none() {
-            engine.create_topic(&r.topic, INFERRED_PARTITIONS, 1)?;
+            engine.create_topic(&r.topic, inferred_partitions, 1)?;
         }
     }
     Ok(())

@@ -133,7 +133,7 @@ fn run_in(
     kafka: &KafkaConfig,
     settings: &KafkaSettings,
 ) -> Result<(), Outcome> {
-    execute::create_topics(engine, case)
+    execute::create_topics(engine, case, 1)
         .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
     if let ControlFlow::Break(decided) = execute::run_statements(engine, case) {
         return decided;

@@ -566,3 +566,23 @@ fn rest_server_runs_statements_and_push_queries() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// A record the broker cannot take (here: a partition that does not exist) must surface as an
+/// error from send or flush, so a query never commits past an output it lost.
+#[test]
+fn undeliverable_records_are_reported() {
+    let kafka = kafka();
+    let topic = unique("one_partition");
+    kafka.create_topic(&topic, 1, 1).expect("topic");
+    let producer = kafka.producer().expect("producer");
+    let record = Record {
+        topic: topic.clone(),
+        partition: 7,
+        value: Some(b"lost?".to_vec()),
+        timestamp: 1,
+        ..Default::default()
+    };
+    let result = runnel_connect::kafka::send(&producer, &record)
+        .and_then(|_| runnel_connect::kafka::flush(&producer));
+    assert!(result.is_err(), "sending to a missing partition must fail");
+}

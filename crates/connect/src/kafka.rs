@@ -7,15 +7,21 @@
 //! easy to see.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, DeliveryResult, Producer as _, ProducerContext,
+    ThreadedProducer,
+};
 use rdkafka::TopicPartitionList;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,31 @@ pub struct TopicInfo {
     pub partitions: i32,
     pub replicas: i32,
 }
+
+/// Counts failed deliveries, so a batch is never committed after one of its records was lost.
+#[derive(Default)]
+pub struct DeliveryContext {
+    failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(e.to_string());
+            }
+        }
+    }
+}
+
+/// The producer every Runnel component uses.
+pub type Producer = ThreadedProducer<DeliveryContext>;
 
 /// librdkafka's in-process mock cluster, used when no bootstrap servers are given.
 pub struct EmbeddedBroker {
@@ -107,11 +138,11 @@ impl KafkaConfig {
         c
     }
 
-    pub fn producer(&self) -> Result<ThreadedProducer<DefaultProducerContext>, KafkaError> {
+    pub fn producer(&self) -> Result<Producer, KafkaError> {
         let mut c = self.client_config();
         set_default(&mut c, "linger.ms", "5");
         set_default(&mut c, "message.timeout.ms", "30000");
-        Ok(c.create()?)
+        Ok(c.create_with_context(DeliveryContext::default())?)
     }
 
     /// A consumer in `group`, with offsets committed explicitly.
@@ -233,10 +264,7 @@ pub fn record_of<M: Message>(m: &M) -> Record {
 }
 
 /// Sends a record; the caller flushes. Retries while the local queue is full.
-pub fn send(
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    r: &Record,
-) -> Result<(), KafkaError> {
+pub fn send(producer: &Producer, r: &Record) -> Result<(), KafkaError> {
     let mut headers = OwnedHeaders::new();
     for (k, v) in &r.headers {
         headers = headers.insert(Header {
@@ -277,7 +305,7 @@ pub fn send(
 /// rust-rdkafka's `flush` polls in 100 ms steps, which caps a batch loop at ~10 batches a
 /// second; the threaded producer already serves delivery reports on its own thread, so watching
 /// the in-flight count is enough and returns within a millisecond of the last acknowledgement.
-pub fn flush(producer: &ThreadedProducer<DefaultProducerContext>) -> Result<(), KafkaError> {
+pub fn flush(producer: &Producer) -> Result<(), KafkaError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while producer.in_flight_count() > 0 {
         if std::time::Instant::now() > deadline {
@@ -287,6 +315,19 @@ pub fn flush(producer: &ThreadedProducer<DefaultProducerContext>) -> Result<(), 
             )));
         }
         std::thread::sleep(Duration::from_micros(500));
+    }
+    let failed = producer.context().failures.swap(0, Ordering::SeqCst);
+    if failed > 0 {
+        let last = producer
+            .context()
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .unwrap_or_default();
+        return Err(KafkaError::Other(format!(
+            "{failed} records could not be delivered: {last}"
+        )));
     }
     Ok(())
 }

@@ -1318,7 +1318,13 @@ impl Engine {
                     .source(&q.sink)
                     .map(|s| s.topic.clone())
                     .unwrap_or_default(),
-                state: if q.running.is_some() || matches!(self.backend, Backend::Memory(_)) {
+                state: if q
+                    .running
+                    .as_ref()
+                    .is_some_and(|r| r.stats.errored.load(std::sync::atomic::Ordering::Relaxed))
+                {
+                    "ERROR"
+                } else if q.running.is_some() || matches!(self.backend, Backend::Memory(_)) {
                     "RUNNING"
                 } else {
                     "NOT_RUNNING"

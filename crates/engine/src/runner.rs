@@ -7,7 +7,7 @@
 
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+use runnel_connect::kafka::Producer;
 use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
 use runnel_plan::Value;
 use std::collections::BTreeMap;
@@ -27,6 +27,8 @@ pub struct QueryStats {
     pub processed: AtomicU64,
     pub produced: AtomicU64,
     pub failed: AtomicU64,
+    /// Set when the query stopped on an error it cannot skip (e.g. undeliverable output).
+    pub errored: AtomicBool,
 }
 
 /// A query thread and the flag that stops it.
@@ -85,11 +87,7 @@ pub struct ProcessingLog {
 }
 
 impl ProcessingLog {
-    pub fn write(
-        &self,
-        producer: &ThreadedProducer<DefaultProducerContext>,
-        entry: &ProcessingLogEntry,
-    ) {
+    pub fn write(&self, producer: &Producer, entry: &ProcessingLogEntry) {
         tracing::warn!(
             query = %self.query_id,
             topic = %entry.topic,
@@ -286,9 +284,12 @@ pub fn spawn_persistent(
                     })
                     .and_then(|_| commit_batch(&consumer, &batch));
                 if let Err(e) = result {
-                    tracing::error!(query = %log.query_id, "batch failed, will be retried after restart: {e}");
-                    // Without a commit the batch is re-read after a restart (at-least-once).
-                    std::thread::sleep(Duration::from_millis(500));
+                    // Going on would commit later offsets past this batch and lose it; like
+                    // ksqlDB (ksql.fail.on.production.error=true) the query stops, and a restart
+                    // re-reads the batch from the last commit (at-least-once).
+                    tracing::error!(query = %log.query_id, "query failed, stopping; a restart resumes from the last commit: {e}");
+                    stats2.errored.store(true, Ordering::SeqCst);
+                    break;
                 }
             }
             let _ = flush(&producer);
@@ -307,7 +308,7 @@ pub fn spawn_persistent(
 fn checkpoint(
     task: &QueryTask,
     batch: &[Record],
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &Producer,
     changelog: &Changelog,
     next_offsets: &mut BTreeMap<i32, i64>,
 ) -> Result<(), crate::EngineError> {
@@ -358,7 +359,7 @@ fn commit_batch(consumer: &BaseConsumer, batch: &[Record]) -> Result<(), crate::
 fn process_and_send(
     task: &QueryTask,
     batch: &[Record],
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &Producer,
     log: &ProcessingLog,
     stats: &QueryStats,
 ) -> Result<(), crate::EngineError> {

@@ -22,8 +22,9 @@ use cpu::Snapshot;
 use gen::Generator;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use rdkafka::producer::BaseRecord;
 use report::{BaselineResult, Measurement, Outcome, Report, WorkloadResult};
+use runnel_connect::kafka::Producer;
 use runnel_connect::kafka::{commit, flush, KafkaConfig};
 use runnel_engine::runner::QueryStats;
 use runnel_engine::{Backend, Engine, EngineError, StatementError};
@@ -577,7 +578,7 @@ fn classify(e: StatementError) -> Outcome {
 /// `processed` counts records whose copies are acknowledged and whose offsets are committed.
 fn raw_pipeline(
     consumer: &BaseConsumer,
-    producer: &ThreadedProducer<DefaultProducerContext>,
+    producer: &Producer,
     output: &str,
     stop: &AtomicBool,
     processed: &AtomicU64,

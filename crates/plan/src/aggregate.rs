@@ -9,7 +9,9 @@ use crate::aggregates::{AggSignature, AggregateFunction, AggregateRegistry};
 use crate::catalog::{Catalog, Schema, Source, WindowType};
 use crate::expr::{literal_value, Analyzer, Scope, TypedExpr};
 use crate::functions::FunctionRegistry;
-use crate::query::{InputLayout, PlanOptions, Projection, WINDOWEND, WINDOWSTART};
+use crate::query::{
+    derived_name, InputLayout, PlanOptions, Projection, SystemNames, WINDOWEND, WINDOWSTART,
+};
 use crate::PlanError;
 use runnel_sql::{Emit, Expr, Query, SelectItem, SourceKind, SqlType, WindowKind};
 use std::sync::Arc;
@@ -186,14 +188,6 @@ fn window_plan(spec: &runnel_sql::WindowSpec) -> WindowPlan {
         advance_ms,
         grace_ms,
         retention_ms,
-    }
-}
-
-fn derived_name(expr: &Expr) -> Option<String> {
-    match expr {
-        Expr::Column { name, .. } => Some(name.clone()),
-        Expr::Dereference { field, .. } => Some(field.clone()),
-        _ => None,
     }
 }
 
@@ -379,25 +373,20 @@ pub fn plan_aggregate(
         .map_err(|e| e.prefixed("Error in HAVING expression: "))?;
 
     // Names and keys.
-    let mut used: Vec<String> = items
-        .iter()
-        .filter_map(|(a, e, _)| a.clone().or_else(|| derived_name(e)))
-        .collect();
-    let mut counter = 0;
+    let mut names = SystemNames::new(
+        items
+            .iter()
+            .filter_map(|(a, e, _)| a.clone().or_else(|| derived_name(e)))
+            .chain(input.fields.iter().map(|(_, n, _)| n.clone()))
+            .collect(),
+    );
     let mut projection: Vec<Projection> = Vec::new();
     let mut key_found = vec![false; group_by.len()];
     for (alias, original, rewritten) in &items {
-        let name = match alias.clone().or_else(|| derived_name(original)) {
-            Some(n) => n,
-            None => loop {
-                let candidate = format!("KSQL_COL_{counter}");
-                counter += 1;
-                if !used.contains(&candidate) {
-                    used.push(candidate.clone());
-                    break candidate;
-                }
-            },
-        };
+        let name = alias
+            .clone()
+            .or_else(|| derived_name(original))
+            .unwrap_or_else(|| names.next());
         let group = query.group_by.iter().position(|g| g == original);
         let is_key = match group {
             Some(i) if !key_found[i] => {

@@ -185,8 +185,33 @@ fn clause_error(e: PlanError, clause: &str) -> PlanError {
     }
 }
 
+/// Hands out ksqlDB's system column names (`KSQL_COL_0`, `KSQL_COL_1`, ...) for unnamed
+/// projection expressions, skipping every name already taken by an alias, a derived name or a
+/// source column.
+pub(crate) struct SystemNames {
+    used: Vec<String>,
+    counter: usize,
+}
+
+impl SystemNames {
+    pub(crate) fn new(used: Vec<String>) -> Self {
+        SystemNames { used, counter: 0 }
+    }
+
+    pub(crate) fn next(&mut self) -> String {
+        loop {
+            let candidate = format!("KSQL_COL_{}", self.counter);
+            self.counter += 1;
+            if !self.used.contains(&candidate) {
+                self.used.push(candidate.clone());
+                return candidate;
+            }
+        }
+    }
+}
+
 /// The name ksqlDB derives for an unaliased projection expression, if any.
-fn derived_name(expr: &Expr) -> Option<String> {
+pub(crate) fn derived_name(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Column { name, .. } => Some(name.clone()),
         Expr::Dereference { field, .. } => Some(field.clone()),
@@ -321,26 +346,19 @@ pub fn plan_select(
     }
 
     // Names: alias, derived name, or KSQL_COL_n for the rest.
-    let mut used: Vec<String> = items
-        .iter()
-        .filter_map(|(alias, _, e)| alias.clone().or_else(|| e.as_ref().and_then(derived_name)))
-        .chain(input.fields.iter().map(|(_, n, _)| n.clone()))
-        .collect();
-    let mut counter = 0;
+    let mut names = SystemNames::new(
+        items
+            .iter()
+            .filter_map(|(alias, _, e)| alias.clone().or_else(|| e.as_ref().and_then(derived_name)))
+            .chain(input.fields.iter().map(|(_, n, _)| n.clone()))
+            .collect(),
+    );
     let mut projection = Vec::new();
     for (alias, expr, ast) in items {
         let explicit_alias = alias.is_some() && ast.is_some();
-        let name = match alias.or_else(|| ast.as_ref().and_then(derived_name)) {
-            Some(n) => n,
-            None => loop {
-                let candidate = format!("KSQL_COL_{counter}");
-                counter += 1;
-                if !used.contains(&candidate) {
-                    used.push(candidate.clone());
-                    break candidate;
-                }
-            },
-        };
+        let name = alias
+            .or_else(|| ast.as_ref().and_then(derived_name))
+            .unwrap_or_else(|| names.next());
         if target == PlanTarget::Sink && RESERVED_COLUMNS.contains(&name.as_str()) {
             if explicit_alias {
                 return Err(PlanError::new(format!(

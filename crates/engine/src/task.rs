@@ -488,8 +488,10 @@ impl QueryTask {
                 let mut op = op
                     .lock()
                     .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?;
+                // Null values of a table source delete their key (streams never get here).
+                let tombstones: Vec<bool> = origins.iter().map(|r| r.value.is_none()).collect();
                 let (updates, errors) = op
-                    .process(&batch, &timestamps, &partitions)
+                    .process(&batch, &timestamps, &partitions, &tombstones)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
                 for (row, message) in errors {
                     log(&mut out, row, message);
@@ -505,7 +507,9 @@ impl QueryTask {
                     out.rows.push(OutputRow {
                         values,
                         timestamp: u.timestamp,
-                        headers: vec![],
+                        // Kafka Streams forwards an aggregate with the context, and so the
+                        // headers, of the record that changed it.
+                        headers: r.headers.clone(),
                         partition: r.partition,
                         offset: r.offset,
                         null_value: u.value.is_none(),

@@ -191,6 +191,52 @@ fn window_plan(spec: &runnel_sql::WindowSpec) -> WindowPlan {
     }
 }
 
+/// The source columns `SELECT *` stands for, as column references.
+fn star_columns(input: &InputLayout) -> Vec<Expr> {
+    input
+        .star_columns()
+        .into_iter()
+        .map(|i| Expr::column(input.fields[i].1.clone()))
+        .collect()
+}
+
+/// An aggregate call as ksqlDB prints it in messages: `COUNT(*)` and `COUNT()` count `ROWTIME`.
+fn call_text(call: &Expr) -> String {
+    match call {
+        Expr::Function { name, args, star } if *star || args.is_empty() => {
+            format!("{}({})", name.to_ascii_uppercase(), crate::query::ROWTIME)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A table source changes rows, so every aggregate must be able to take a row back out again
+/// (`undo`), and windows make no sense over it; ksqlDB rejects both with these messages.
+fn check_table_aggregation(windowed: bool, calls: &[AggregateCall]) -> Result<(), PlanError> {
+    if windowed {
+        return Err(PlanError::new(
+            "Windowing not supported for table aggregations.",
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for c in calls.iter().filter(|c| c.function.undo.is_none()) {
+        if !names.contains(&c.function.name.as_str()) {
+            names.push(&c.function.name);
+        }
+    }
+    let Some((last, rest)) = names.split_last() else {
+        return Ok(());
+    };
+    let (plural, list) = if rest.is_empty() {
+        ("", last.to_string())
+    } else {
+        ("s", format!("{} and {last}", rest.join(", ")))
+    };
+    Err(PlanError::new(format!(
+        "The aggregation function{plural} {list} cannot be applied to a table source, only to a stream source."
+    )))
+}
+
 pub fn plan_aggregate(
     query: &Query,
     catalog: &Catalog,
@@ -210,12 +256,6 @@ pub fn plan_aggregate(
         .source(&from.name)
         .ok_or_else(|| PlanError::new(format!("{} does not exist.", from.name)))?
         .clone();
-    if source.kind == SourceKind::Table {
-        return Err(PlanError::unsupported("aggregations over tables"));
-    }
-    if query.group_by.is_empty() {
-        return Err(PlanError::unsupported("aggregations without GROUP BY"));
-    }
     if query.window.is_some() && source.window.is_some() {
         return Err(PlanError::unsupported(
             "windowed aggregations over windowed sources",
@@ -260,14 +300,34 @@ pub fn plan_aggregate(
         windowed: window.is_some(),
     };
 
-    // Select items, rewritten over the aggregate row.
+    // Select items, rewritten over the aggregate row. `*` stands for the source's columns, each
+    // of which must then be grouped by, as in ksqlDB.
     let mut items: Vec<(Option<String>, Expr, Expr)> = Vec::new();
     for item in &query.select {
         match item {
             SelectItem::Expr { expr, alias } => {
                 items.push((alias.clone(), expr.clone(), rewriter.rewrite(expr)?))
             }
-            _ => return Err(PlanError::unsupported("SELECT * with GROUP BY")),
+            SelectItem::Wildcard => {
+                for expr in star_columns(&input) {
+                    let rewritten = rewriter.rewrite(&expr)?;
+                    items.push((None, expr, rewritten));
+                }
+            }
+            SelectItem::QualifiedWildcard(q) => {
+                if q != &source.name && Some(q.as_str()) != from.alias.as_deref() {
+                    return Err(PlanError::new(format!(
+                        "'{q}' is not a valid stream/table name or alias."
+                    )));
+                }
+                for expr in star_columns(&input) {
+                    let rewritten = rewriter.rewrite(&expr)?;
+                    items.push((None, expr, rewritten));
+                }
+            }
+            SelectItem::StructWildcard(_) => {
+                return Err(PlanError::unsupported("expr->* with GROUP BY"))
+            }
         }
     }
     let having = query
@@ -284,6 +344,11 @@ pub fn plan_aggregate(
     if rewriter.calls.is_empty() {
         return Err(PlanError::new(
             "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+        ));
+    }
+    if sink_name.is_some() && source.kind == SourceKind::Table && source.window.is_some() {
+        return Err(PlanError::new(
+            "KSQL does not support persistent queries on windowed tables.",
         ));
     }
 
@@ -403,6 +468,15 @@ pub fn plan_aggregate(
         }
         projection.push(Projection { name, expr, is_key });
     }
+    // Without GROUP BY everything falls into one group (ksqlDB groups by a constant), which a
+    // push query can show but a table cannot key.
+    if query.group_by.is_empty() && sink_name.is_some() {
+        let list: Vec<String> = rewriter.calls.iter().map(call_text).collect();
+        return Err(PlanError::new(format!(
+            "CREATE TABLE AS SELECT statement does not support aggregate function [{}] without a GROUP BY clause.",
+            list.join(", ")
+        )));
+    }
     if let Some(i) = key_found.iter().position(|f| !f) {
         let sink = sink_name.unwrap_or("OUTPUT");
         let g = &query.group_by[i];
@@ -439,6 +513,9 @@ pub fn plan_aggregate(
             "EMIT FINAL is only supported for windowed aggregations.",
         ));
     }
+    if source.kind == SourceKind::Table {
+        check_table_aggregation(window.is_some(), &calls)?;
+    }
     Ok(AggregatePlan {
         source,
         input,
@@ -451,4 +528,110 @@ pub fn plan_aggregate(
         projection,
         limit: query.limit,
     })
+}
+
+#[cfg(test)]
+mod table_and_star_tests {
+    use super::*;
+    use crate::ddl::{source_from_create, FormatDefaults};
+    use runnel_sql::{parse_statements, Statement};
+
+    const DDL: &str = "CREATE TABLE T (ID INT PRIMARY KEY, F0 INT, F1 BIGINT) \
+                       WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');\n\
+                       CREATE STREAM S (ID INT KEY, ID2 INT) WITH (KAFKA_TOPIC='s', FORMAT='JSON');\n";
+
+    /// Plans the last statement of `DDL` + `sql`, a CREATE TABLE AS SELECT or a push query.
+    fn plan(sql: &str) -> Result<AggregatePlan, String> {
+        let mut catalog = Catalog::default();
+        let mut result = None;
+        for st in parse_statements(&format!("{DDL}{sql}")).map_err(|e| e.to_string())? {
+            let (query, sink) = match st.statement {
+                Statement::CreateSource(c) => {
+                    let source =
+                        source_from_create(&c, &st.text, &catalog, &FormatDefaults::default())
+                            .map_err(|e| e.to_string())?;
+                    catalog.put_source(source);
+                    continue;
+                }
+                Statement::CreateAsSelect(c) => (*c.query, Some(c.name)),
+                Statement::Query(q) => (*q, None),
+                other => return Err(format!("unexpected {other:?}")),
+            };
+            result = Some(
+                plan_aggregate(
+                    &query,
+                    &catalog,
+                    &FunctionRegistry::builtin(),
+                    &AggregateRegistry::builtin(),
+                    sink.as_deref(),
+                    &PlanOptions::default(),
+                )
+                .map_err(|e| e.to_string()),
+            );
+        }
+        result.ok_or("no query")?
+    }
+
+    #[test]
+    fn aggregates_without_undo_are_rejected_for_tables() {
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT ID, LATEST_BY_OFFSET(F0), MIN(F1), MAX(F1), MIN(F0) FROM T GROUP BY ID;")
+                .unwrap_err(),
+            "The aggregation functions LATEST_BY_OFFSET, MIN and MAX cannot be applied to a table \
+             source, only to a stream source."
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT F0, COUNT(*), MAX(F1) FROM T GROUP BY F0;").unwrap_err(),
+            "The aggregation function MAX cannot be applied to a table source, only to a stream \
+             source."
+        );
+        let ok =
+            plan("CREATE TABLE O AS SELECT F0, COUNT(*), SUM(F1), AVG(F1) FROM T GROUP BY F0;")
+                .expect("undoable aggregates plan over a table");
+        assert_eq!(ok.source.kind, SourceKind::Table);
+    }
+
+    #[test]
+    fn tables_cannot_be_aggregated_in_windows() {
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT F0, COUNT(*) FROM T WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY F0;")
+                .unwrap_err(),
+            "Windowing not supported for table aggregations."
+        );
+    }
+
+    #[test]
+    fn without_group_by_a_table_cannot_be_keyed_but_a_push_query_has_one_group() {
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT COUNT(*), SUM(ID2) FROM S;").unwrap_err(),
+            "CREATE TABLE AS SELECT statement does not support aggregate function \
+             [COUNT(ROWTIME), SUM(ID2)] without a GROUP BY clause."
+        );
+        assert!(plan("CREATE TABLE O AS SELECT ID2, COUNT() FROM S;")
+            .unwrap_err()
+            .starts_with("Non-aggregate SELECT expression(s) not part of GROUP BY: ID2"));
+        let push = plan("SELECT COUNT(*) AS N FROM S EMIT CHANGES;").expect("push query plans");
+        assert!(push.group_by.is_empty());
+        assert_eq!(push.projection.len(), 1);
+    }
+
+    #[test]
+    fn select_star_stands_for_the_source_columns() {
+        let p =
+            plan("CREATE TABLE O AS SELECT *, COUNT() FROM S GROUP BY ID, ID2;").expect("plans");
+        let names: Vec<(&str, bool)> = p
+            .projection
+            .iter()
+            .map(|c| (c.name.as_str(), c.is_key))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("ID", true), ("ID2", true), ("KSQL_COL_0", false)]
+        );
+        assert!(
+            plan("CREATE TABLE O AS SELECT *, COUNT() FROM S GROUP BY ID;")
+                .unwrap_err()
+                .starts_with("Non-aggregate SELECT expression(s) not part of GROUP BY: ID2")
+        );
+    }
 }

@@ -6,6 +6,16 @@
 //! `cache.max.bytes.buffering=0`). Stream time is the largest timestamp seen; records whose
 //! window closed (end + grace ≤ stream time) are dropped and reported. `EMIT FINAL` holds each
 //! window's result until stream time passes its end plus grace.
+//!
+//! Over a **table** source (Kafka Streams' `KGroupedTable`) a row is not an event but the current
+//! value of its source key, so the operator remembers what each source key contributes (its
+//! group and aggregate arguments). An update first takes the old contribution back out of its
+//! group with the aggregates' `undo` and then adds the new one: if both fall into the same group
+//! that is one output, otherwise the old group's new value comes first and the new group's
+//! second. A tombstone, a row the WHERE clause rejects, or one whose group key is null only
+//! retracts. Groups stay when their rows are gone (a count goes back to 0); only HAVING turns
+//! them into tombstones, as in ksqlDB. The contributions are state like the aggregates: they go
+//! to the changelog and come back on restore.
 
 use crate::compile::{CompiledExpr, Compiler, ErrorSink};
 use crate::convert::value_at;
@@ -17,8 +27,9 @@ use runnel_plan::aggregate::AggregatePlan;
 use runnel_plan::aggregates::AggregateConfig;
 use runnel_plan::catalog::WindowType;
 use runnel_plan::functions::FunctionConfig;
+use runnel_plan::query::InputField;
 use runnel_plan::{codec, TypedExpr, Value};
-use runnel_sql::SqlType;
+use runnel_sql::{SourceKind, SqlType};
 use std::collections::{BTreeMap, HashMap};
 
 /// One change of the aggregate table.
@@ -46,6 +57,18 @@ struct GroupState {
     /// The input partition whose records update it (its stream time closes the window).
     partition: i32,
 }
+
+/// What one source row of a table aggregation adds to its group.
+#[derive(Debug, Clone, PartialEq)]
+struct Contribution {
+    group: Vec<Value>,
+    /// Per aggregate, its argument values.
+    args: Vec<Vec<Value>>,
+}
+
+/// Changelog keys of table contributions start with this byte; group state keys start with a
+/// key-encoding tag (never 0xFF) or, without GROUP BY, with the window start 0.
+const CONTRIBUTION_PREFIX: u8 = 0xFF;
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -80,6 +103,13 @@ pub struct AggregateOperator {
     next_prune: i64,
     /// State entries changed since the last `take_changes`: (group values, window start).
     dirty: Vec<(Vec<Value>, i64)>,
+    /// Table sources: input positions of the source key (with the window bounds of a windowed
+    /// table); `None` for streams.
+    source_key: Option<Vec<usize>>,
+    /// Table sources: the current contribution of every source key, by encoded key.
+    contributions: HashMap<Vec<u8>, Contribution>,
+    /// Source keys whose contribution changed since the last `take_changes`.
+    dirty_contributions: Vec<Vec<u8>>,
 }
 
 fn key_text(values: &[Value]) -> String {
@@ -100,6 +130,20 @@ impl AggregateOperator {
             .collect();
         let compiler = Compiler::new(columns.clone(), config.clone());
         let compile = |t: &TypedExpr| compiler.compile(t);
+        let source_key = (plan.source.kind == SourceKind::Table).then(|| {
+            plan.input
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(_, (f, _, _))| {
+                    matches!(
+                        f,
+                        InputField::Key(_) | InputField::WindowStart | InputField::WindowEnd
+                    )
+                })
+                .map(|(i, _)| i)
+                .collect()
+        });
         Ok(AggregateOperator {
             filter: plan.filter.as_ref().map(compile).transpose()?,
             groups: plan
@@ -126,6 +170,9 @@ impl AggregateOperator {
             current_partition: 0,
             next_prune: i64::MIN,
             dirty: Vec::new(),
+            source_key,
+            contributions: HashMap::new(),
+            dirty_contributions: Vec::new(),
         })
     }
 
@@ -189,7 +236,62 @@ impl AggregateOperator {
             out.push((Self::state_key(&group, start), value));
         }
         out.reverse();
+        let dirty = std::mem::take(&mut self.dirty_contributions);
+        let mut seen = std::collections::HashSet::new();
+        for key in dirty {
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let value = self
+                .contributions
+                .get(&key)
+                .map(|c| self.encode_contribution(c));
+            let mut state_key = vec![CONTRIBUTION_PREFIX];
+            state_key.extend_from_slice(&key);
+            out.push((state_key, value));
+        }
         out
+    }
+
+    /// Types of the aggregate arguments, per aggregate.
+    fn arg_types(&self) -> Vec<Vec<SqlType>> {
+        self.args
+            .iter()
+            .map(|args| args.iter().map(|a| a.ty.clone()).collect())
+            .collect()
+    }
+
+    fn encode_contribution(&self, c: &Contribution) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for (v, t) in c.group.iter().zip(self.group_types().iter()) {
+            codec::encode_value(v, t, &mut buf);
+        }
+        for (args, types) in c.args.iter().zip(self.arg_types().iter()) {
+            for (v, t) in args.iter().zip(types.iter()) {
+                codec::encode_value(v, t, &mut buf);
+            }
+        }
+        buf
+    }
+
+    fn decode_contribution(&self, bytes: &[u8]) -> Result<Contribution, String> {
+        let mut pos = 0;
+        let mut read = |ty: &SqlType| -> Result<Value, String> {
+            let (v, used) = codec::decode_value(&bytes[pos..], ty)?;
+            pos += used;
+            Ok(v)
+        };
+        let group = self
+            .group_types()
+            .iter()
+            .map(&mut read)
+            .collect::<Result<Vec<_>, _>>()?;
+        let args = self
+            .arg_types()
+            .iter()
+            .map(|types| types.iter().map(&mut read).collect::<Result<Vec<_>, _>>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Contribution { group, args })
     }
 
     /// After a restore: results of windows that had closed were emitted before the restart.
@@ -204,10 +306,24 @@ impl AggregateOperator {
             pending.retain(|(end, _, _), _| end.saturating_add(grace) > now);
         }
         self.dirty.clear();
+        self.dirty_contributions.clear();
     }
 
     /// Applies one changelog record while restoring.
     pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        if self.source_key.is_some() && key.first() == Some(&CONTRIBUTION_PREFIX) {
+            let source_key = key[1..].to_vec();
+            match value {
+                Some(bytes) => {
+                    let c = self.decode_contribution(bytes)?;
+                    self.contributions.insert(source_key, c);
+                }
+                None => {
+                    self.contributions.remove(&source_key);
+                }
+            }
+            return Ok(());
+        }
         let Some(bytes) = value else {
             // A delete: find the entry whose key this is.
             self.table
@@ -302,6 +418,24 @@ impl AggregateOperator {
         Ok(())
     }
 
+    /// Takes one source row's arguments back out of a state (table sources).
+    fn undo(&self, state: &mut GroupState, args: &[Vec<Value>], ts: i64) -> Result<(), String> {
+        for (i, a) in self.plan.aggregates.iter().enumerate() {
+            let Some(undo) = &a.function.undo else {
+                // The planner rejects these for table sources.
+                return Err(format!(
+                    "The aggregation function {} cannot be applied to a table source",
+                    a.function.name
+                ));
+            };
+            let old = std::mem::replace(&mut state.states[i], Value::Null);
+            state.states[i] = undo(old, &args[i], &a.signature, &self.agg_config)?;
+        }
+        state.max_ts = state.max_ts.max(ts);
+        state.partition = self.current_partition;
+        Ok(())
+    }
+
     /// Builds the output of a state: HAVING, then the projection.
     fn output(
         &self,
@@ -340,13 +474,14 @@ impl AggregateOperator {
         })
     }
 
-    /// Processes a batch whose rows carry `timestamps`. Returns the updates in order and the
-    /// per-row errors.
+    /// Processes a batch whose rows carry `timestamps`; `tombstones` marks the rows of a table
+    /// source that delete their key. Returns the updates in order and the per-row errors.
     pub fn process(
         &mut self,
         batch: &RecordBatch,
         timestamps: &[i64],
         partitions: &[i32],
+        tombstones: &[bool],
     ) -> Result<AggregateOutput, RuntimeError> {
         let rows = batch.num_rows();
         let mask = match &self.filter {
@@ -378,31 +513,62 @@ impl AggregateOperator {
         let mut errors = self.errors.drain();
         let mut updates = Vec::new();
         for row in 0..rows {
-            if mask.as_ref().is_some_and(|m| !m[row]) {
-                continue;
-            }
-            let group: Vec<Value> = group_arrays
-                .iter()
-                .zip(self.groups.iter())
-                .map(|(a, g)| value_at(a.as_ref(), row, &g.ty))
-                .collect();
-            if group.iter().all(Value::is_null) {
-                // Kafka Streams drops records whose grouping key is null.
-                continue;
-            }
-            let args: Vec<Vec<Value>> = arg_arrays
-                .iter()
-                .zip(self.args.iter())
-                .map(|(arrays, compiled)| {
-                    arrays
+            let deleted = tombstones.get(row).copied().unwrap_or(false);
+            let contribution = if deleted || mask.as_ref().is_some_and(|m| !m[row]) {
+                None
+            } else {
+                let group: Vec<Value> = group_arrays
+                    .iter()
+                    .zip(self.groups.iter())
+                    .map(|(a, g)| value_at(a.as_ref(), row, &g.ty))
+                    .collect();
+                // ksqlDB drops (and logs) rows with a null in any grouping column, unless the
+                // expression failed, which is logged already. Without GROUP BY there is one
+                // group, whose key is empty.
+                if let Some(i) = group.iter().position(Value::is_null) {
+                    if !errors.iter().any(|(r, _)| *r == row) {
+                        errors.push((
+                            row,
+                            format!(
+                                "Group-by column with index {i} resolved to null. \
+                                 The source row will be excluded from the table."
+                            ),
+                        ));
+                    }
+                    None
+                } else {
+                    let args: Vec<Vec<Value>> = arg_arrays
                         .iter()
-                        .zip(compiled.iter())
-                        .map(|(a, c)| value_at(a.as_ref(), row, &c.ty))
-                        .collect()
-                })
-                .collect();
+                        .zip(self.args.iter())
+                        .map(|(arrays, compiled)| {
+                            arrays
+                                .iter()
+                                .zip(compiled.iter())
+                                .map(|(a, c)| value_at(a.as_ref(), row, &c.ty))
+                                .collect()
+                        })
+                        .collect();
+                    Some(Contribution { group, args })
+                }
+            };
             let ts = timestamps.get(row).copied().unwrap_or(0);
             let partition = partitions.get(row).copied().unwrap_or(0);
+            if let Some(positions) = &self.source_key {
+                let key: Vec<Value> = positions
+                    .iter()
+                    .map(|&i| value_at(batch.column(i).as_ref(), row, &self.input_types[i]))
+                    .collect();
+                self.current_partition = partition;
+                if let Err(e) =
+                    self.update_table(row, codec::encode_key(&key), contribution, ts, &mut updates)
+                {
+                    errors.push((row, e));
+                }
+                continue;
+            }
+            let Some(Contribution { group, args }) = contribution else {
+                continue;
+            };
             let time = self.partition_times.entry(partition).or_insert(i64::MIN);
             *time = (*time).max(ts);
             self.stream_time = *time;
@@ -417,6 +583,70 @@ impl AggregateOperator {
         Ok((updates, errors))
     }
 
+    /// Table sources: replaces the contribution of one source key (`None` removes it).
+    fn update_table(
+        &mut self,
+        row: usize,
+        source_key: Vec<u8>,
+        new: Option<Contribution>,
+        ts: i64,
+        out: &mut Vec<AggregateUpdate>,
+    ) -> Result<(), String> {
+        let old = match &new {
+            Some(c) => self.contributions.insert(source_key.clone(), c.clone()),
+            None => self.contributions.remove(&source_key),
+        };
+        if old.is_none() && new.is_none() {
+            return Ok(());
+        }
+        self.dirty_contributions.push(source_key);
+        match (old, new) {
+            (Some(old), Some(new)) if key_text(&old.group) == key_text(&new.group) => {
+                // Kafka Streams forwards the old and the new value of one group together.
+                self.change_group(row, &new.group, out, |op, state| {
+                    op.undo(state, &old.args, ts)?;
+                    op.add(state, &new.args, ts)
+                })
+            }
+            (old, new) => {
+                let retracted = old.map_or(Ok(()), |old| {
+                    self.change_group(row, &old.group, out, |op, state| {
+                        op.undo(state, &old.args, ts)
+                    })
+                });
+                let added = new.map_or(Ok(()), |new| {
+                    self.change_group(row, &new.group, out, |op, state| {
+                        op.add(state, &new.args, ts)
+                    })
+                });
+                retracted.and(added)
+            }
+        }
+    }
+
+    /// Applies `change` to the state of the non-windowed `group` (created when new), marks it for
+    /// the changelog and emits its new value.
+    fn change_group(
+        &mut self,
+        row: usize,
+        group: &[Value],
+        out: &mut Vec<AggregateUpdate>,
+        change: impl FnOnce(&Self, &mut GroupState) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let key = (key_text(group), 0);
+        let mut state = self.table.remove(&key).unwrap_or_else(|| GroupState {
+            group: group.to_vec(),
+            states: self.init_states(),
+            max_ts: i64::MIN,
+            partition: self.current_partition,
+        });
+        let result = change(self, &mut state).and_then(|_| self.output(row, &state, None));
+        self.table.insert(key, state);
+        self.dirty.push((group.to_vec(), 0));
+        out.push(result?);
+        Ok(())
+    }
+
     fn update(
         &mut self,
         row: usize,
@@ -425,24 +655,10 @@ impl AggregateOperator {
         ts: i64,
         out: &mut Vec<AggregateUpdate>,
     ) -> Result<(), String> {
-        let key = key_text(&group);
         let Some(window) = self.plan.window.clone() else {
-            let mut state = self
-                .table
-                .remove(&(key.clone(), 0))
-                .unwrap_or_else(|| GroupState {
-                    group: group.clone(),
-                    states: self.init_states(),
-                    max_ts: i64::MIN,
-                    partition: self.current_partition,
-                });
-            let result = self
-                .add(&mut state, args, ts)
-                .and_then(|_| self.output(row, &state, None));
-            self.table.insert((key, 0), state);
-            out.push(result?);
-            return Ok(());
+            return self.change_group(row, &group, out, |op, state| op.add(state, args, ts));
         };
+        let key = key_text(&group);
         let close = |end: i64, stream_time: i64| end.saturating_add(window.grace_ms) <= stream_time;
         match window.window_type {
             WindowType::Tumbling | WindowType::Hopping => {
@@ -614,4 +830,220 @@ pub fn rowtimes(batch: &RecordBatch) -> Vec<i64> {
                 .unwrap_or(0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod table_aggregation_tests {
+    //! The retraction path of aggregations over tables, with expected outputs taken from
+    //! ksqlDB's behaviour (Kafka Streams' KGroupedTable with caching off).
+    use super::*;
+    use crate::select::rows_to_batch;
+    use runnel_plan::aggregate::plan_aggregate;
+    use runnel_plan::aggregates::AggregateRegistry;
+    use runnel_plan::ddl::{source_from_create, FormatDefaults};
+    use runnel_plan::functions::FunctionRegistry;
+    use runnel_plan::query::PlanOptions;
+    use runnel_plan::Catalog;
+    use runnel_sql::{parse_statements, Statement};
+
+    const TABLE: &str = "CREATE TABLE T (ID STRING PRIMARY KEY, NAME STRING, V INT) \
+                         WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');";
+
+    fn operator(query: &str) -> AggregateOperator {
+        let mut catalog = Catalog::default();
+        let mut plan = None;
+        for st in parse_statements(&format!("{TABLE}\n{query}")).expect("parses") {
+            match st.statement {
+                Statement::CreateSource(c) => {
+                    let source =
+                        source_from_create(&c, &st.text, &catalog, &FormatDefaults::default())
+                            .expect("source");
+                    catalog.put_source(source);
+                }
+                Statement::CreateAsSelect(c) => {
+                    plan = Some(
+                        plan_aggregate(
+                            &c.query,
+                            &catalog,
+                            &FunctionRegistry::builtin(),
+                            &AggregateRegistry::builtin(),
+                            Some(&c.name),
+                            &PlanOptions::default(),
+                        )
+                        .expect("plans"),
+                    );
+                }
+                other => panic!("unexpected statement {other:?}"),
+            }
+        }
+        AggregateOperator::new(
+            &plan.expect("a CREATE TABLE AS SELECT"),
+            FunctionConfig::default(),
+            AggregateConfig::default(),
+        )
+        .expect("operator")
+    }
+
+    /// One input record: source key, then `Some((name, v))` or `None` for a tombstone.
+    type Input<'a> = (&'a str, Option<(Option<&'a str>, i32)>, i64);
+
+    /// Runs records one batch at a time; returns (key, value) of every update, and the errors.
+    fn run(op: &mut AggregateOperator, inputs: &[Input]) -> (Vec<String>, Vec<String>) {
+        let rows: Vec<Vec<Value>> = inputs
+            .iter()
+            .enumerate()
+            .map(|(offset, (id, value, ts))| {
+                let (name, v) = match value {
+                    Some((name, v)) => (
+                        name.map(|n| Value::String(n.into())).unwrap_or(Value::Null),
+                        Value::Int(*v),
+                    ),
+                    None => (Value::Null, Value::Null),
+                };
+                vec![
+                    Value::Bigint(*ts),
+                    Value::Int(0),
+                    Value::Bigint(offset as i64),
+                    Value::String(id.to_string()),
+                    name,
+                    v,
+                ]
+            })
+            .collect();
+        let batch = rows_to_batch(op.input_schema(), op.input_types(), &rows).expect("batch");
+        let timestamps: Vec<i64> = inputs.iter().map(|(_, _, ts)| *ts).collect();
+        let tombstones: Vec<bool> = inputs.iter().map(|(_, v, _)| v.is_none()).collect();
+        let (updates, errors) = op
+            .process(&batch, &timestamps, &vec![0; inputs.len()], &tombstones)
+            .expect("processes");
+        let shown = updates
+            .iter()
+            .map(|u| {
+                let value = match &u.value {
+                    Some(v) => v
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    None => "<tombstone>".into(),
+                };
+                format!("{}={value}@{}", u.key[0], u.timestamp)
+            })
+            .collect();
+        (shown, errors.into_iter().map(|(_, e)| e).collect())
+    }
+
+    #[test]
+    fn an_update_moves_a_row_between_groups_and_a_tombstone_retracts_it() {
+        let mut op = operator("CREATE TABLE C AS SELECT NAME, COUNT(*) AS N FROM T GROUP BY NAME;");
+        let (out, errors) = run(
+            &mut op,
+            &[
+                ("k0", Some((Some("bob"), 1)), 10),
+                // Moves k0 from bob to john: bob's count first, then john's.
+                ("k0", Some((Some("john"), 1)), 11),
+                ("k1", Some((Some("john"), 1)), 12),
+                ("k1", None, 13),
+                // Deleting a key that has no row changes nothing.
+                ("k9", None, 14),
+            ],
+        );
+        assert_eq!(
+            out,
+            vec![
+                "bob=1@10",
+                "bob=0@11",
+                "john=1@11",
+                "john=2@12",
+                "john=1@13"
+            ]
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn an_update_within_one_group_is_one_output() {
+        let mut op = operator(
+            "CREATE TABLE S AS SELECT NAME, SUM(V) AS S, AVG(V) AS A FROM T GROUP BY NAME;",
+        );
+        let (out, _) = run(
+            &mut op,
+            &[
+                ("k0", Some((Some("a"), 1)), 1),
+                ("k1", Some((Some("a"), 2)), 2),
+                ("k0", Some((Some("a"), 10)), 3),
+            ],
+        );
+        assert_eq!(out, vec!["a=1,1.0@1", "a=3,1.5@2", "a=12,6.0@3"]);
+    }
+
+    #[test]
+    fn a_null_group_key_or_a_filtered_row_only_retracts() {
+        let mut op = operator(
+            "CREATE TABLE C AS SELECT NAME, COUNT(*) AS N FROM T WHERE V > 0 GROUP BY NAME;",
+        );
+        let (out, errors) = run(
+            &mut op,
+            &[
+                ("k0", Some((Some("a"), 1)), 1),
+                ("k1", Some((Some("a"), 1)), 2),
+                ("k0", Some((None, 1)), 3),
+                ("k1", Some((Some("a"), 0)), 4),
+                // Back from nowhere: only an add.
+                ("k0", Some((Some("a"), 1)), 5),
+            ],
+        );
+        assert_eq!(out, vec!["a=1@1", "a=2@2", "a=1@3", "a=0@4", "a=1@5"]);
+        assert_eq!(
+            errors,
+            vec![
+                "Group-by column with index 0 resolved to null. The source row will be excluded \
+                 from the table."
+            ]
+        );
+    }
+
+    #[test]
+    fn having_turns_an_emptied_group_into_a_tombstone() {
+        let mut op = operator(
+            "CREATE TABLE C AS SELECT NAME, COUNT(*) AS N FROM T GROUP BY NAME HAVING COUNT(*) > 0;",
+        );
+        let (out, _) = run(
+            &mut op,
+            &[
+                ("k0", Some((Some("a"), 1)), 1),
+                ("k0", Some((Some("b"), 1)), 2),
+            ],
+        );
+        assert_eq!(out, vec!["a=1@1", "a=<tombstone>@2", "b=1@2"]);
+    }
+
+    #[test]
+    fn contributions_come_back_from_the_changelog() {
+        let query = "CREATE TABLE C AS SELECT NAME, SUM(V) AS S FROM T GROUP BY NAME;";
+        let mut first = operator(query);
+        run(
+            &mut first,
+            &[
+                ("k0", Some((Some("a"), 5)), 1),
+                ("k1", Some((Some("a"), 7)), 2),
+                ("k1", None, 3),
+            ],
+        );
+        let changes = first.take_changes();
+        // Group a, plus one record per source key (k1's is a delete).
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(first.take_changes().is_empty());
+        let mut restored = operator(query);
+        for (key, value) in &changes {
+            restored.restore(key, value.as_deref()).expect("restores");
+        }
+        restored.finish_restore();
+        // k0's old value (5) is taken out of a before its new one goes to b.
+        let (out, _) = run(
+            &mut restored,
+            &[("k0", Some((Some("b"), 4)), 4), ("k1", None, 5)],
+        );
+        assert_eq!(out, vec!["a=0@4", "b=4@4"]);
+    }
 }

@@ -111,6 +111,8 @@ struct Rewriter<'a> {
     calls: Vec<Expr>,
     /// Columns used outside of aggregates and group-by expressions.
     stray: Vec<String>,
+    /// How many stray column references were met (repeats included).
+    stray_hits: usize,
     windowed: bool,
 }
 
@@ -152,6 +154,7 @@ impl Rewriter<'_> {
                     Some(q) => format!("{q}.{name}"),
                     None => name.clone(),
                 };
+                self.stray_hits += 1;
                 if !self.stray.contains(&shown) {
                     self.stray.push(shown);
                 }
@@ -297,20 +300,33 @@ pub fn plan_aggregate(
         functions,
         calls: vec![],
         stray: vec![],
+        stray_hits: 0,
         windowed: window.is_some(),
     };
 
     // Select items, rewritten over the aggregate row. `*` stands for the source's columns, each
     // of which must then be grouped by, as in ksqlDB.
     let mut items: Vec<(Option<String>, Expr, Expr)> = Vec::new();
+    // Select expressions that use columns outside of GROUP BY and aggregates, as ksqlDB lists
+    // them.
+    let mut stray_items: Vec<String> = Vec::new();
+    let mut rewrite_item = |rewriter: &mut Rewriter, expr: &Expr| -> Result<Expr, PlanError> {
+        let hits = rewriter.stray_hits;
+        let rewritten = rewriter.rewrite(expr)?;
+        if rewriter.stray_hits > hits && !stray_items.contains(&expr.to_string()) {
+            stray_items.push(expr.to_string());
+        }
+        Ok(rewritten)
+    };
     for item in &query.select {
         match item {
             SelectItem::Expr { expr, alias } => {
-                items.push((alias.clone(), expr.clone(), rewriter.rewrite(expr)?))
+                let rewritten = rewrite_item(&mut rewriter, expr)?;
+                items.push((alias.clone(), expr.clone(), rewritten))
             }
             SelectItem::Wildcard => {
                 for expr in star_columns(&input) {
-                    let rewritten = rewriter.rewrite(&expr)?;
+                    let rewritten = rewrite_item(&mut rewriter, &expr)?;
                     items.push((None, expr, rewritten));
                 }
             }
@@ -321,7 +337,7 @@ pub fn plan_aggregate(
                     )));
                 }
                 for expr in star_columns(&input) {
-                    let rewritten = rewriter.rewrite(&expr)?;
+                    let rewritten = rewrite_item(&mut rewriter, &expr)?;
                     items.push((None, expr, rewritten));
                 }
             }
@@ -335,16 +351,24 @@ pub fn plan_aggregate(
         .as_ref()
         .map(|h| rewriter.rewrite(h))
         .transpose()?;
-    if !rewriter.stray.is_empty() {
-        return Err(PlanError::new(format!(
-            "Non-aggregate SELECT expression(s) not part of GROUP BY: {}",
-            rewriter.stray.join(", ")
-        )));
-    }
     if rewriter.calls.is_empty() {
         return Err(PlanError::new(
             "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
         ));
+    }
+    if !stray_items.is_empty() {
+        return Err(PlanError::new(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {}\n\
+             Either add the column(s) to the GROUP BY or remove them from the SELECT.",
+            stray_items.join(", ")
+        )));
+    }
+    if !rewriter.stray.is_empty() {
+        // Only HAVING is left to have used them.
+        return Err(PlanError::new(format!(
+            "Non-aggregate HAVING expression not part of GROUP BY: {}",
+            rewriter.stray.join(", ")
+        )));
     }
     if sink_name.is_some() && source.kind == SourceKind::Table && source.window.is_some() {
         return Err(PlanError::new(
@@ -613,6 +637,25 @@ mod table_and_star_tests {
         let push = plan("SELECT COUNT(*) AS N FROM S EMIT CHANGES;").expect("push query plans");
         assert!(push.group_by.is_empty());
         assert_eq!(push.projection.len(), 1);
+    }
+
+    #[test]
+    fn stray_columns_are_reported_by_the_select_expression_that_uses_them() {
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT F0 * SUM(F1), F0 + 1 AS X, F0 FROM T GROUP BY ID;")
+                .unwrap_err(),
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: (F0 * SUM(F1)), (F0 + 1), F0\n\
+             Either add the column(s) to the GROUP BY or remove them from the SELECT."
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT ID, COUNT(*) FROM T GROUP BY ID HAVING F0 > 1;")
+                .unwrap_err(),
+            "Non-aggregate HAVING expression not part of GROUP BY: F0"
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT F0 FROM T GROUP BY ID;").unwrap_err(),
+            "GROUP BY requires aggregate functions in either the SELECT or HAVING clause."
+        );
     }
 
     #[test]

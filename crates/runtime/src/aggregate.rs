@@ -847,7 +847,9 @@ mod table_aggregation_tests {
     use runnel_sql::{parse_statements, Statement};
 
     const TABLE: &str = "CREATE TABLE T (ID STRING PRIMARY KEY, NAME STRING, V INT) \
-                         WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');";
+                         WITH (KAFKA_TOPIC='t', VALUE_FORMAT='JSON');\n\
+                         CREATE STREAM S (ID STRING KEY, NAME STRING, V INT) \
+                         WITH (KAFKA_TOPIC='s', VALUE_FORMAT='JSON');";
 
     fn operator(query: &str) -> AggregateOperator {
         let mut catalog = Catalog::default();
@@ -1016,6 +1018,28 @@ mod table_aggregation_tests {
             ],
         );
         assert_eq!(out, vec!["a=1@1", "a=<tombstone>@2", "b=1@2"]);
+    }
+
+    #[test]
+    fn stream_aggregation_state_without_windows_reaches_the_changelog() {
+        let query = "CREATE TABLE C AS SELECT NAME, COUNT(*) AS N FROM S GROUP BY NAME;";
+        let mut first = operator(query);
+        run(
+            &mut first,
+            &[
+                ("k0", Some((Some("a"), 1)), 1),
+                ("k1", Some((Some("a"), 1)), 2),
+            ],
+        );
+        let changes = first.take_changes();
+        assert_eq!(changes.len(), 1, "one record for group a: {changes:?}");
+        let mut restored = operator(query);
+        for (key, value) in &changes {
+            restored.restore(key, value.as_deref()).expect("restores");
+        }
+        restored.finish_restore();
+        let (out, _) = run(&mut restored, &[("k2", Some((Some("a"), 1)), 3)]);
+        assert_eq!(out, vec!["a=3@3"]);
     }
 
     #[test]

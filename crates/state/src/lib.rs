@@ -1,0 +1,1 @@
+//! Local state stores for stateful operators, kept in RocksDB.

@@ -16,6 +16,7 @@ use runnel_plan::{format_double_java, Decimal, Value};
 use runnel_sql::SqlType;
 
 use super::java::{decimal_to_java_string, parse_double, BigDec};
+use super::json_flat::read_flat_row;
 use super::json_node::{write_string, JsonNode};
 use super::{
     base64_decode, base64_encode, check_column_count, integral, mismatch, time_of_day, Column,
@@ -69,6 +70,11 @@ impl RowSerde for JsonSerde {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
+        if !self.unwrapped {
+            if let Some(row) = read_flat_row(bytes, &self.columns) {
+                return Ok(Some(row));
+            }
+        }
         let root = JsonNode::parse(bytes).map_err(SerdeError::new)?;
         let row = if self.unwrapped {
             enforce(Part::Root, Some(&root), &self.columns[0].ty).map(|v| Some(vec![v]))

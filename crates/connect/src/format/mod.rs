@@ -27,6 +27,7 @@ mod delimited;
 mod error;
 mod java;
 mod json;
+mod json_flat;
 mod json_node;
 mod json_sr;
 mod kafka;

@@ -113,6 +113,9 @@ struct SinkEncoder {
     key_positions: Vec<usize>,
     value_positions: Vec<usize>,
     timestamp_position: Option<usize>,
+    /// `value_positions` as a range when they are consecutive (the usual layout: keys first),
+    /// so encoding borrows the row's values instead of copying them.
+    value_range: Option<std::ops::Range<usize>>,
     /// Windowed sinks write Kafka Streams' windowed keys.
     window: Option<WindowType>,
 }
@@ -152,12 +155,20 @@ fn sink_encoder(
             .map(|(i, _)| i)
             .collect()
     };
+    let value_positions = positions(false);
+    let value_range = match (value_positions.first(), value_positions.last()) {
+        (Some(&first), Some(&last)) if last - first + 1 == value_positions.len() => {
+            Some(first..last + 1)
+        }
+        _ => None,
+    };
     Ok(SinkEncoder {
         topic: sink.topic.clone(),
         key,
         value,
         key_positions: positions(true),
-        value_positions: positions(false),
+        value_positions,
+        value_range,
         timestamp_position: sink
             .timestamp
             .as_ref()
@@ -183,6 +194,29 @@ pub struct QueryTask {
     has_filter: bool,
     /// For each output column that is a key: the input row position it copies (for tombstones).
     key_inputs: Vec<Option<usize>>,
+    /// The kinds of the source's header columns, by header index.
+    header_kinds: Vec<ColumnKind>,
+    /// No key or value field appears twice in `layout`, so decoding can move fields.
+    layout_fields_unique: bool,
+}
+
+fn header_kinds(source: &Source) -> Vec<ColumnKind> {
+    source
+        .schema
+        .header_columns()
+        .map(|c| c.kind.clone())
+        .collect()
+}
+
+fn layout_fields_unique(layout: &[InputField]) -> bool {
+    let fields: Vec<&InputField> = layout
+        .iter()
+        .filter(|f| matches!(f, InputField::Key(_) | InputField::Value(_)))
+        .collect();
+    fields
+        .iter()
+        .enumerate()
+        .all(|(i, f)| !fields[..i].contains(f))
 }
 
 impl QueryTask {
@@ -199,6 +233,7 @@ impl QueryTask {
         let input_types = select.input_types().to_vec();
         let operator = TaskOperator::Select(Box::new(select));
         let (layout, timestamp_position) = input_layout(&plan.source, &plan.input);
+        let fields_unique = layout_fields_unique(&layout);
         let columns = plan.result_columns();
         let sink = sink
             .map(|s| sink_encoder(s, &plan.projection))
@@ -215,6 +250,8 @@ impl QueryTask {
             sink,
             columns,
             has_filter: plan.filter.is_some(),
+            header_kinds: header_kinds(&plan.source),
+            layout_fields_unique: fields_unique,
             key_inputs: plan
                 .projection
                 .iter()
@@ -239,6 +276,7 @@ impl QueryTask {
         let input_schema = op.input_schema().clone();
         let input_types = op.input_types().to_vec();
         let (layout, timestamp_position) = input_layout(&plan.source, &plan.input);
+        let fields_unique = layout_fields_unique(&layout);
         let key_flags: Vec<bool> = plan.projection.iter().map(|p| p.is_key).collect();
         let sink = sink
             .map(|s| sink_encoder(s, &plan.projection))
@@ -260,6 +298,8 @@ impl QueryTask {
                 .collect(),
             has_filter: true,
             key_inputs: vec![],
+            header_kinds: header_kinds(&plan.source),
+            layout_fields_unique: fields_unique,
         })
     }
 
@@ -293,16 +333,25 @@ impl QueryTask {
             }
             _ => (r.key.clone(), None),
         };
-        let key = self
+        let mut key = self
             .source_key
             .deserialize(key_bytes.as_deref())
             .map_err(|e| format!("Failed to deserialize key from topic: {}. {e}", r.topic))?;
-        let value = self
+        let mut value = self
             .source_value
             .deserialize(r.value.as_deref())
             .map_err(|e| format!("Failed to deserialize value from topic: {}. {e}", r.topic))?;
-        let header_columns: Vec<&runnel_plan::Column> =
-            self.source.schema.header_columns().collect();
+        // Each decoded field is used once when the layout names it once (the usual case), so it
+        // is moved into the row rather than cloned; strings are the bulk of a record.
+        let take_field = |decoded: &mut Option<Vec<Value>>, i: usize| match decoded {
+            Some(fields) if self.layout_fields_unique => fields
+                .get_mut(i)
+                .map(|v| std::mem::replace(v, Value::Null))
+                .unwrap_or(Value::Null),
+            Some(fields) => fields.get(i).cloned().unwrap_or(Value::Null),
+            None => Value::Null,
+        };
+        let header_columns = &self.header_kinds;
         let mut row = Vec::with_capacity(self.layout.len());
         for field in &self.layout {
             row.push(match field {
@@ -317,15 +366,9 @@ impl QueryTask {
                     .as_ref()
                     .map(|w| Value::Bigint(w.end))
                     .unwrap_or(Value::Null),
-                InputField::Key(i) => key
-                    .as_ref()
-                    .and_then(|k| k.get(*i).cloned())
-                    .unwrap_or(Value::Null),
-                InputField::Value(i) => value
-                    .as_ref()
-                    .and_then(|v| v.get(*i).cloned())
-                    .unwrap_or(Value::Null),
-                InputField::Header(i) => match header_columns.get(*i).map(|c| &c.kind) {
+                InputField::Key(i) => take_field(&mut key, *i),
+                InputField::Value(i) => take_field(&mut value, *i),
+                InputField::Header(i) => match header_columns.get(*i) {
                     Some(ColumnKind::Headers) => Value::Array(
                         r.headers
                             .iter()
@@ -583,6 +626,10 @@ impl QueryTask {
         }
         let value = if row.null_value {
             None
+        } else if let Some(range) = &sink.value_range {
+            sink.value
+                .serialize(Some(&row.values[range.clone()]))
+                .map_err(|e| e.to_string())?
         } else {
             sink.value
                 .serialize(Some(&pick(&sink.value_positions)))

@@ -72,6 +72,66 @@ fn mismatch(ty: &SqlType, v: &Value) -> RuntimeError {
 }
 
 /// Builds an array of type `ty` from values (NULLs allowed anywhere).
+/// Column `c` of `rows` as an array, read in place for scalar types (no value is copied), or
+/// `None` for the types that go through [`values_to_array`].
+pub fn row_column_to_array(
+    rows: &[Vec<Value>],
+    c: usize,
+    ty: &SqlType,
+) -> Option<Result<ArrayRef, RuntimeError>> {
+    fn collect<T>(
+        rows: &[Vec<Value>],
+        c: usize,
+        ty: &SqlType,
+        pick: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Vec<Option<T>>, RuntimeError> {
+        rows.iter()
+            .map(|r| match r.get(c) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => pick(v).map(Some).ok_or_else(|| mismatch(ty, v)),
+            })
+            .collect()
+    }
+    let array: Result<ArrayRef, RuntimeError> = match ty {
+        SqlType::Boolean => collect(rows, c, ty, |v| match v {
+            Value::Boolean(b) => Some(*b),
+            _ => None,
+        })
+        .map(|items| Arc::new(BooleanArray::from(items)) as ArrayRef),
+        SqlType::Int => collect(rows, c, ty, |v| match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        })
+        .map(|items| Arc::new(Int32Array::from(items)) as ArrayRef),
+        SqlType::Bigint => collect(rows, c, ty, |v| match v {
+            Value::Bigint(i) => Some(*i),
+            _ => None,
+        })
+        .map(|items| Arc::new(Int64Array::from(items)) as ArrayRef),
+        SqlType::Double => collect(rows, c, ty, |v| match v {
+            Value::Double(d) => Some(*d),
+            _ => None,
+        })
+        .map(|items| Arc::new(Float64Array::from(items)) as ArrayRef),
+        SqlType::Timestamp => collect(rows, c, ty, |v| match v {
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        })
+        .map(|items| Arc::new(TimestampMillisecondArray::from(items)) as ArrayRef),
+        SqlType::String | SqlType::Custom(_) => rows
+            .iter()
+            .map(|r| match r.get(c) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(other) => Err(mismatch(ty, other)),
+            })
+            .collect::<Result<StringArray, _>>()
+            .map(|array| Arc::new(array) as ArrayRef),
+        _ => return None,
+    };
+    Some(array)
+}
+
 pub fn values_to_array(values: &[Value], ty: &SqlType) -> Result<ArrayRef, RuntimeError> {
     macro_rules! primitive {
         ($arr:ty, $pat:pat => $e:expr) => {{

@@ -1,7 +1,7 @@
 //! The stateless operator: filter then project, over one micro-batch.
 
 use crate::compile::{CompiledExpr, Compiler, ErrorSink};
-use crate::convert::{data_type, value_at, values_to_array};
+use crate::convert::{data_type, row_column_to_array, value_at, values_to_array};
 use crate::RuntimeError;
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{filter_record_batch, take};
@@ -31,6 +31,10 @@ pub fn rows_to_batch(
     let mut arrays = Vec::with_capacity(types.len());
     let mut column = Vec::with_capacity(rows.len());
     for (c, ty) in types.iter().enumerate() {
+        if let Some(array) = row_column_to_array(rows, c, ty) {
+            arrays.push(array?);
+            continue;
+        }
         column.clear();
         column.extend(
             rows.iter()

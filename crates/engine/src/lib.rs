@@ -633,6 +633,7 @@ impl Engine {
             ));
         }
         let replacing = self.check_new_source(c.kind, &c.name, c.or_replace, false)?;
+        runnel_plan::aggregate::check_window_needs_group_by(&c.query, &self.aggregates)?;
         if runnel_plan::aggregate::is_aggregation(&c.query, &self.aggregates) {
             if c.kind == SourceKind::Stream {
                 return Err(EngineError::statement(

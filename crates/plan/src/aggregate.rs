@@ -78,9 +78,22 @@ impl AggregatePlan {
 
 /// Does the query aggregate (GROUP BY, WINDOW, or aggregate calls)?
 pub fn is_aggregation(query: &Query, aggregates: &AggregateRegistry) -> bool {
-    if !query.group_by.is_empty() || query.window.is_some() {
-        return true;
+    !query.group_by.is_empty() || query.window.is_some() || calls_aggregates(query, aggregates)
+}
+
+/// ksqlDB's check for a WINDOW that nothing aggregates (no GROUP BY, no aggregate calls).
+pub fn check_window_needs_group_by(
+    query: &Query,
+    aggregates: &AggregateRegistry,
+) -> Result<(), PlanError> {
+    if query.window.is_some() && query.group_by.is_empty() && !calls_aggregates(query, aggregates) {
+        return Err(PlanError::new("WINDOW clause requires a GROUP BY clause."));
     }
+    Ok(())
+}
+
+/// Does the select list call aggregate functions?
+fn calls_aggregates(query: &Query, aggregates: &AggregateRegistry) -> bool {
     query.select.iter().any(|item| match item {
         SelectItem::Expr { expr, .. } => contains_aggregate(expr, aggregates),
         _ => false,
@@ -96,6 +109,23 @@ fn contains_aggregate(e: &Expr, aggregates: &AggregateRegistry) -> bool {
     let mut found = false;
     let _ = e.try_map_children::<()>(&mut |c| {
         found |= contains_aggregate(c, aggregates);
+        Ok(c.clone())
+    });
+    found
+}
+
+/// The name of the first aggregate function an expression calls, upper-cased.
+fn first_aggregate(e: &Expr, aggregates: &AggregateRegistry) -> Option<String> {
+    if let Expr::Function { name, .. } = e {
+        if aggregates.get(name).is_some() {
+            return Some(name.to_ascii_uppercase());
+        }
+    }
+    let mut found = None;
+    let _ = e.try_map_children::<()>(&mut |c| {
+        if found.is_none() {
+            found = first_aggregate(c, aggregates);
+        }
         Ok(c.clone())
     });
     found
@@ -140,7 +170,8 @@ impl Rewriter<'_> {
             Expr::Column { name, .. }
                 if self.windowed && (name == WINDOWSTART || name == WINDOWEND) =>
             {
-                Ok(e.clone())
+                // `TEST.WINDOWSTART` is the window bound too; the aggregate row has no qualifiers.
+                Ok(Expr::column(name.clone()))
             }
             Expr::Function { name, .. }
                 if self.functions.scalar(name).is_none() && self.aggregates.get(name).is_none() =>
@@ -165,7 +196,85 @@ impl Rewriter<'_> {
     }
 }
 
-fn window_plan(spec: &runnel_sql::WindowSpec) -> WindowPlan {
+/// HAVING compares by type strictly: unlike WHERE, ksqlDB does not read a string literal
+/// compared with a number as that number there.
+fn check_having_comparisons(e: &Expr, post: &Analyzer) -> Result<(), PlanError> {
+    if let Expr::Binary { op, left, right } = e {
+        let is_string = |e: &Expr| matches!(e, Expr::Literal(runnel_sql::Literal::String(_)));
+        if op.is_comparison() && (is_string(left) != is_string(right)) {
+            let (lt, rt) = (post.analyze(left)?.ty(), post.analyze(right)?.ty());
+            if lt.is_numeric() || rt.is_numeric() {
+                let name = match op {
+                    runnel_sql::BinaryOp::Eq => "EQUAL",
+                    runnel_sql::BinaryOp::NotEq => "NOT_EQUAL",
+                    runnel_sql::BinaryOp::Lt => "LESS_THAN",
+                    runnel_sql::BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
+                    runnel_sql::BinaryOp::Gt => "GREATER_THAN",
+                    _ => "GREATER_THAN_OR_EQUAL",
+                };
+                return Err(PlanError::new(format!(
+                    "Cannot compare {left} ({lt}) to {right} ({rt}) with {name}."
+                )));
+            }
+        }
+    }
+    let mut result = Ok(());
+    let _ = e.try_map_children::<()>(&mut |c| {
+        if result.is_ok() {
+            result = check_having_comparisons(c, post);
+        }
+        Ok(c.clone())
+    });
+    result
+}
+
+/// The first window bound (`WINDOWSTART`, `WINDOWEND`) an expression refers to.
+fn window_bound(e: &Expr) -> Option<String> {
+    if let Expr::Column { name, .. } = e {
+        if name == WINDOWSTART || name == WINDOWEND {
+            return Some(name.clone());
+        }
+    }
+    let mut found = None;
+    let _ = e.try_map_children::<()>(&mut |c| {
+        if found.is_none() {
+            found = window_bound(c);
+        }
+        Ok(c.clone())
+    });
+    found
+}
+
+/// In a windowed aggregation the window bounds exist only in its result, so ksqlDB rejects them
+/// in GROUP BY, HAVING and aggregate arguments.
+fn check_window_bounds<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Result<(), PlanError> {
+    match exprs.into_iter().find_map(window_bound) {
+        Some(name) => Err(PlanError::new(format!(
+            "Window bounds column {name} can only be used in the SELECT clause of windowed aggregations"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The arguments of the aggregate calls inside an expression.
+fn aggregate_args(e: &Expr, aggregates: &AggregateRegistry, out: &mut Vec<Expr>) {
+    if let Expr::Function { name, args, .. } = e {
+        if aggregates.get(name).is_some() {
+            out.extend(args.iter().cloned());
+            return;
+        }
+    }
+    let _ = e.try_map_children::<()>(&mut |c| {
+        aggregate_args(c, aggregates, out);
+        Ok(c.clone())
+    });
+}
+
+/// The window of an aggregation. Without `GRACE PERIOD`, `EMIT CHANGES` keeps Kafka Streams'
+/// legacy default grace (24h minus the size) while `EMIT FINAL` closes windows at their end, as
+/// ksqlDB does. The store keeps a window for `RETENTION`, by default its size plus grace (Kafka
+/// Streams' default); a window older than that is gone even if it was never emitted.
+fn window_plan(spec: &runnel_sql::WindowSpec, emit_final: bool) -> WindowPlan {
     let (window_type, size_ms, advance_ms) = match &spec.kind {
         WindowKind::Tumbling { size } => (WindowType::Tumbling, size.millis(), size.millis()),
         WindowKind::Hopping { size, advance } => {
@@ -174,16 +283,18 @@ fn window_plan(spec: &runnel_sql::WindowSpec) -> WindowPlan {
         WindowKind::Session { gap } => (WindowType::Session, gap.millis(), 0),
     };
     // Kafka Streams' legacy default grace: 24h minus the window size, never negative.
-    let grace_ms = spec
-        .grace
-        .as_ref()
-        .map(|g| g.millis())
-        .unwrap_or_else(|| (86_400_000 - size_ms).max(0));
+    let grace_ms = spec.grace.as_ref().map(|g| g.millis()).unwrap_or_else(|| {
+        if emit_final {
+            0
+        } else {
+            (86_400_000 - size_ms).max(0)
+        }
+    });
     let retention_ms = spec
         .retention
         .as_ref()
         .map(|r| r.millis())
-        .unwrap_or(86_400_000)
+        .unwrap_or(0)
         .max(size_ms + grace_ms);
     WindowPlan {
         window_type,
@@ -270,6 +381,29 @@ pub fn plan_aggregate(
         functions,
         catalog,
     };
+    if !query.group_by.is_empty() && source.value_format.format.eq_ignore_ascii_case("KAFKA") {
+        return Err(PlanError::new(format!(
+            "Source(s) {} are using the 'KAFKA' value format. This format does not yet support GROUP BY.",
+            source.name
+        )));
+    }
+    if query.window.is_some() {
+        // WHERE runs on the input, where a windowed aggregation's bounds do not exist yet.
+        if let Some(name) = query.where_clause.as_ref().and_then(window_bound) {
+            return Err(PlanError::new(format!(
+                "Error in WHERE expression: Unknown column {name}."
+            )));
+        }
+        let mut args = Vec::new();
+        for item in &query.select {
+            if let SelectItem::Expr { expr, .. } = item {
+                aggregate_args(expr, aggregates, &mut args);
+            }
+        }
+        check_window_bounds(&args)?;
+        check_window_bounds(&query.group_by)?;
+        check_window_bounds(&query.having)?;
+    }
     let filter = query
         .where_clause
         .as_ref()
@@ -277,11 +411,7 @@ pub fn plan_aggregate(
         .transpose()?;
 
     for g in &query.group_by {
-        if contains_aggregate(g, aggregates) {
-            let name = match g {
-                Expr::Function { name, .. } => name.clone(),
-                _ => g.to_string(),
-            };
+        if let Some(name) = first_aggregate(g, aggregates) {
             return Err(PlanError::new(format!(
                 "GROUP BY does not support aggregate functions: {name} is an aggregate function."
             )));
@@ -292,8 +422,21 @@ pub fn plan_aggregate(
         .iter()
         .map(|g| analyzer.analyze(g))
         .collect::<Result<Vec<_>, _>>()?;
+    // `DATA` and `TEST.DATA` are one expression.
+    let resolved: Vec<String> = group_by.iter().map(|g| format!("{g:?}")).collect();
+    for (i, g) in resolved.iter().enumerate() {
+        if resolved[..i].contains(g) {
+            return Err(PlanError::new(format!(
+                "Duplicate GROUP BY expression: {}",
+                query.group_by[i]
+            )));
+        }
+    }
 
-    let window = query.window.as_ref().map(window_plan);
+    let window = query
+        .window
+        .as_ref()
+        .map(|w| window_plan(w, query.emit == Some(Emit::Final)));
     let mut rewriter = Rewriter {
         groups: &query.group_by,
         aggregates,
@@ -456,10 +599,31 @@ pub fn plan_aggregate(
         functions,
         catalog,
     };
+    // Messages name the aggregate row's columns by the expressions they stand for.
+    let original = |message: &str| {
+        let mut out = message.to_string();
+        // Printed quoted (they are not plain identifiers) or bare.
+        for (i, c) in rewriter.calls.iter().enumerate().rev() {
+            let column = format!("{AGG_PREFIX}{i}");
+            out = out.replace(&format!("`{column}`"), &c.to_string());
+            out = out.replace(&column, &c.to_string());
+        }
+        for (i, g) in query.group_by.iter().enumerate().rev() {
+            let column = format!("{GROUP_PREFIX}{i}");
+            out = out.replace(&format!("`{column}`"), &g.to_string());
+            out = out.replace(&column, &g.to_string());
+        }
+        out
+    };
     let having = having
-        .map(|h| post.analyze(&h))
+        .map(|h| {
+            check_having_comparisons(&h, &post)?;
+            post.analyze(&h)
+        })
         .transpose()
-        .map_err(|e| e.prefixed("Error in HAVING expression: "))?;
+        .map_err(|e| {
+            PlanError::new(original(&e.message)).prefixed("Error in HAVING expression: ")
+        })?;
 
     // Names and keys.
     let mut names = SystemNames::new(
@@ -470,7 +634,8 @@ pub fn plan_aggregate(
             .collect(),
     );
     let mut projection: Vec<Projection> = Vec::new();
-    let mut key_found = vec![false; group_by.len()];
+    // The projection position that holds each GROUP BY expression (the key column).
+    let mut key_found: Vec<Option<usize>> = vec![None; group_by.len()];
     for (alias, original, rewritten) in &items {
         let name = alias
             .clone()
@@ -478,16 +643,32 @@ pub fn plan_aggregate(
             .unwrap_or_else(|| names.next());
         let group = query.group_by.iter().position(|g| g == original);
         let is_key = match group {
-            Some(i) if !key_found[i] => {
-                key_found[i] = true;
-                true
-            }
-            _ => false,
+            Some(i) => match key_found[i] {
+                None => {
+                    key_found[i] = Some(projection.len());
+                    true
+                }
+                Some(first) if sink_name.is_some() => {
+                    return Err(PlanError::new(format!(
+                        "The projection contains a key column more than once: `{}` and `{name}`.",
+                        projection[first].name
+                    )));
+                }
+                Some(_) => false,
+            },
+            None => false,
         };
         let expr = post.analyze(rewritten)?;
-        if projection.iter().any(|p| p.name == name) {
+        if let Some(clash) = projection.iter().find(|p| p.name == name) {
+            // ksqlDB builds the result schema key columns first, then value columns, so a
+            // clash is reported for the value column.
+            let (kind, ty) = match (clash.is_key, is_key) {
+                (true, true) => ("key", expr.ty()),
+                (false, true) => ("value", clash.expr.ty()),
+                (_, false) => ("value", expr.ty()),
+            };
             return Err(PlanError::new(format!(
-                "Duplicate column name '{name}' in projection."
+                "Duplicate {kind} columns found in schema: `{name}` {ty}"
             )));
         }
         projection.push(Projection { name, expr, is_key });
@@ -501,11 +682,25 @@ pub fn plan_aggregate(
             list.join(", ")
         )));
     }
-    if let Some(i) = key_found.iter().position(|f| !f) {
+    let missing: Vec<String> = key_found
+        .iter()
+        .zip(&query.group_by)
+        .filter(|(found, _)| found.is_none())
+        .map(|(_, g)| g.to_string())
+        .collect();
+    if let Some((last, rest)) = missing.split_last() {
         let sink = sink_name.unwrap_or("OUTPUT");
-        let g = &query.group_by[i];
+        let (what, list) = if rest.is_empty() {
+            ("grouping expression", last.clone())
+        } else {
+            (
+                "grouping expressions",
+                format!("{} and {last}", rest.join(", ")),
+            )
+        };
         return Err(PlanError::new(format!(
-            "The query used to build `{sink}` must include the grouping expression {g} in its projection (eg, SELECT {g}...)."
+            "The query used to build `{sink}` must include the {what} {list} in its projection (eg, SELECT {}...).",
+            missing.join(", ")
         )));
     }
     // Keys keep GROUP BY order.
@@ -539,6 +734,18 @@ pub fn plan_aggregate(
     }
     if source.kind == SourceKind::Table {
         check_table_aggregation(window.is_some(), &calls)?;
+    }
+    // The aggregation state is stored in the source's value format, which must be able to hold
+    // each aggregate's intermediate value (DELIMITED has no structs, arrays or maps).
+    let primitive =
+        |t: &SqlType| !matches!(t, SqlType::Array(_) | SqlType::Map(..) | SqlType::Struct(_));
+    if source.value_format.format.eq_ignore_ascii_case("DELIMITED")
+        && calls.iter().any(|c| !primitive(&c.signature.state_type))
+    {
+        return Err(PlanError::new(
+            "One of the functions used in the statement has an intermediate type that the value \
+             format can not handle. Please remove the function or change the format.",
+        ));
     }
     Ok(AggregatePlan {
         source,
@@ -656,6 +863,67 @@ mod table_and_star_tests {
             plan("CREATE TABLE O AS SELECT F0 FROM T GROUP BY ID;").unwrap_err(),
             "GROUP BY requires aggregate functions in either the SELECT or HAVING clause."
         );
+    }
+
+    #[test]
+    fn group_by_errors_are_worded_as_ksqldb_words_them() {
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT ID2, ID2 AS X, COUNT(*) FROM S GROUP BY ID2;")
+                .unwrap_err(),
+            "The projection contains a key column more than once: `ID2` and `X`."
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT COUNT(*) FROM S GROUP BY ID, ID2;").unwrap_err(),
+            "The query used to build `O` must include the grouping expressions ID and ID2 in \
+             its projection (eg, SELECT ID, ID2...)."
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT COUNT(*) FROM S GROUP BY ID2, S.ID2;").unwrap_err(),
+            "Duplicate GROUP BY expression: S.ID2"
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT COUNT(*) FROM S GROUP BY 1 + ABS(SUM(ID));")
+                .unwrap_err(),
+            "GROUP BY does not support aggregate functions: SUM is an aggregate function."
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT ID2 AS N, COUNT(*) AS N FROM S GROUP BY ID2;")
+                .unwrap_err(),
+            "Duplicate value columns found in schema: `N` BIGINT"
+        );
+        assert_eq!(
+            plan("CREATE TABLE O AS SELECT ID2, SUM(ID) FROM S GROUP BY ID2 HAVING SUM(ID) > '1';")
+                .unwrap_err(),
+            "Error in HAVING expression: Cannot compare SUM(ID) (INTEGER) to '1' (STRING) with \
+             GREATER_THAN."
+        );
+    }
+
+    #[test]
+    fn window_bounds_belong_to_the_select_of_a_windowed_aggregation() {
+        const W: &str = "FROM S WINDOW TUMBLING (SIZE 1 SECOND)";
+        let bound = "Window bounds column WINDOWSTART can only be used in the SELECT clause of \
+                     windowed aggregations";
+        for tail in [
+            "GROUP BY ID2 HAVING WINDOWSTART > 1;",
+            "GROUP BY ID2, WINDOWSTART;",
+        ] {
+            let sql = format!("CREATE TABLE O AS SELECT ID2, COUNT(*) {W} {tail}");
+            assert_eq!(plan(&sql).unwrap_err(), bound, "{sql}");
+        }
+        let sql = format!("CREATE TABLE O AS SELECT ID2, MIN(WINDOWSTART) {W} GROUP BY ID2;");
+        assert_eq!(plan(&sql).unwrap_err(), bound);
+        let sql =
+            format!("CREATE TABLE O AS SELECT ID2, COUNT(*) {W} WHERE WINDOWEND > 1 GROUP BY ID2;");
+        assert_eq!(
+            plan(&sql).unwrap_err(),
+            "Error in WHERE expression: Unknown column WINDOWEND."
+        );
+        // Qualified bounds are the bounds too.
+        let sql = format!(
+            "CREATE TABLE O AS SELECT ID2, S.WINDOWSTART / 2 AS H, COUNT(*) {W} GROUP BY ID2;"
+        );
+        assert!(plan(&sql).is_ok());
     }
 
     #[test]

@@ -406,7 +406,22 @@ impl Analyzer<'_> {
                         )));
                     }
                 }
-                self.binary(*op, l, r)
+                let arithmetic = !op.is_comparison()
+                    && !matches!(op, BinaryOp::And | BinaryOp::Or | BinaryOp::Concat);
+                let types = (l.ty(), r.ty());
+                self.binary(*op, l, r).map_err(|e| {
+                    // ksqlDB names the expression and the operands' base types.
+                    if arithmetic && e.message.contains("Unsupported arithmetic types") {
+                        PlanError::new(format!(
+                            "Error processing expression: {e_text}. Unsupported arithmetic types. {} {}",
+                            types.0.base_name(),
+                            types.1.base_name(),
+                            e_text = expr
+                        ))
+                    } else {
+                        e
+                    }
+                })
             }
             Expr::IsNull { expr, negated } => Ok(TypedExpr::IsNull {
                 expr: Box::new(self.analyze(expr)?),

@@ -109,6 +109,22 @@ impl InputLayout {
     }
 }
 
+/// `SELECT *` of a query: a windowed source's bounds are columns of a push query's rows, while a
+/// persistent query keeps them in the windowed key of its sink, as ksqlDB does.
+fn star_columns(input: &InputLayout, target: PlanTarget) -> Vec<usize> {
+    input
+        .star_columns()
+        .into_iter()
+        .filter(|&i| {
+            target != PlanTarget::Sink
+                || !matches!(
+                    input.fields[i].0,
+                    InputField::WindowStart | InputField::WindowEnd
+                )
+        })
+        .collect()
+}
+
 /// One output column of a projection.
 #[derive(Debug, Clone)]
 pub struct Projection {
@@ -257,6 +273,14 @@ pub fn plan_select(
             "EMIT FINAL is only supported for windowed aggregations.",
         ));
     }
+    if target == PlanTarget::Sink
+        && source.kind == runnel_sql::SourceKind::Table
+        && source.window.is_some()
+    {
+        return Err(PlanError::new(
+            "KSQL does not support persistent queries on windowed tables.",
+        ));
+    }
     let input = InputLayout::for_source(&source, from.alias.as_deref());
     let analyzer = Analyzer {
         scope: &input.scope,
@@ -283,7 +307,7 @@ pub fn plan_select(
     for item in &query.select {
         match item {
             SelectItem::Wildcard => {
-                for i in input.star_columns() {
+                for i in star_columns(&input, target) {
                     let (_, name, ty) = &input.fields[i];
                     items.push((
                         Some(name.clone()),
@@ -301,7 +325,7 @@ pub fn plan_select(
                         "'{q}' is not a valid stream/table name or alias."
                     )));
                 }
-                for i in input.star_columns() {
+                for i in star_columns(&input, target) {
                     let (_, name, ty) = &input.fields[i];
                     items.push((
                         Some(name.clone()),

@@ -634,7 +634,9 @@ impl AggregateOperator {
         change: impl FnOnce(&Self, &mut GroupState) -> Result<(), String>,
     ) -> Result<(), String> {
         let key = (key_text(group), 0);
-        let mut state = self.table.remove(&key).unwrap_or_else(|| GroupState {
+        let existing = self.table.remove(&key);
+        let shown = self.shown(row, existing.as_ref(), None);
+        let mut state = existing.unwrap_or_else(|| GroupState {
             group: group.to_vec(),
             states: self.init_states(),
             max_ts: i64::MIN,
@@ -643,8 +645,28 @@ impl AggregateOperator {
         let result = change(self, &mut state).and_then(|_| self.output(row, &state, None));
         self.table.insert(key, state);
         self.dirty.push((group.to_vec(), 0));
-        out.push(result?);
+        Self::emit(out, result?, shown);
         Ok(())
+    }
+
+    /// Whether the output table currently holds a row for this state: HAVING filters a
+    /// changelog the way Kafka Streams' table filter does with old values enabled, so a group
+    /// that fails HAVING only gets a tombstone when its previous value passed.
+    fn shown(&self, row: usize, state: Option<&GroupState>, window: Option<(i64, i64)>) -> bool {
+        match (state, &self.plan.having) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(state), Some(_)) => self
+                .output(row, state, window)
+                .is_ok_and(|u| u.value.is_some()),
+        }
+    }
+
+    /// Adds an update, unless it deletes a row that was never shown (see `shown`).
+    fn emit(out: &mut Vec<AggregateUpdate>, update: AggregateUpdate, shown: bool) {
+        if update.value.is_some() || shown {
+            out.push(update);
+        }
     }
 
     fn update(
@@ -659,7 +681,7 @@ impl AggregateOperator {
             return self.change_group(row, &group, out, |op, state| op.add(state, args, ts));
         };
         let key = key_text(&group);
-        let close = |end: i64, stream_time: i64| end.saturating_add(window.grace_ms) <= stream_time;
+        let close = |end: i64, stream_time: i64| closed(&window, end, stream_time);
         match window.window_type {
             WindowType::Tumbling | WindowType::Hopping => {
                 let (size, advance) = (window.size_ms, window.advance_ms.max(1));
@@ -673,15 +695,14 @@ impl AggregateOperator {
                         continue;
                     }
                     any = true;
-                    let mut state =
-                        self.table
-                            .remove(&(key.clone(), start))
-                            .unwrap_or_else(|| GroupState {
-                                group: group.clone(),
-                                states: self.init_states(),
-                                max_ts: i64::MIN,
-                                partition: self.current_partition,
-                            });
+                    let existing = self.table.remove(&(key.clone(), start));
+                    let shown = self.shown(row, existing.as_ref(), Some((start, end)));
+                    let mut state = existing.unwrap_or_else(|| GroupState {
+                        group: group.clone(),
+                        states: self.init_states(),
+                        max_ts: i64::MIN,
+                        partition: self.current_partition,
+                    });
                     self.add(&mut state, args, ts)?;
                     if self.plan.emit_final {
                         self.pending
@@ -689,7 +710,7 @@ impl AggregateOperator {
                             .or_default()
                             .insert((end, key.clone(), start), state.clone());
                     } else {
-                        out.push(self.output(row, &state, Some((start, end)))?);
+                        Self::emit(out, self.output(row, &state, Some((start, end)))?, shown);
                     }
                     self.table.insert((key.clone(), start), state);
                     self.dirty.push((group.clone(), start));
@@ -713,9 +734,13 @@ impl AggregateOperator {
             }
             WindowType::Session => {
                 let gap = window.size_ms;
+                // The session store forgets sessions that ended more than its retention ago: a
+                // record can no longer merge into them.
+                let expired = self.stream_time.saturating_sub(window.retention_ms);
                 let sessions = self.sessions.entry(key.clone()).or_default();
                 let (merging, keep): (Vec<Session>, Vec<Session>) = sessions
                     .drain(..)
+                    .filter(|s| s.end > expired)
                     .partition(|s| s.end + gap >= ts && s.start - gap <= ts);
                 *sessions = keep;
                 let mut start = ts;
@@ -757,14 +782,18 @@ impl AggregateOperator {
                         if let Some(p) = self.pending.get_mut(&old.state.partition) {
                             p.remove(&(old.end, key.clone(), old.start));
                         }
-                    } else {
-                        out.push(AggregateUpdate {
+                    } else if (start, end) != (ts, ts) {
+                        // Kafka Streams deletes the merged sessions only when the result is not
+                        // the record's own one-instant session (which then is simply updated).
+                        let window = Some((old.start, old.end));
+                        let tombstone = AggregateUpdate {
                             input_row: row,
                             key: group.clone(),
                             value: None,
-                            window: Some((old.start, old.end)),
+                            window,
                             timestamp: old.state.max_ts,
-                        });
+                        };
+                        Self::emit(out, tombstone, self.shown(row, Some(&old.state), window));
                     }
                 }
                 if self.plan.emit_final {
@@ -773,7 +802,7 @@ impl AggregateOperator {
                         .or_default()
                         .insert((end, key.clone(), start), state.clone());
                 } else {
-                    out.push(self.output(row, &state, Some((start, end)))?);
+                    Self::emit(out, self.output(row, &state, Some((start, end)))?, false);
                 }
                 if let Some(v) = self.sessions.get_mut(&key) {
                     v.push(Session { start, end, state });
@@ -795,22 +824,31 @@ impl AggregateOperator {
         let Some(window) = &self.plan.window else {
             return;
         };
-        let grace = window.grace_ms;
         // Only the current partition's stream time moved; its pending windows are ordered by end.
         let Some(pending) = self.pending.get_mut(&self.current_partition) else {
             return;
         };
         let now = self.stream_time;
-        let closed: Vec<(i64, String, i64)> = pending
+        let due: Vec<(i64, String, i64)> = pending
             .keys()
-            .take_while(|(end, _, _)| end.saturating_add(grace) <= now)
+            .take_while(|(end, _, _)| closed(window, *end, now))
             .cloned()
             .collect();
-        let states: Vec<_> = closed
+        let states: Vec<_> = due
             .into_iter()
             .filter_map(|k| pending.remove(&k).map(|st| (k, st)))
             .collect();
+        // Kafka Streams fetches the closed windows from its window store, which no longer has
+        // those older than its retention (time windows keyed by start): such a window, closed
+        // by a jump of stream time past it, is never emitted.
+        let horizon = match window.window_type {
+            WindowType::Session => i64::MIN,
+            _ => now.saturating_sub(window.retention_ms),
+        };
         for (k, state) in states {
+            if k.2 < horizon {
+                continue;
+            }
             {
                 match self.output(row, &state, Some((k.2, k.0))) {
                     Ok(u) => out.push(u),
@@ -818,6 +856,20 @@ impl AggregateOperator {
                 }
             }
         }
+    }
+}
+
+/// Whether a window ending at `end` is closed at `stream_time`: no record can change it any more.
+/// A session also stays open for its inactivity gap, as a record that late would extend it
+/// (Kafka Streams' session close time is stream time minus grace minus gap).
+fn closed(window: &runnel_plan::aggregate::WindowPlan, end: i64, stream_time: i64) -> bool {
+    match window.window_type {
+        WindowType::Session => {
+            end.saturating_add(window.grace_ms)
+                .saturating_add(window.size_ms)
+                < stream_time
+        }
+        _ => end.saturating_add(window.grace_ms) <= stream_time,
     }
 }
 
@@ -1003,6 +1055,25 @@ mod table_aggregation_tests {
                  from the table."
             ]
         );
+    }
+
+    #[test]
+    fn having_deletes_only_rows_it_showed() {
+        // Kafka Streams' table filter with old values: a group failing HAVING is deleted only
+        // if its previous value passed (group-by.json "with having expression").
+        let mut op = operator(
+            "CREATE TABLE S AS SELECT NAME, SUM(V) AS S FROM T GROUP BY NAME HAVING SUM(V) > 5;",
+        );
+        let (out, _) = run(
+            &mut op,
+            &[
+                ("k0", Some((Some("a"), 1)), 1),
+                ("k1", Some((Some("a"), 10)), 2),
+                ("k1", None, 3),
+                ("k0", None, 4),
+            ],
+        );
+        assert_eq!(out, vec!["a=11@2", "a=<tombstone>@3"]);
     }
 
     #[test]

@@ -148,6 +148,16 @@ pub fn run_case(case: &TestCase) -> Outcome {
     }
 }
 
+/// Registers the test-only UDFs and UDAFs that ksqlDB's runner loads from its test classpath
+/// (`BAD_UDF`, `TEST_UDAF`, `VAR_ARG`, ...), so the files that use them can run. Only `runnel
+/// test` does this; the engine's own catalogue does not know them.
+pub(super) fn install_test_functions(engine: &mut Engine) {
+    runnel_plan::functions::testing::register_test_functions(
+        &mut engine.functions,
+        &mut engine.aggregates,
+    );
+}
+
 fn fail<T>(message: impl Into<String>) -> Result<T, Outcome> {
     Err(Outcome::Failed(message.into()))
 }
@@ -156,6 +166,7 @@ fn run(case: &TestCase) -> Result<(), Outcome> {
     let mut config = base_config();
     config.extend(case.properties.iter().cloned());
     let mut engine = Engine::in_memory(config);
+    install_test_functions(&mut engine);
     create_topics(&mut engine, case, INFERRED_PARTITIONS)
         .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
     if let ControlFlow::Break(decided) = run_statements(&mut engine, case) {

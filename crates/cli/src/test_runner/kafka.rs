@@ -119,6 +119,7 @@ fn run(case: &TestCase, settings: &KafkaSettings) -> Result<(), Outcome> {
     config.extend(case.properties.iter().cloned());
     config.insert(runnel_engine::SERVICE_ID.to_string(), format!("{id}_"));
     let mut engine = Engine::new(Backend::Kafka(kafka.clone()), config);
+    execute::install_test_functions(&mut engine);
     let result = run_in(&mut engine, &case, &kafka, settings);
     engine.shutdown();
     if kafka.embedded.is_none() {

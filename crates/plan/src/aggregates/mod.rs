@@ -28,6 +28,8 @@ mod offset;
 mod stats;
 mod topk;
 
+pub(crate) use common::arg_placeholder;
+
 use crate::value::Value;
 use runnel_sql::SqlType;
 use std::collections::BTreeMap;

@@ -15,6 +15,7 @@ mod math;
 mod nulls;
 mod sig;
 mod string;
+pub mod testing;
 mod url;
 
 use crate::value::Value;

@@ -255,20 +255,23 @@ fn cli_reports_bad_sql_with_position_and_fails() {
     );
 }
 
-/// Counts per (sensor, 10-second window) computed from the input, as `key bytes → value JSON`.
-fn expected_counts(records: &[(String, i64)]) -> BTreeMap<Vec<u8>, String> {
-    let mut counts: BTreeMap<(String, i64), i64> = BTreeMap::new();
-    for (sensor, ts) in records {
-        *counts
+/// COUNT and SUM per (sensor, 10-second window) computed from the input, independently of the
+/// engine, as `windowed key bytes → value JSON`.
+fn expected_windows(records: &[(String, i64, i64)]) -> BTreeMap<Vec<u8>, String> {
+    let mut windows: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+    for (sensor, ts, t) in records {
+        let w = windows
             .entry((sensor.clone(), ts - ts % 10_000))
-            .or_default() += 1;
+            .or_default();
+        w.0 += 1;
+        w.1 += t;
     }
-    counts
+    windows
         .into_iter()
-        .map(|((sensor, start), n)| {
+        .map(|((sensor, start), (n, total))| {
             let mut key = sensor.into_bytes();
             key.extend_from_slice(&start.to_be_bytes());
-            (key, format!("{{\"N\":{n}}}"))
+            (key, format!("{{\"N\":{n},\"TOTAL\":{total}}}"))
         })
         .collect()
 }
@@ -298,23 +301,26 @@ fn latest_values(kafka: &KafkaConfig, topic: &str) -> BTreeMap<Vec<u8>, String> 
     latest
 }
 
+/// Sensor readings `from..to`: 7 sensors over 4 partitions, 37 ms apart; `out` gets
+/// (sensor, timestamp, value) of each.
 fn produce_readings(
     kafka: &KafkaConfig,
     topic: &str,
     from: usize,
     to: usize,
-    out: &mut Vec<(String, i64)>,
+    out: &mut Vec<(String, i64, i64)>,
 ) {
     let records: Vec<Record> = (from..to)
         .map(|i| {
             let sensor = format!("s{}", i % 7);
             let ts = 1_000_000 + (i as i64) * 37;
-            out.push((sensor.clone(), ts));
+            let t = (i % 50) as i64;
+            out.push((sensor.clone(), ts, t));
             Record {
                 topic: topic.to_string(),
                 partition: (i % 4) as i32,
                 key: Some(sensor.into_bytes()),
-                value: Some(format!("{{\"T\":{}}}", i % 50).into_bytes()),
+                value: Some(format!("{{\"T\":{t}}}").into_bytes()),
                 timestamp: ts,
                 ..Default::default()
             }
@@ -323,11 +329,20 @@ fn produce_readings(
     produce(kafka, &records);
 }
 
-/// Kills the engine (SIGKILL) in the middle of a windowed aggregation over a 4-partition topic,
-/// restarts it, and checks the final count of every window: the state comes back from the
-/// changelog and the input resumes where the state left off, so no update is lost or counted twice.
-#[test]
-fn windowed_aggregation_survives_sigkill() {
+/// What happens to the local state directory while the engine is down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StateDir {
+    Kept,
+    Deleted,
+    Corrupted,
+}
+
+/// Kills the engine (SIGKILL) in the middle of a windowed aggregation (COUNT and SUM per sensor
+/// and tumbling window) over a 4-partition topic, does `state_dir` to its local state store,
+/// restarts it and finishes the input, then checks the final value of every window against a
+/// count made here: whether the state comes back from the local RocksDB store plus the
+/// changelog tail or from the changelog alone, no update is lost or counted twice.
+fn windowed_aggregation_survives_sigkill(state_dir: StateDir) {
     let kafka = kafka();
     let input = unique("readings");
     let output = unique("counts");
@@ -343,18 +358,21 @@ fn windowed_aggregation_survives_sigkill() {
         .create_topic(&changelog, 1, 1)
         .expect("changelog topic");
     let dir = std::env::temp_dir().join(unique("killtest"));
+    let state = dir.join("state");
+    let store = state.join(&service).join("CTAS_COUNTS_0");
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let script = dir.join("agg.sql");
     std::fs::write(
         &script,
         format!(
             "CREATE STREAM readings (sensor STRING KEY, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
-             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n FROM readings \
-             WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS) GROUP BY sensor EMIT CHANGES;\n"
+             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
+             FROM readings WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS) GROUP BY sensor EMIT CHANGES;\n"
         ),
     )
     .expect("write script");
-    let start = || {
+    let start = |run: u32| {
+        let log = std::fs::File::create(dir.join(format!("run{run}.log"))).expect("log file");
         runnel()
             .args([
                 "run",
@@ -363,26 +381,45 @@ fn windowed_aggregation_survives_sigkill() {
                 &kafka.bootstrap_servers,
             ])
             .args(["--property", &format!("ksql.service.id={service}")])
+            .args([
+                "--property",
+                &format!("ksql.streams.state.dir={}", state.display()),
+            ])
+            .env("RUST_LOG", "warn,runnel_engine=info")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start runnel")
     };
     let mut sent = Vec::new();
-    produce_readings(&kafka, &input, 0, 3000, &mut sent);
-    let mut child = start();
-    // Let it get going, then kill it without warning.
+    produce_readings(&kafka, &input, 0, 2000, &mut sent);
+    let mut child = start(1);
+    // Let it get going, feed it more while it runs, then kill it without warning.
     let consumer: BaseConsumer = kafka
         .consumer(&unique("probe"), "earliest")
         .expect("consumer");
     consumer.subscribe(&[output.as_str()]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline && consumer.poll(Duration::from_millis(200)).is_none() {}
+    produce_readings(&kafka, &input, 2000, 3500, &mut sent);
+    std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    produce_readings(&kafka, &input, 3000, 5000, &mut sent);
-    let mut child = start();
-    let expected = expected_counts(&sent);
+    assert!(
+        store.join("CURRENT").exists(),
+        "the query keeps its state in {}",
+        store.display()
+    );
+    match state_dir {
+        StateDir::Kept => {}
+        StateDir::Deleted => std::fs::remove_dir_all(&store).expect("delete the state dir"),
+        StateDir::Corrupted => {
+            std::fs::write(store.join("CURRENT"), b"not a manifest\n").expect("corrupt")
+        }
+    }
+    produce_readings(&kafka, &input, 3500, 5000, &mut sent);
+    let mut child = start(2);
+    let expected = expected_windows(&sent);
     let mut latest = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
@@ -410,6 +447,118 @@ fn windowed_aggregation_survives_sigkill() {
         "{} windows, wrong: {wrong:?}",
         expected.len()
     );
+    // The restart took the path the state directory allows.
+    let log = std::fs::read_to_string(dir.join("run2.log")).expect("log");
+    let from_store = log.contains("state restored from the local store");
+    assert_eq!(
+        from_store,
+        state_dir == StateDir::Kept,
+        "restore path after {state_dir:?}:\n{log}"
+    );
+    if state_dir == StateDir::Corrupted {
+        assert!(log.contains("local state store recreated"), "{log}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn windowed_aggregation_survives_sigkill_with_state_kept() {
+    windowed_aggregation_survives_sigkill(StateDir::Kept);
+}
+
+#[test]
+fn windowed_aggregation_survives_sigkill_with_state_deleted() {
+    windowed_aggregation_survives_sigkill(StateDir::Deleted);
+}
+
+#[test]
+fn windowed_aggregation_survives_sigkill_with_state_corrupted() {
+    windowed_aggregation_survives_sigkill(StateDir::Corrupted);
+}
+
+/// Restore time of a windowed aggregation with `RUNNEL_RESTORE_WINDOWS` windows (default
+/// 20 000), each updated in `RUNNEL_RESTORE_ROUNDS` rounds (default 1; each round is a pass over
+/// all windows, so every round adds one changelog record per window), restarted with its local
+/// state store kept and then with it deleted. Prints the figures; run it on its own:
+/// `cargo nextest run -p runnel-cli -E 'binary(e2e) & test(restore_time)' --run-ignored only --no-capture`
+#[test]
+#[ignore = "measurement, not a check"]
+fn restore_time_kept_vs_deleted() {
+    let windows: usize = std::env::var("RUNNEL_RESTORE_WINDOWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let rounds: usize = std::env::var("RUNNEL_RESTORE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let kafka = kafka();
+    let input = unique("restore_in");
+    let output = unique("restore_out");
+    let service = format!("{}_", unique("svc"));
+    let dir = std::env::temp_dir().join(unique("restore_state"));
+    kafka.create_topic(&input, 4, 1).expect("input topic");
+    let records: Vec<Record> = (0..windows * rounds)
+        .map(|i| i % windows)
+        .map(|i| Record {
+            topic: input.clone(),
+            partition: (i % 4) as i32,
+            key: Some(format!("k{}", i % 100).into_bytes()),
+            value: Some(format!("{{\"V\":{i}}}").into_bytes()),
+            // One window per record: 100 keys, a new 1-second window every 100 records.
+            timestamp: 1_000_000 + (i / 100) as i64 * 1_000,
+            ..Default::default()
+        })
+        .collect();
+    produce(&kafka, &records);
+    let script = format!(
+        "CREATE STREAM restore_in (k STRING KEY, v BIGINT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
+         CREATE TABLE restore_out WITH (KAFKA_TOPIC='{output}', PARTITIONS=4) AS SELECT k, COUNT(*) AS n, SUM(v) AS s \
+         FROM restore_in WINDOW TUMBLING (SIZE 1 SECOND, GRACE PERIOD 10 DAYS) GROUP BY k EMIT CHANGES;"
+    );
+    let engine = || {
+        Engine::new(
+            Backend::Kafka(kafka.clone()),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.clone()),
+                (
+                    "ksql.streams.state.dir".to_string(),
+                    dir.display().to_string(),
+                ),
+            ]),
+        )
+    };
+    let mut first = engine();
+    first.execute_script(&script).expect("aggregation");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let processed = |e: &Engine| {
+        e.queries[0]
+            .running
+            .as_ref()
+            .map(|r| r.stats.processed.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    };
+    let total = (windows * rounds) as u64;
+    while processed(&first) < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(processed(&first), total, "all input processed");
+    first.shutdown();
+    drop(first);
+    let timed = |label: &str| {
+        let mut e = engine();
+        let started = Instant::now();
+        e.execute_script(&script).expect("restart");
+        let took = started.elapsed();
+        println!("restore with {windows} windows x {rounds} rounds, state dir {label}: {took:?}");
+        e.shutdown();
+        took
+    };
+    let kept = timed("kept");
+    std::fs::remove_dir_all(&dir).expect("delete the state dir");
+    let deleted = timed("deleted");
+    println!("restore_time windows={windows} rounds={rounds} kept={kept:?} deleted={deleted:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One HTTP/1.1 exchange over a plain socket (`Connection: close`): the status and the body,

@@ -52,11 +52,14 @@ pub struct TopicInfo {
     pub replicas: i32,
 }
 
-/// Counts failed deliveries, so a batch is never committed after one of its records was lost.
+/// Counts failed deliveries, so a batch is never committed after one of its records was lost,
+/// and remembers the offset of the last acknowledged record of each topic partition (a state
+/// store's checkpoint records the changelog offset it is complete up to).
 #[derive(Default)]
 pub struct DeliveryContext {
     failures: AtomicU64,
     last_error: Mutex<Option<String>>,
+    delivered: Mutex<std::collections::HashMap<String, std::collections::HashMap<i32, i64>>>,
 }
 
 impl ClientContext for DeliveryContext {}
@@ -65,10 +68,29 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            self.failures.fetch_add(1, Ordering::SeqCst);
-            if let Ok(mut last) = self.last_error.lock() {
-                *last = Some(e.to_string());
+        match result {
+            Err((e, _)) => {
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(e.to_string());
+                }
+            }
+            Ok(m) => {
+                if let Ok(mut delivered) = self.delivered.lock() {
+                    let offset = m.offset();
+                    match delivered.get_mut(m.topic()) {
+                        Some(partitions) => {
+                            let o = partitions.entry(m.partition()).or_insert(offset);
+                            *o = (*o).max(offset);
+                        }
+                        None => {
+                            delivered.insert(
+                                m.topic().to_string(),
+                                [(m.partition(), offset)].into_iter().collect(),
+                            );
+                        }
+                    }
+                }
             }
         }
     }
@@ -330,6 +352,13 @@ pub fn flush(producer: &Producer) -> Result<(), KafkaError> {
         )));
     }
     Ok(())
+}
+
+/// The highest offset the broker acknowledged for a record this producer sent to
+/// `topic`/`partition` (call after [`flush`]).
+pub fn delivered_offset(producer: &Producer, topic: &str, partition: i32) -> Option<i64> {
+    let delivered = producer.context().delivered.lock().ok()?;
+    delivered.get(topic)?.get(&partition).copied()
 }
 
 /// Commits the next offsets to read for the given (topic, partition) → last processed offset.

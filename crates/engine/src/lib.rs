@@ -8,6 +8,7 @@
 pub mod driver;
 pub mod output;
 pub mod runner;
+pub mod state;
 pub mod task;
 
 use output::{QuerySummary, StatementOutput};
@@ -96,6 +97,8 @@ pub struct PersistentQuery {
 /// Properties ksqlDB defaults that Runnel reads.
 pub const SERVICE_ID: &str = "ksql.service.id";
 pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
+/// Kafka Streams' `state.dir`; also read as `ksql.streams.state.dir` (see `Engine::property`).
+pub const STATE_DIR: &str = "state.dir";
 
 pub struct Engine {
     pub catalog: Catalog,
@@ -799,6 +802,7 @@ impl Engine {
                         "_confluent-ksql-{}query_{id}-Aggregate-Aggregate-Materialize-changelog",
                         self.service_id()
                     ),
+                    state_dir: Some(self.state_dir().join(self.service_id()).join(&id)),
                 });
                 Some(runner::spawn_persistent(
                     task.clone(),
@@ -820,6 +824,14 @@ impl Engine {
             running,
         });
         Ok(())
+    }
+
+    /// Root of the local state stores: `ksql.streams.state.dir` (Kafka Streams' `state.dir`),
+    /// by default `<system temp>/runnel-state`. A query's store is `<root>/<service id>/<query id>`.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.property(STATE_DIR)
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("runnel-state"))
     }
 
     pub fn processing_log_topic(&self) -> String {

@@ -8,7 +8,9 @@
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use runnel_connect::kafka::Producer;
-use runnel_connect::kafka::{commit, flush, record_of, send, KafkaConfig, Record};
+use runnel_connect::kafka::{
+    commit, delivered_offset, flush, record_of, send, KafkaConfig, Record,
+};
 use runnel_plan::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -126,104 +128,7 @@ impl ProcessingLog {
     }
 }
 
-/// Key of the checkpoint records in a changelog topic. State keys never start with a zero byte
-/// followed by this text.
-const CHECKPOINT_KEY: &[u8] = b"\x00runnel-checkpoint";
-
-/// Where a stateful query keeps its state durable: a changelog topic of state records, each
-/// batch closed by a checkpoint record holding the next input offsets. On restart the state is
-/// rebuilt from the changelog up to the last checkpoint and the input resumes from the offsets
-/// in it, so state and input position always agree (no update lost or counted twice).
-pub struct Changelog {
-    pub topic: String,
-}
-
-/// Reads a whole topic partition 0 (until its end, or until it has been idle for a while:
-/// some brokers report wrong high watermarks).
-fn read_all(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crate::EngineError> {
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer = kafka.consumer(
-        &format!("_runnel-restore-{}", chrono::Utc::now().timestamp_micros()),
-        "earliest",
-    )?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
-    consumer
-        .assign(&tpl)
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
-    let high = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .map(|(_, h)| h)
-        .unwrap_or(-1);
-    let mut out = Vec::new();
-    if high == 0 {
-        return Ok(out);
-    }
-    // The high watermark tells when the end is near, but some brokers report it wrong, so the
-    // read only ends once the topic has also been quiet for a moment.
-    let mut idle_since = Instant::now();
-    let mut reached_high = false;
-    loop {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let r = record_of(&m);
-                reached_high |= high > 0 && r.offset >= high - 1;
-                out.push(r);
-                idle_since = Instant::now();
-            }
-            Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
-            None => {
-                let quiet = if reached_high { 2000 } else { 5000 };
-                if idle_since.elapsed() > Duration::from_millis(quiet) {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Rebuilds a task's state from its changelog; returns the input offsets to resume from.
-fn restore(
-    task: &QueryTask,
-    kafka: &KafkaConfig,
-    changelog: &Changelog,
-) -> Result<BTreeMap<i32, i64>, crate::EngineError> {
-    let records = read_all(kafka, &changelog.topic)?;
-    let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-    let mut offsets = BTreeMap::new();
-    let mut applied = 0usize;
-    for r in records {
-        let Some(key) = r.key else { continue };
-        if key == CHECKPOINT_KEY {
-            for (k, v) in pending.drain(..) {
-                task.restore_state(&k, v.as_deref())
-                    .map_err(crate::EngineError::Internal)?;
-                applied += 1;
-            }
-            let text = r
-                .value
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            if let Ok(serde_json::Value::Object(map)) =
-                serde_json::from_str::<serde_json::Value>(&text)
-            {
-                for (p, o) in map {
-                    if let (Ok(p), Some(o)) = (p.parse::<i32>(), o.as_i64()) {
-                        offsets.insert(p, o);
-                    }
-                }
-            }
-        } else {
-            pending.push((key, r.value));
-        }
-    }
-    task.finish_restore();
-    tracing::info!(topic = %changelog.topic, applied, discarded = pending.len(), "state restored from changelog");
-    Ok(offsets)
-}
+pub use crate::state::Changelog;
 
 /// Starts a persistent query: reads the source topic in consumer group `group`, writes the sink.
 /// Stateful queries (with a changelog) first restore their state and read every partition of
@@ -239,13 +144,16 @@ pub fn spawn_persistent(
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
     let producer = kafka.producer()?;
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut store = None;
     match &changelog {
         None => consumer
             .subscribe(&[task.source_topic()])
             .map_err(runnel_connect::kafka::KafkaError::from)?,
         Some(cl) => {
             kafka.create_topic(&cl.topic, 1, 1)?;
-            next_offsets = restore(&task, &kafka, cl)?;
+            let restored = crate::state::restore(&task, &kafka, &producer, cl)?;
+            next_offsets = restored.offsets;
+            store = restored.store;
             let partitions = kafka
                 .topic(task.source_topic())?
                 .map(|t| t.partitions)
@@ -279,7 +187,14 @@ pub fn spawn_persistent(
                 }
                 let result = process_and_send(&task, &batch, &producer, &log, &stats2)
                     .and_then(|_| match &changelog {
-                        Some(cl) => checkpoint(&task, &batch, &producer, cl, &mut next_offsets),
+                        Some(cl) => checkpoint(
+                            &task,
+                            &batch,
+                            &producer,
+                            cl,
+                            &mut next_offsets,
+                            store.as_mut(),
+                        ),
                         None => Ok(()),
                     })
                     .and_then(|_| commit_batch(&consumer, &batch));
@@ -303,24 +218,25 @@ pub fn spawn_persistent(
     })
 }
 
-/// Writes the batch's state changes and a checkpoint with the next input offsets, and waits
-/// until the broker has them.
+/// Writes the batch's state changes and a checkpoint with the next input offsets, waits until
+/// the broker has them, then writes the same changes and checkpoint to the local store.
 fn checkpoint(
     task: &QueryTask,
     batch: &[Record],
     producer: &Producer,
     changelog: &Changelog,
     next_offsets: &mut BTreeMap<i32, i64>,
+    store: Option<&mut crate::state::LocalStore>,
 ) -> Result<(), crate::EngineError> {
-    for (key, value) in task
+    let changes = task
         .take_state_changes()
-        .map_err(crate::EngineError::Internal)?
-    {
+        .map_err(crate::EngineError::Internal)?;
+    for (key, value) in &changes {
         let r = Record {
             topic: changelog.topic.clone(),
             partition: 0,
-            key: Some(key),
-            value,
+            key: Some(key.clone()),
+            value: value.clone(),
             ..Default::default()
         };
         send(producer, &r)?;
@@ -328,19 +244,20 @@ fn checkpoint(
     for r in batch {
         next_offsets.insert(r.partition, r.offset + 1);
     }
-    let marker: serde_json::Map<String, serde_json::Value> = next_offsets
-        .iter()
-        .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
-        .collect();
-    let r = Record {
-        topic: changelog.topic.clone(),
-        partition: 0,
-        key: Some(CHECKPOINT_KEY.to_vec()),
-        value: Some(serde_json::Value::Object(marker).to_string().into_bytes()),
-        ..Default::default()
-    };
-    send(producer, &r)?;
+    send(
+        producer,
+        &crate::state::checkpoint_record(&changelog.topic, next_offsets),
+    )?;
     flush(producer)?;
+    if let Some(store) = store {
+        let offset = delivered_offset(producer, &changelog.topic, 0).ok_or_else(|| {
+            crate::EngineError::Internal(format!(
+                "the broker did not report the offset of the checkpoint in {}",
+                changelog.topic
+            ))
+        })?;
+        store.commit(task, &changes, offset + 1, next_offsets)?;
+    }
     Ok(())
 }
 

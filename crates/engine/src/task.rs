@@ -589,6 +589,26 @@ impl QueryTask {
         }
     }
 
+    /// Windows starting before this time are past retention (local store range-deletes).
+    pub fn state_retention_horizon(&self) -> Option<i64> {
+        match &self.operator {
+            TaskOperator::Aggregate(op, _) => op.lock().ok()?.retention_horizon(),
+            TaskOperator::Select(_) => None,
+        }
+    }
+
+    /// Forgets all state (a restore starts over from the changelog).
+    pub fn reset_state(&self) -> Result<(), String> {
+        match &self.operator {
+            TaskOperator::Aggregate(op, _) => op
+                .lock()
+                .map_err(|_| "state poisoned")?
+                .reset()
+                .map_err(|e| e.to_string()),
+            TaskOperator::Select(_) => Ok(()),
+        }
+    }
+
     /// Called once the whole changelog has been applied.
     pub fn finish_restore(&self) {
         if let TaskOperator::Aggregate(op, _) = &self.operator {

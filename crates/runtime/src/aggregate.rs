@@ -873,6 +873,55 @@ fn closed(window: &runnel_plan::aggregate::WindowPlan, end: i64, stream_time: i6
     }
 }
 
+/// What the local state store (crates/state) needs to know about the changelog records.
+impl AggregateOperator {
+    /// Store kind of group (window) state entries.
+    pub const STORE_KIND_STATE: u8 = 1;
+    /// Store kind of table-source contributions.
+    pub const STORE_KIND_CONTRIBUTION: u8 = 2;
+
+    /// Where a changelog record goes in the local store: its kind and window start (0 for
+    /// entries without a window; group state keys end with their window start).
+    pub fn store_key_parts(key: &[u8]) -> (u8, i64) {
+        if key.first() == Some(&CONTRIBUTION_PREFIX) {
+            return (Self::STORE_KIND_CONTRIBUTION, 0);
+        }
+        let start = key
+            .len()
+            .checked_sub(8)
+            .and_then(|at| key[at..].try_into().ok())
+            .map(i64::from_be_bytes)
+            .unwrap_or(0);
+        (Self::STORE_KIND_STATE, start)
+    }
+
+    /// Tumbling and hopping windows that start before the returned time are past retention in
+    /// every input partition, so the local store can range-delete them. Uses the slowest
+    /// partition's stream time, so nothing a partition could still update is deleted. `None`
+    /// for aggregations without windows, session windows (their retention follows their end),
+    /// and before any record.
+    pub fn retention_horizon(&self) -> Option<i64> {
+        let window = self.plan.window.as_ref()?;
+        if window.window_type == WindowType::Session {
+            return None;
+        }
+        let slowest = self.partition_times.values().copied().min()?;
+        // Kept while start + size > stream time - retention.
+        Some(
+            slowest
+                .saturating_sub(window.retention_ms)
+                .saturating_sub(window.size_ms)
+                .saturating_add(1),
+        )
+    }
+
+    /// Forgets all state (before a restore from scratch).
+    pub fn reset(&mut self) -> Result<(), RuntimeError> {
+        *self = AggregateOperator::new(&self.plan, self.config.clone(), self.agg_config.clone())?;
+        Ok(())
+    }
+}
+
 /// Reads a column of timestamps (ROWTIME is the first input column).
 pub fn rowtimes(batch: &RecordBatch) -> Vec<i64> {
     (0..batch.num_rows())

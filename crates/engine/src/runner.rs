@@ -140,7 +140,10 @@ pub struct Changelog {
 
 /// Reads a whole topic partition 0 (until its end, or until it has been idle for a while:
 /// some brokers report wrong high watermarks).
-fn read_all(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crate::EngineError> {
+pub(crate) fn read_all(
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> Result<Vec<Record>, crate::EngineError> {
     use rdkafka::{Offset, TopicPartitionList};
     let consumer = kafka.consumer(
         &format!("_runnel-restore-{}", chrono::Utc::now().timestamp_micros()),

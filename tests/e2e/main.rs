@@ -5,6 +5,8 @@
 //! when `RUNNEL_TEST_BOOTSTRAP` names one (CI points it at tansu). Topic names are unique per
 //! test so runs can share a broker.
 
+mod server_restart;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use runnel_connect::kafka::{EmbeddedBroker, KafkaConfig, Record};
 use runnel_engine::{Backend, Engine};
@@ -194,8 +196,14 @@ fn bad_statements_are_rejected_with_clear_errors() {
     );
 }
 
+/// The binary under test: cargo's, or `RUNNEL_BIN` (a private copy, for target directories that
+/// several checkouts share and so overwrite each other's `debug/runnel`).
+fn runnel_bin() -> String {
+    std::env::var("RUNNEL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runnel").to_string())
+}
+
 fn runnel() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_runnel"))
+    Command::new(runnel_bin())
 }
 
 #[test]
@@ -613,8 +621,12 @@ fn rest_server_runs_statements_and_push_queries() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
+    // Its own service id, hence its own command topic: servers sharing a broker (CI's tansu)
+    // would otherwise replay each other's statements.
+    let service = format!("{}_", unique("rest"));
     let mut cmd = runnel();
     cmd.args(["server", "--listeners", &format!("http://127.0.0.1:{port}")]);
+    cmd.args(["--property", &format!("ksql.service.id={service}")]);
     if let Some(b) = external_bootstrap() {
         cmd.args(["--bootstrap-servers", &b]);
     }
@@ -636,7 +648,7 @@ fn rest_server_runs_statements_and_push_queries() {
         let (status, info) = http(port, "GET", "/info", "");
         assert_eq!(status, 200, "{info}");
         let info: serde_json::Value = serde_json::from_str(&info).expect("info JSON");
-        assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], "default_");
+        assert_eq!(info["KsqlServerInfo"]["ksqlServiceId"], service.as_str());
 
         let input = unique("rest_in");
         let ksql = format!(

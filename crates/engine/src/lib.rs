@@ -5,9 +5,11 @@
 //! run on their own threads) and memory (topics are in-process vectors and nothing runs by itself:
 //! the deterministic driver in `driver` feeds the same `QueryTask`s record by record).
 
+pub mod command_log;
 pub mod driver;
 pub mod output;
 pub mod runner;
+pub mod sandbox;
 pub mod state;
 pub mod task;
 
@@ -114,6 +116,12 @@ pub struct Engine {
     pub backend: Backend,
     next_query: u64,
     next_transient: u64,
+    /// While replaying the command topic: persistent queries are registered but not started
+    /// (id, auto.offset.reset), so queries terminated later in the log never run.
+    deferred_starts: Option<Vec<(String, String)>>,
+    /// A validation copy of a Kafka engine (see `sandbox`): topics that do not exist are errors
+    /// as on Kafka, although its backend is in memory.
+    sandboxed: bool,
 }
 
 fn quote_ident(name: &str) -> String {
@@ -133,6 +141,8 @@ impl Engine {
             backend,
             next_query: 0,
             next_transient: 0,
+            deferred_starts: None,
+            sandboxed: false,
         }
     }
 
@@ -577,8 +587,8 @@ impl Engine {
             None => {
                 let partitions = match (source.partitions, &self.backend) {
                     (Some(p), _) => p,
-                    (None, Backend::Memory(_)) => 1,
-                    (None, Backend::Kafka(_)) => {
+                    (None, Backend::Memory(_)) if !self.sandboxed => 1,
+                    (None, _) => {
                         return Err(EngineError::statement(format!(
                             "Topic '{}' does not exist. If you want to create a new topic for the {what} please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS'). For example: CREATE {} {} (...) WITH (KAFKA_TOPIC='{}', PARTITIONS=2, REPLICAS=1, ...);",
                             source.topic, what.to_uppercase(), create.name, source.topic
@@ -787,33 +797,15 @@ impl Engine {
         task: QueryTask,
     ) -> Result<(), EngineError> {
         let task = Arc::new(task);
-        let running = match &self.backend {
-            Backend::Kafka(k) => {
-                let group = format!("_confluent-ksql-{}query_{id}", self.service_id());
-                let log = runner::ProcessingLog {
-                    topic: self.processing_log_topic(),
-                    query_id: id.clone(),
-                };
-                let reset = self
-                    .property(AUTO_OFFSET_RESET)
-                    .unwrap_or_else(|| "earliest".into());
-                let changelog = task.is_stateful().then(|| runner::Changelog {
-                    topic: format!(
-                        "_confluent-ksql-{}query_{id}-Aggregate-Aggregate-Materialize-changelog",
-                        self.service_id()
-                    ),
-                    state_dir: Some(self.state_dir().join(self.service_id()).join(&id)),
-                });
-                Some(runner::spawn_persistent(
-                    task.clone(),
-                    k.clone(),
-                    group,
-                    reset,
-                    log,
-                    changelog,
-                )?)
+        let reset = self
+            .property(AUTO_OFFSET_RESET)
+            .unwrap_or_else(|| "earliest".into());
+        let running = match self.deferred_starts.as_mut() {
+            Some(deferred) => {
+                deferred.push((id.clone(), reset));
+                None
             }
-            Backend::Memory(_) => None,
+            None => self.spawn_query(&id, &task, reset)?,
         };
         self.queries.push(PersistentQuery {
             id,
@@ -824,6 +816,38 @@ impl Engine {
             running,
         });
         Ok(())
+    }
+
+    /// Starts a persistent query's thread (nothing runs by itself on the memory backend).
+    fn spawn_query(
+        &self,
+        id: &str,
+        task: &Arc<QueryTask>,
+        reset: String,
+    ) -> Result<Option<runner::Running>, EngineError> {
+        let Backend::Kafka(k) = &self.backend else {
+            return Ok(None);
+        };
+        let group = format!("_confluent-ksql-{}query_{id}", self.service_id());
+        let log = runner::ProcessingLog {
+            topic: self.processing_log_topic(),
+            query_id: id.to_string(),
+        };
+        let changelog = task.is_stateful().then(|| runner::Changelog {
+            topic: format!(
+                "_confluent-ksql-{}query_{id}-Aggregate-Aggregate-Materialize-changelog",
+                self.service_id()
+            ),
+            state_dir: Some(self.state_dir().join(self.service_id()).join(id)),
+        });
+        Ok(Some(runner::spawn_persistent(
+            task.clone(),
+            k.clone(),
+            group,
+            reset,
+            log,
+            changelog,
+        )?))
     }
 
     /// Root of the local state stores: `ksql.streams.state.dir` (Kafka Streams' `state.dir`),

@@ -12,8 +12,12 @@ pub const BAD_REQUEST: u32 = 40000;
 pub const BAD_STATEMENT: u32 = 40001;
 /// SELECT / PRINT sent to `/ksql`.
 pub const QUERY_ENDPOINT: u32 = 40002;
+/// `ksql.max.push.queries` reached.
+pub const MAX_PUSH_QUERIES: u32 = 40003;
 pub const NOT_FOUND: u32 = 40400;
 pub const SERVER_ERROR: u32 = 50000;
+/// A request's `commandSequenceNumber` was not reached in time.
+pub const COMMAND_TIMEOUT: u32 = 50301;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

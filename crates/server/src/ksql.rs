@@ -1,9 +1,12 @@
 //! `POST /ksql`: runs a list of non-query statements and answers with one entity per statement.
 //!
-//! Statements run in order; the first failure ends the request with a `statement_error` that
-//! carries the entities of the statements already run (ksqlDB validates the whole list in a
-//! sandbox first, which Runnel cannot do, so earlier statements of a failing request stay
-//! applied). SELECT and PRINT belong to `/query` and are refused before anything runs.
+//! As in ksqlDB, the whole list is first validated on a sandbox copy of the engine
+//! (`Engine::sandbox`): a statement that would fail ends the request with a `statement_error`
+//! before any statement runs, so the catalog, the queries and the topics are untouched. Then
+//! the statements run in order, catalog-changing ones through the command topic
+//! (`CommandLog::execute`), whose offsets are their `commandSequenceNumber`s. A failure at that
+//! point (e.g. Kafka going away) carries the entities of the statements already run. SELECT and
+//! PRINT belong to `/query` and are refused before anything runs.
 
 use crate::entities::{entities, types_entity};
 use crate::error::{ApiError, QUERY_ENDPOINT, SERVER_ERROR};
@@ -12,14 +15,15 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use runnel_engine::command_log::is_command;
 use runnel_engine::{Engine, EngineError};
 use runnel_sql::{Show, Statement};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
-/// ksqlDB's `KsqlRequest` (`commandSequenceNumber` and `requestProperties` are accepted and
-/// ignored: statements are applied synchronously).
+/// ksqlDB's `KsqlRequest` (`requestProperties` and unknown fields are ignored, as ksqlDB
+/// does).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct KsqlRequest {
@@ -28,6 +32,9 @@ pub(crate) struct KsqlRequest {
     pub streams_properties: Map<String, Json>,
     #[serde(default)]
     pub session_variables: Map<String, Json>,
+    /// Wait until this command has been applied before running the statements.
+    #[serde(default)]
+    pub command_sequence_number: Option<i64>,
 }
 
 pub(crate) async fn handle(
@@ -37,6 +44,9 @@ pub(crate) async fn handle(
 ) -> Result<Response, ApiError> {
     let request: KsqlRequest = parse_body(&body)?;
     let content_type = negotiate(&headers, &[KSQL_V1_JSON, "application/json"]);
+    state
+        .wait_for_command(request.command_sequence_number)
+        .await?;
     let st = state.clone();
     let list = state
         .with_engine(move |engine| run_statements(engine, &st, &request))
@@ -94,24 +104,55 @@ fn run_statements(
                     entities: Vec::new(),
                 });
             }
+            validate(engine, &statements)?;
+            let mut log = state.lock_commands();
             let mut list = Vec::new();
             for stmt in &statements {
-                match engine.execute(stmt) {
+                match log.execute(engine, stmt) {
                     Ok(_) if matches!(stmt.statement, Statement::Show(Show::Types)) => {
                         list.push(types_entity(&stmt.text, engine.catalog.types()));
                     }
-                    Ok(output) => list.extend(entities(
-                        output,
-                        Some(&stmt.statement),
-                        &stmt.text,
-                        &mut || state.next_seq(),
-                    )),
+                    Ok((output, seq)) => {
+                        let seq = seq.unwrap_or_else(|| log.last_applied()).max(0) as u64;
+                        list.extend(entities(
+                            output,
+                            Some(&stmt.statement),
+                            &stmt.text,
+                            &mut || seq,
+                        ))
+                    }
                     Err(e) => return Err(statement_error(e, &stmt.text, list)),
                 }
             }
             Ok(list)
         },
     )
+}
+
+/// Runs the statements on a sandbox copy of the engine when any of them changes something
+/// (the catalog, the queries, topics or their records); the first failure is the request's
+/// error, with no entities, as in ksqlDB.
+fn validate(engine: &Engine, statements: &[runnel_sql::ParsedStatement]) -> Result<(), ApiError> {
+    let changes = statements.iter().any(|s| {
+        is_command(&s.statement)
+            || matches!(
+                s.statement,
+                Statement::InsertValues { .. } | Statement::RunScript { .. }
+            )
+    });
+    if !changes {
+        return Ok(());
+    }
+    let mut sandbox = engine.sandbox().map_err(|e| match e {
+        EngineError::Internal(_) => statement_error(e, "", Vec::new()),
+        other => ApiError::internal(format!("Cannot validate the statements: {other}")),
+    })?;
+    for stmt in statements {
+        sandbox
+            .execute(stmt)
+            .map_err(|e| statement_error(e, &stmt.text, Vec::new()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -201,9 +242,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failures_are_statement_errors_with_completed_entities() {
+    async fn a_bad_statement_anywhere_leaves_everything_untouched() {
         let server = memory_server();
-        let sql = "CREATE STREAM S (V INT) WITH (kafka_topic='s', value_format='JSON', partitions=1); DROP STREAM NOPE;";
+        let sql =
+            "CREATE STREAM S (V INT) WITH (kafka_topic='s', value_format='JSON', partitions=1); \
+                   CREATE STREAM T AS SELECT * FROM S; INSERT INTO S (V) VALUES (1); \
+                   CREATE TYPE P AS INT; DROP STREAM NOPE; CREATE TYPE Q AS INT;";
         let (status, _, body) = call(
             &server,
             "POST",
@@ -217,8 +261,75 @@ mod tests {
         assert_eq!(v["@type"], "statement_error");
         assert_eq!(v["error_code"], 40001);
         assert_eq!(v["statementText"], "DROP STREAM NOPE;");
-        assert_eq!(v["entities"][0]["@type"], "currentStatus");
-        assert!(v["message"].as_str().unwrap().contains("does not exist"));
+        assert_eq!(v["entities"], json!([]));
+        assert_eq!(v["message"], "Stream NOPE does not exist.");
+        {
+            let engine = server.state().engine.lock().unwrap();
+            assert_eq!(engine.catalog.sources().count(), 0);
+            assert!(engine.catalog.custom_type("P").is_none());
+            assert!(engine.queries.is_empty());
+            let runnel_engine::Backend::Memory(topics) = &engine.backend else {
+                unreachable!()
+            };
+            assert!(topics.is_empty(), "topics were created: {topics:?}");
+        }
+        assert_eq!(server.state().lock_commands().last_applied(), -1);
+        // The same statements without the bad one all run, numbered by the command log.
+        let sql = sql.replace("DROP STREAM NOPE;", "");
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            &json!({"ksql": sql}).to_string(),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let seqs: Vec<Json> = parse(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["commandSequenceNumber"].clone())
+            .collect();
+        assert_eq!(seqs, vec![json!(0), json!(1), json!(2), json!(3)]);
+    }
+
+    #[tokio::test]
+    async fn command_sequence_numbers_are_waited_for() {
+        let server = memory_server();
+        let create = json!({"ksql": "CREATE TYPE P AS INT;"}).to_string();
+        let (status, _, body) = call(&server, "POST", "/ksql", &create, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(parse(&body)[0]["commandSequenceNumber"], 0);
+        let list = json!({"ksql": "SHOW TYPES;", "commandSequenceNumber": 0}).to_string();
+        let (status, _, body) = call(&server, "POST", "/ksql", &list, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ahead = json!({"ksql": "SHOW TYPES;", "commandSequenceNumber": 1}).to_string();
+        let started = std::time::Instant::now();
+        let (status, _, body) = call(&server, "POST", "/ksql", &ahead, None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+        let v = parse(&body);
+        assert_eq!(v["@type"], "generic_error");
+        assert_eq!(v["error_code"], 50301);
+        assert_eq!(
+            v["message"],
+            "Timed out while waiting for a previous command to execute. command sequence number: 1"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_fields_are_ignored_and_bad_types_refused() {
+        let server = memory_server();
+        let body = json!({"ksql": "CREATE TYPE P AS INT;", "foo": 1, "requestProperties": {}});
+        let (status, _, out) = call(&server, "POST", "/ksql", &body.to_string(), None).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        let body = json!({"ksql": "CREATE TYPE Q AS INT;", "commandSequenceNumber": "x"});
+        let (status, _, out) = call(&server, "POST", "/ksql", &body.to_string(), None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
+        assert_eq!(parse(&out)["error_code"], 40000);
+        let engine = server.state().engine.lock().unwrap();
+        assert!(engine.catalog.custom_type("Q").is_none());
     }
 
     #[tokio::test]

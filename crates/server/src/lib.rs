@@ -7,14 +7,23 @@
 //! start: their rows are then pumped from the query thread into a chunked HTTP response by a
 //! blocking task, which stops the query when the client goes away or `/close-query` is called.
 //!
-//! Endpoints: `POST /ksql`, `POST /query`, `POST /query-stream`, `POST /close-query`,
-//! `POST /inserts-stream`, `GET /info`, `GET /healthcheck`; anything else is a 404.
+//! Catalog-changing statements go through the command topic (`runnel_engine::command_log`):
+//! appended before they run, replayed when the server starts, their statuses served by
+//! `/status`. A request's statements are validated together on a sandbox copy of the engine
+//! before any of them runs, so a bad statement leaves the catalog untouched.
+//!
+//! Endpoints: `POST /ksql`, `POST /ksql/terminate`, `POST /query`, `POST /query-stream`,
+//! `POST /close-query`, `POST /inserts-stream`, `GET /ws/query` (WebSocket), `GET /status`,
+//! `GET /status/<type>/<entity>/<action>`, `GET /info`, `GET /healthcheck`; anything else is a
+//! 404.
 
 mod entities;
 mod error;
 mod inserts;
 mod ksql;
 mod query;
+mod status;
+mod ws;
 
 pub use error::ApiError;
 
@@ -23,11 +32,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use runnel_engine::command_log::CommandLog;
 use runnel_engine::{Backend, Engine};
 use serde_json::{json, Map, Value as JsonValue};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -47,7 +57,14 @@ pub enum ServerError {
     },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot restore the catalog from the command topic: {0}")]
+    CommandTopic(#[from] runnel_engine::EngineError),
 }
+
+/// ksqlDB's default of `ksql.max.push.queries`.
+pub const DEFAULT_MAX_PUSH_QUERIES: usize = 100;
+/// ksqlDB's default of `ksql.server.command.response.timeout.ms`.
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5000;
 
 /// What `GET /info` reports.
 #[derive(Debug, Clone)]
@@ -62,9 +79,25 @@ pub struct AppState {
     engine: Arc<Mutex<Engine>>,
     /// Running push queries by id: the flag stops the query thread.
     queries: Mutex<HashMap<String, Arc<AtomicBool>>>,
-    /// `commandSequenceNumber` of the next state-changing command.
-    seq: AtomicU64,
+    /// The command topic. Lock order: the engine first, then this.
+    commands: Mutex<CommandLog>,
+    /// Offset of the last applied command (readable without the engine's lock).
+    applied: Arc<AtomicI64>,
+    /// How long a request's `commandSequenceNumber` is waited for.
+    command_timeout: Duration,
+    /// `ksql.max.push.queries`, and the push queries streaming now.
+    max_push_queries: usize,
+    push_queries: AtomicUsize,
     info: ServerInfo,
+}
+
+/// A push query's place under `ksql.max.push.queries`, given back when dropped.
+pub(crate) struct PushSlot(Arc<AppState>);
+
+impl Drop for PushSlot {
+    fn drop(&mut self) {
+        self.0.push_queries.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl AppState {
@@ -86,8 +119,41 @@ impl AppState {
         }
     }
 
-    fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::SeqCst)
+    fn lock_commands(&self) -> MutexGuard<'_, CommandLog> {
+        self.commands.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a place for a push query, or fails with ksqlDB's 40003 when all are taken.
+    pub(crate) fn acquire_push_slot(self: &Arc<Self>) -> Result<PushSlot, ApiError> {
+        self.push_queries
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max_push_queries).then_some(n + 1)
+            })
+            .map_err(|_| ApiError::Generic {
+                code: error::MAX_PUSH_QUERIES,
+                message: "Maximum number of push queries exceeded".into(),
+            })?;
+        Ok(PushSlot(self.clone()))
+    }
+
+    /// Waits until the command with offset `seq` has been applied (a request's
+    /// `commandSequenceNumber`), or fails with ksqlDB's 50301 after the command timeout.
+    pub(crate) async fn wait_for_command(&self, seq: Option<i64>) -> Result<(), ApiError> {
+        let Some(seq) = seq else { return Ok(()) };
+        let deadline = tokio::time::Instant::now() + self.command_timeout;
+        while self.applied.load(Ordering::SeqCst) < seq {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::Generic {
+                    code: error::COMMAND_TIMEOUT,
+                    message: format!(
+                        "Timed out while waiting for a previous command to execute. \
+                         command sequence number: {seq}"
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     /// Runs `f` on the engine on the blocking pool.
@@ -113,18 +179,39 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server over `engine`; `kafka_cluster_id` is what `/info` reports.
+    /// A server over `engine` whose command log is kept in memory (nothing survives it);
+    /// `kafka_cluster_id` is what `/info` reports.
     pub fn new(engine: Engine, kafka_cluster_id: String) -> Self {
+        let log = CommandLog::in_memory(&engine.service_id());
+        Self::with_command_log(engine, log, kafka_cluster_id)
+    }
+
+    /// A server over `engine` and its command log (already replayed into the engine).
+    pub fn with_command_log(engine: Engine, log: CommandLog, kafka_cluster_id: String) -> Self {
         let info = ServerInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             kafka_cluster_id,
             service_id: engine.service_id(),
         };
+        let max_push_queries = engine
+            .property("ksql.max.push.queries")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MAX_PUSH_QUERIES);
+        let command_timeout = Duration::from_millis(
+            engine
+                .property("ksql.server.command.response.timeout.ms")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_COMMAND_TIMEOUT_MS),
+        );
         Server {
             state: Arc::new(AppState {
                 engine: Arc::new(Mutex::new(engine)),
                 queries: Mutex::new(HashMap::new()),
-                seq: AtomicU64::new(0),
+                applied: log.applied_handle(),
+                commands: Mutex::new(log),
+                command_timeout,
+                max_push_queries,
+                push_queries: AtomicUsize::new(0),
                 info,
             }),
         }
@@ -137,6 +224,10 @@ impl Server {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/ksql", post(ksql::handle))
+            .route("/ksql/terminate", post(status::handle_terminate))
+            .route("/status", get(status::handle_all))
+            .route("/status/{type}/{entity}/{action}", get(status::handle_one))
+            .route("/ws/query", get(ws::handle))
             .route("/query", post(query::handle_query))
             .route("/query-stream", post(query::handle_query_stream))
             .route("/close-query", post(query::handle_close_query))
@@ -221,7 +312,23 @@ pub fn run(engine: Engine, listeners: &str) -> Result<(), ServerError> {
         return Err(ServerError::Listener(listeners.to_string()));
     }
     let cluster_id = kafka_cluster_id(&engine);
-    let server = Server::new(engine, cluster_id);
+    let mut engine = engine;
+    let mut log = CommandLog::open(&engine)?;
+    let summary = log.replay(&mut engine)?;
+    eprintln!(
+        "Restored {} command(s) from {}: {} stream(s)/table(s), {} persistent quer{} started{}",
+        summary.applied,
+        log.topic(),
+        engine.catalog.sources().count(),
+        summary.started,
+        if summary.started == 1 { "y" } else { "ies" },
+        if summary.failed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} failed (see the log)", summary.failed.len())
+        }
+    );
+    let server = Server::with_command_log(engine, log, cluster_id);
     let result = runtime.block_on(async {
         let (tx, _) = tokio::sync::broadcast::channel::<()>(1);
         let mut tasks = Vec::new();

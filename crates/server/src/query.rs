@@ -38,6 +38,8 @@ struct QueryRequest {
     streams_properties: Map<String, Json>,
     #[serde(default)]
     session_variables: Map<String, Json>,
+    #[serde(default)]
+    command_sequence_number: Option<i64>,
 }
 
 /// The `/query-stream` request.
@@ -140,6 +142,10 @@ pub(crate) async fn handle_query(
 ) -> Result<Response, ApiError> {
     let request: QueryRequest = parse_body(&body)?;
     let content_type = negotiate(&headers, &[KSQL_V1_JSON, "application/json"]);
+    state
+        .wait_for_command(request.command_sequence_number)
+        .await?;
+    let slot = state.acquire_push_slot()?;
     let started = start(
         &state,
         request.ksql,
@@ -147,7 +153,7 @@ pub(crate) async fn handle_query(
         request.session_variables,
     )
     .await?;
-    Ok(stream(state, started, Framing::Legacy, content_type))
+    Ok(stream(state, started, Framing::Legacy, content_type, slot))
 }
 
 pub(crate) async fn handle_query_stream(
@@ -162,6 +168,7 @@ pub(crate) async fn handle_query_stream(
     } else {
         Framing::JsonArray
     };
+    let slot = state.acquire_push_slot()?;
     let started = start(
         &state,
         request.sql,
@@ -169,7 +176,7 @@ pub(crate) async fn handle_query_stream(
         request.session_variables,
     )
     .await?;
-    Ok(stream(state, started, framing, content_type))
+    Ok(stream(state, started, framing, content_type, slot))
 }
 
 pub(crate) async fn handle_close_query(
@@ -238,15 +245,22 @@ fn stream(
     started: Started,
     framing: Framing,
     content_type: &'static str,
+    slot: crate::PushSlot,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let content_type = match started {
         Started::Push(q) => {
-            tokio::task::spawn_blocking(move || pump_push(&state, q, framing, &tx));
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                pump_push(&state, q, framing, &tx)
+            });
             content_type
         }
         Started::Print { lines, running } => {
-            tokio::task::spawn_blocking(move || pump_print(lines, running, &tx));
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                pump_print(lines, running, &tx)
+            });
             "text/plain"
         }
     };

@@ -476,6 +476,129 @@ fn windowed_aggregation_survives_sigkill_with_state_corrupted() {
     windowed_aggregation_survives_sigkill(StateDir::Corrupted);
 }
 
+/// A batch that died half-written leaves state records in the changelog without their
+/// checkpoint record. The next start writes a restore marker after them, so a later restore from
+/// the changelog alone never completes that batch with a later checkpoint (which would bring
+/// back the stale values).
+#[test]
+fn a_half_written_batch_is_never_restored() {
+    let kafka = kafka();
+    let input = unique("events");
+    let output = unique("per_key");
+    let service = format!("{}_", unique("svc"));
+    let state = std::env::temp_dir().join(unique("halfwritten"));
+    let script = format!(
+        "CREATE STREAM events (k STRING KEY, v INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+         CREATE TABLE per_key WITH (KAFKA_TOPIC='{output}', PARTITIONS=1) AS \
+         SELECT k, COUNT(*) AS n FROM events GROUP BY k EMIT CHANGES;"
+    );
+    let changelog = format!(
+        "_confluent-ksql-{service}query_CTAS_PER_KEY_0-Aggregate-Aggregate-Materialize-changelog"
+    );
+    let start = || {
+        let mut engine = Engine::new(
+            Backend::Kafka(kafka.clone()),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.clone()),
+                (
+                    "ksql.streams.state.dir".to_string(),
+                    state.display().to_string(),
+                ),
+            ]),
+        );
+        engine.execute_script(&script).expect("aggregation");
+        engine
+    };
+    let event = |k: &str| Record {
+        topic: input.clone(),
+        partition: 0,
+        key: Some(k.as_bytes().to_vec()),
+        value: Some(b"{\"V\":1}".to_vec()),
+        timestamp: 1_000,
+        ..Default::default()
+    };
+    let wait_processed = |engine: &Engine, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let processed = || {
+            engine.queries[0]
+                .running
+                .as_ref()
+                .map(|r| r.stats.processed.load(Ordering::Relaxed))
+                .unwrap_or(0)
+        };
+        while processed() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processed(), n, "records processed");
+    };
+
+    // x is counted to 1 in one batch, then to 3 in another.
+    let mut engine = start();
+    produce(&kafka, &[event("x")]);
+    wait_processed(&engine, 1);
+    produce(&kafka, &[event("x"), event("x")]);
+    wait_processed(&engine, 3);
+    engine.shutdown();
+    drop(engine);
+
+    // A batch that died half-written: x's old state (count 1) without a checkpoint after it.
+    let stale = {
+        let consumer: BaseConsumer = kafka
+            .consumer(&unique("changelog"), "earliest")
+            .expect("consumer");
+        consumer
+            .subscribe(&[changelog.as_str()])
+            .expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "no state record in {changelog}");
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let r = runnel_connect::kafka::record_of(&m);
+                if r.key.as_ref().is_some_and(|k| k.first() != Some(&0)) {
+                    break r;
+                }
+            }
+        }
+    };
+    produce(
+        &kafka,
+        &[Record {
+            topic: changelog.clone(),
+            offset: 0,
+            ..stale
+        }],
+    );
+
+    // A run that commits a later checkpoint (for y only).
+    let mut engine = start();
+    produce(&kafka, &[event("y")]);
+    wait_processed(&engine, 1);
+    engine.shutdown();
+    drop(engine);
+
+    // Restore from the changelog alone: x must still be 3, so one more x makes 4.
+    std::fs::remove_dir_all(&state).expect("delete the state dir");
+    let mut engine = start();
+    produce(&kafka, &[event("x")]);
+    wait_processed(&engine, 1);
+    engine.shutdown();
+    let outputs: Vec<String> = read(&kafka, &output, 5)
+        .iter()
+        .map(|r| format!("{}={}", text(&r.key), text(&r.value)))
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![
+            r#"x={"N":1}"#,
+            r#"x={"N":2}"#,
+            r#"x={"N":3}"#,
+            r#"y={"N":1}"#,
+            r#"x={"N":4}"#
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
 /// Restore time of a windowed aggregation with `RUNNEL_RESTORE_WINDOWS` windows (default
 /// 20 000), each updated in `RUNNEL_RESTORE_ROUNDS` rounds (default 1; each round is a pass over
 /// all windows, so every round adds one changelog record per window), restarted with its local

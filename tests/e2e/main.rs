@@ -194,8 +194,12 @@ fn bad_statements_are_rejected_with_clear_errors() {
     );
 }
 
+/// The `runnel` binary cargo built for these tests, or `RUNNEL_TEST_BIN` (a copy, when several
+/// worktrees share one target directory and may rebuild it underneath a running test).
 fn runnel() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_runnel"))
+    Command::new(
+        std::env::var("RUNNEL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runnel").into()),
+    )
 }
 
 #[test]
@@ -538,6 +542,24 @@ fn a_half_written_batch_is_never_restored() {
     wait_processed(&engine, 1);
     produce(&kafka, &[event("x"), event("x")]);
     wait_processed(&engine, 3);
+    // Readers (pull queries) see the committed state in the query's local store: one group.
+    let store = engine.queries[0].task.state_store().expect("a local store");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let groups = || {
+        store
+            .scan(runnel_runtime::aggregate::AggregateOperator::STORE_KIND_STATE)
+            .map(|e| e.expect("reads").0.key)
+            .collect::<Vec<_>>()
+    };
+    while groups().len() != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let keys = groups();
+    assert!(
+        keys.len() == 1 && keys[0].windows(1).any(|b| b == b"x"),
+        "{keys:?}"
+    );
+    drop(store);
     engine.shutdown();
     drop(engine);
 

@@ -183,6 +183,9 @@ pub struct QueryTask {
     has_filter: bool,
     /// For each output column that is a key: the input row position it copies (for tombstones).
     key_inputs: Vec<Option<usize>>,
+    /// The local state store of a running stateful query, once restored (for readers such as
+    /// pull queries; see `runnel_state` for its key layout and read API).
+    state_store: std::sync::Mutex<Option<Arc<runnel_state::StateStore>>>,
 }
 
 impl QueryTask {
@@ -223,6 +226,7 @@ impl QueryTask {
                     _ => None,
                 })
                 .collect(),
+            state_store: Default::default(),
         })
     }
 
@@ -260,6 +264,7 @@ impl QueryTask {
                 .collect(),
             has_filter: true,
             key_inputs: vec![],
+            state_store: Default::default(),
         })
     }
 
@@ -543,6 +548,21 @@ impl QueryTask {
                 op.lock().map_err(|_| "state poisoned")?.restore(key, value)
             }
             TaskOperator::Select(_) => Ok(()),
+        }
+    }
+
+    /// The query's local state store (committed state), once the query has restored it.
+    /// Entries are keyed by `AggregateOperator::STORE_KIND_*`, window start and changelog key.
+    /// Readers should not keep it: the store closes (and can be reopened by a restarted query)
+    /// only when the last handle is dropped.
+    pub fn state_store(&self) -> Option<Arc<runnel_state::StateStore>> {
+        self.state_store.lock().ok()?.clone()
+    }
+
+    /// Set by the query thread once restored, cleared when it stops.
+    pub(crate) fn set_state_store(&self, store: Option<Arc<runnel_state::StateStore>>) {
+        if let Ok(mut s) = self.state_store.lock() {
+            *s = store;
         }
     }
 

@@ -196,10 +196,10 @@ fn bad_statements_are_rejected_with_clear_errors() {
     );
 }
 
-/// The binary under test: cargo's, or `RUNNEL_BIN` (a private copy, for target directories that
+/// The binary under test: cargo's, or `RUNNEL_TEST_BIN` (a private copy, for target directories that
 /// several checkouts share and so overwrite each other's `debug/runnel`).
 fn runnel_bin() -> String {
-    std::env::var("RUNNEL_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runnel").to_string())
+    std::env::var("RUNNEL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_runnel").to_string())
 }
 
 fn runnel() -> Command {
@@ -482,6 +482,220 @@ fn windowed_aggregation_survives_sigkill_with_state_deleted() {
 #[test]
 fn windowed_aggregation_survives_sigkill_with_state_corrupted() {
     windowed_aggregation_survives_sigkill(StateDir::Corrupted);
+}
+
+/// A batch that died half-written leaves state records in the changelog without their
+/// checkpoint record. The next start writes a restore marker after them, so a later restore from
+/// the changelog alone never completes that batch with a later checkpoint (which would bring
+/// back the stale values).
+#[test]
+fn a_half_written_batch_is_never_restored() {
+    let kafka = kafka();
+    let input = unique("events");
+    let output = unique("per_key");
+    let service = format!("{}_", unique("svc"));
+    let state = std::env::temp_dir().join(unique("halfwritten"));
+    let script = format!(
+        "CREATE STREAM events (k STRING KEY, v INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+         CREATE TABLE per_key WITH (KAFKA_TOPIC='{output}', PARTITIONS=1) AS \
+         SELECT k, COUNT(*) AS n FROM events GROUP BY k EMIT CHANGES;"
+    );
+    let changelog = format!(
+        "_confluent-ksql-{service}query_CTAS_PER_KEY_0-Aggregate-Aggregate-Materialize-changelog"
+    );
+    let start = || {
+        let mut engine = Engine::new(
+            Backend::Kafka(kafka.clone()),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.clone()),
+                (
+                    "ksql.streams.state.dir".to_string(),
+                    state.display().to_string(),
+                ),
+            ]),
+        );
+        engine.execute_script(&script).expect("aggregation");
+        engine
+    };
+    let event = |k: &str| Record {
+        topic: input.clone(),
+        partition: 0,
+        key: Some(k.as_bytes().to_vec()),
+        value: Some(b"{\"V\":1}".to_vec()),
+        timestamp: 1_000,
+        ..Default::default()
+    };
+    let wait_processed = |engine: &Engine, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let processed = || {
+            engine.queries[0]
+                .running
+                .as_ref()
+                .map(|r| r.stats.processed.load(Ordering::Relaxed))
+                .unwrap_or(0)
+        };
+        while processed() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(processed(), n, "records processed");
+    };
+
+    // x is counted to 1 in one batch, then to 3 in another.
+    let mut engine = start();
+    produce(&kafka, &[event("x")]);
+    wait_processed(&engine, 1);
+    produce(&kafka, &[event("x"), event("x")]);
+    wait_processed(&engine, 3);
+    // Readers (pull queries) see the committed state in the query's local store: one group.
+    let store = engine.queries[0].task.state_store().expect("a local store");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let groups = || {
+        store
+            .scan(runnel_runtime::aggregate::AggregateOperator::STORE_KIND_STATE)
+            .map(|e| e.expect("reads").0.key)
+            .collect::<Vec<_>>()
+    };
+    while groups().len() != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let keys = groups();
+    assert!(
+        keys.len() == 1 && keys[0].windows(1).any(|b| b == b"x"),
+        "{keys:?}"
+    );
+    drop(store);
+    engine.shutdown();
+    drop(engine);
+
+    // A batch that died half-written: x's old state (count 1) without a checkpoint after it.
+    let stale = {
+        let consumer: BaseConsumer = kafka
+            .consumer(&unique("changelog"), "earliest")
+            .expect("consumer");
+        consumer
+            .subscribe(&[changelog.as_str()])
+            .expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "no state record in {changelog}");
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                let r = runnel_connect::kafka::record_of(&m);
+                if r.key.as_ref().is_some_and(|k| k.first() != Some(&0)) {
+                    break r;
+                }
+            }
+        }
+    };
+    produce(
+        &kafka,
+        &[Record {
+            topic: changelog.clone(),
+            offset: 0,
+            ..stale
+        }],
+    );
+
+    // A run that commits a later checkpoint (for y only).
+    let mut engine = start();
+    produce(&kafka, &[event("y")]);
+    wait_processed(&engine, 1);
+    engine.shutdown();
+    drop(engine);
+
+    // Restore from the changelog alone: x must still be 3, so one more x makes 4.
+    std::fs::remove_dir_all(&state).expect("delete the state dir");
+    let mut engine = start();
+    produce(&kafka, &[event("x")]);
+    wait_processed(&engine, 1);
+    engine.shutdown();
+    let outputs: Vec<String> = read(&kafka, &output, 5)
+        .iter()
+        .map(|r| format!("{}={}", text(&r.key), text(&r.value)))
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![
+            r#"x={"N":1}"#,
+            r#"x={"N":2}"#,
+            r#"x={"N":3}"#,
+            r#"y={"N":1}"#,
+            r#"x={"N":4}"#
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A local store whose checkpoint is ahead of its changelog (here: another query's store put in
+/// its place, as after a changelog topic was deleted and recreated) is not trusted: it is wiped
+/// and the state rebuilt from the changelog, so none of its entries leak into the results.
+#[test]
+fn a_store_ahead_of_its_changelog_is_rebuilt() {
+    let kafka = kafka();
+    let state = std::env::temp_dir().join(unique("ahead"));
+    let run = |service: &str, keys: &[&str]| -> Vec<String> {
+        let input = unique("events");
+        let output = unique("per_key");
+        let mut engine = Engine::new(
+            Backend::Kafka(kafka.clone()),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.to_string()),
+                (
+                    "ksql.streams.state.dir".to_string(),
+                    state.display().to_string(),
+                ),
+            ]),
+        );
+        engine
+            .execute_script(&format!(
+                "CREATE STREAM events (k STRING KEY, v INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+                 CREATE TABLE per_key WITH (KAFKA_TOPIC='{output}', PARTITIONS=1) AS \
+                 SELECT k, COUNT(*) AS n FROM events GROUP BY k EMIT CHANGES;"
+            ))
+            .expect("aggregation");
+        let records: Vec<Record> = keys
+            .iter()
+            .map(|k| Record {
+                topic: input.clone(),
+                partition: 0,
+                key: Some(k.as_bytes().to_vec()),
+                value: Some(b"{\"V\":1}".to_vec()),
+                timestamp: 1_000,
+                ..Default::default()
+            })
+            .collect();
+        produce(&kafka, &records);
+        let out = read(&kafka, &output, keys.len())
+            .iter()
+            .map(|r| format!("{}={}", text(&r.key), text(&r.value)))
+            .collect();
+        engine.shutdown();
+        out
+    };
+    let first = format!("{}_", unique("svc"));
+    assert_eq!(
+        run(&first, &["x", "x", "x"]),
+        vec![r#"x={"N":1}"#, r#"x={"N":2}"#, r#"x={"N":3}"#]
+    );
+    let second = format!("{}_", unique("svc"));
+    copy_dir(
+        &state.join(&first).join("CTAS_PER_KEY_0"),
+        &state.join(&second).join("CTAS_PER_KEY_0"),
+    );
+    assert_eq!(run(&second, &["x"]), vec![r#"x={"N":1}"#]);
+    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// Restore time of a windowed aggregation with `RUNNEL_RESTORE_WINDOWS` windows (default

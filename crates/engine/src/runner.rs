@@ -208,6 +208,8 @@ pub fn spawn_persistent(
                 }
             }
             let _ = flush(&producer);
+            // Close the local store (with `store`, dropped here) so a restart can reopen it.
+            task.set_state_store(None);
             tracing::info!(query = %log.query_id, "query stopped");
         })
         .map_err(|e| crate::EngineError::Internal(e.to_string()))?;

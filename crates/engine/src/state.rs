@@ -29,6 +29,7 @@ use runnel_runtime::aggregate::AggregateOperator;
 use runnel_state::{Batch, Checkpoint, Opened, StateError, StateStore};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Key of the checkpoint records in a changelog topic. State keys never start with a zero byte
@@ -59,12 +60,23 @@ fn state_error(e: StateError) -> EngineError {
 
 /// A query's open local store and its retention bookkeeping.
 pub struct LocalStore {
-    store: StateStore,
+    store: Arc<StateStore>,
     pruned_to: i64,
     pruned_at: Option<Instant>,
 }
 
 impl LocalStore {
+    /// A restored store, registered with its task for readers.
+    fn new(task: &QueryTask, store: StateStore) -> Self {
+        let store = Arc::new(store);
+        task.set_state_store(Some(store.clone()));
+        LocalStore {
+            store,
+            pruned_to: i64::MIN,
+            pruned_at: None,
+        }
+    }
+
     pub fn store(&self) -> &StateStore {
         &self.store
     }
@@ -315,11 +327,7 @@ pub fn restore(
                 );
                 return Ok(Restored {
                     offsets,
-                    store: Some(LocalStore {
-                        store: s,
-                        pruned_to: i64::MIN,
-                        pruned_at: None,
-                    }),
+                    store: Some(LocalStore::new(task, s)),
                 });
             }
             Err(reason) => {
@@ -350,11 +358,7 @@ pub fn restore(
     }
     Ok(Restored {
         offsets,
-        store: store.map(|store| LocalStore {
-            store,
-            pruned_to: i64::MIN,
-            pruned_at: None,
-        }),
+        store: store.map(|store| LocalStore::new(task, store)),
     })
 }
 

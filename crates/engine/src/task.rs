@@ -198,6 +198,9 @@ pub struct QueryTask {
     header_kinds: Vec<ColumnKind>,
     /// No key or value field appears twice in `layout`, so decoding can move fields.
     layout_fields_unique: bool,
+    /// The local state store of a running stateful query, once restored (for readers such as
+    /// pull queries; see `runnel_state` for its key layout and read API).
+    state_store: std::sync::Mutex<Option<Arc<runnel_state::StateStore>>>,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -260,6 +263,7 @@ impl QueryTask {
                     _ => None,
                 })
                 .collect(),
+            state_store: Default::default(),
         })
     }
 
@@ -300,6 +304,7 @@ impl QueryTask {
             key_inputs: vec![],
             header_kinds: header_kinds(&plan.source),
             layout_fields_unique: fields_unique,
+            state_store: Default::default(),
         })
     }
 
@@ -586,6 +591,21 @@ impl QueryTask {
                 op.lock().map_err(|_| "state poisoned")?.restore(key, value)
             }
             TaskOperator::Select(_) => Ok(()),
+        }
+    }
+
+    /// The query's local state store (committed state), once the query has restored it.
+    /// Entries are keyed by `AggregateOperator::STORE_KIND_*`, window start and changelog key.
+    /// Readers should not keep it: the store closes (and can be reopened by a restarted query)
+    /// only when the last handle is dropped.
+    pub fn state_store(&self) -> Option<Arc<runnel_state::StateStore>> {
+        self.state_store.lock().ok()?.clone()
+    }
+
+    /// Set by the query thread once restored, cleared when it stops.
+    pub(crate) fn set_state_store(&self, store: Option<Arc<runnel_state::StateStore>>) {
+        if let Ok(mut s) = self.state_store.lock() {
+            *s = store;
         }
     }
 

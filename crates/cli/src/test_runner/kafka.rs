@@ -118,10 +118,17 @@ fn run(case: &TestCase, settings: &KafkaSettings) -> Result<(), Outcome> {
     let mut config = execute::base_config();
     config.extend(case.properties.iter().cloned());
     config.insert(runnel_engine::SERVICE_ID.to_string(), format!("{id}_"));
+    // The case's local state stores go away with the case.
+    let state_dir = std::env::temp_dir().join(format!("runnel-test-state-{id}"));
+    config.insert(
+        "ksql.streams.state.dir".to_string(),
+        state_dir.display().to_string(),
+    );
     let mut engine = Engine::new(Backend::Kafka(kafka.clone()), config);
     execute::install_test_functions(&mut engine);
     let result = run_in(&mut engine, &case, &kafka, settings);
     engine.shutdown();
+    let _ = std::fs::remove_dir_all(&state_dir);
     if kafka.embedded.is_none() {
         delete_topics(&engine, &case, &kafka);
     }

@@ -619,6 +619,56 @@ impl Engine {
     }
 }
 
+/// Reads a whole topic partition 0 (until its end, or until it has been idle for a while:
+/// some brokers report wrong high watermarks).
+pub(crate) fn read_all(
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> Result<Vec<runnel_connect::kafka::Record>, crate::EngineError> {
+    use rdkafka::consumer::Consumer as _;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer = kafka.consumer(
+        &format!("_runnel-restore-{}", chrono::Utc::now().timestamp_micros()),
+        "earliest",
+    )?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    consumer
+        .assign(&tpl)
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    let high = consumer
+        .fetch_watermarks(topic, 0, std::time::Duration::from_secs(10))
+        .map(|(_, h)| h)
+        .unwrap_or(-1);
+    let mut out = Vec::new();
+    if high == 0 {
+        return Ok(out);
+    }
+    // The high watermark tells when the end is near, but some brokers report it wrong, so the
+    // read only ends once the topic has also been quiet for a moment.
+    let mut idle_since = std::time::Instant::now();
+    let mut reached_high = false;
+    loop {
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let r = runnel_connect::kafka::record_of(&m);
+                reached_high |= high > 0 && r.offset >= high - 1;
+                out.push(r);
+                idle_since = std::time::Instant::now();
+            }
+            Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
+            None => {
+                let quiet = if reached_high { 2000 } else { 5000 };
+                if idle_since.elapsed() > std::time::Duration::from_millis(quiet) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,54 +809,4 @@ mod tests {
         assert!(restarted.catalog.custom_type("Q").is_some());
         assert!(restarted.catalog.custom_type("P").is_none());
     }
-}
-
-/// Reads a whole topic partition 0 (until its end, or until it has been idle for a while:
-/// some brokers report wrong high watermarks).
-pub(crate) fn read_all(
-    kafka: &KafkaConfig,
-    topic: &str,
-) -> Result<Vec<runnel_connect::kafka::Record>, crate::EngineError> {
-    use rdkafka::consumer::Consumer as _;
-    use rdkafka::{Offset, TopicPartitionList};
-    let consumer = kafka.consumer(
-        &format!("_runnel-restore-{}", chrono::Utc::now().timestamp_micros()),
-        "earliest",
-    )?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
-    consumer
-        .assign(&tpl)
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
-    let high = consumer
-        .fetch_watermarks(topic, 0, std::time::Duration::from_secs(10))
-        .map(|(_, h)| h)
-        .unwrap_or(-1);
-    let mut out = Vec::new();
-    if high == 0 {
-        return Ok(out);
-    }
-    // The high watermark tells when the end is near, but some brokers report it wrong, so the
-    // read only ends once the topic has also been quiet for a moment.
-    let mut idle_since = std::time::Instant::now();
-    let mut reached_high = false;
-    loop {
-        match consumer.poll(std::time::Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                let r = runnel_connect::kafka::record_of(&m);
-                reached_high |= high > 0 && r.offset >= high - 1;
-                out.push(r);
-                idle_since = std::time::Instant::now();
-            }
-            Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
-            None => {
-                let quiet = if reached_high { 2000 } else { 5000 };
-                if idle_since.elapsed() > std::time::Duration::from_millis(quiet) {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(out)
 }

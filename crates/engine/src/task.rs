@@ -423,6 +423,14 @@ impl QueryTask {
                 });
             }
         };
+        // A windowed source's records keep their window through a stateless query.
+        let bound = |f: InputField| self.layout.iter().position(|l| *l == f);
+        let bounds = bound(InputField::WindowStart).zip(bound(InputField::WindowEnd));
+        let window_of = |input_row: usize| {
+            let (s, e) = bounds?;
+            let row = rows.get(input_row)?;
+            Some((row.get(s)?.as_i64()?, row.get(e)?.as_i64()?))
+        };
         match &self.operator {
             TaskOperator::Select(op) => {
                 let result = op
@@ -451,7 +459,7 @@ impl QueryTask {
                             partition: r.partition,
                             offset: r.offset,
                             null_value: r.value.is_none(),
-                            window: None,
+                            window: window_of(input_row),
                         },
                     ));
                 }
@@ -476,7 +484,7 @@ impl QueryTask {
                                 partition: r.partition,
                                 offset: r.offset,
                                 null_value: true,
-                                window: None,
+                                window: window_of(input_row),
                             },
                         ));
                     }

@@ -1044,3 +1044,91 @@ fn table_aggregation_retracts_moved_and_deleted_rows_across_a_restart() {
     );
     engine.shutdown();
 }
+
+/// Reads every record `topic` receives until it has been quiet for `quiet`.
+fn read_all(kafka: &KafkaConfig, topic: &str, quiet: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = kafka
+        .consumer(&unique("reader"), "earliest")
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while Instant::now() < deadline && (out.is_empty() || last.elapsed() < quiet) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(runnel_connect::kafka::record_of(&m.detach()));
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+#[test]
+fn record_cache_coalesces_aggregate_updates_per_key() {
+    // With ksql.streams.cache.max.bytes.buffering > 0, an aggregation forwards only the latest
+    // value of each key per commit (Kafka Streams' record cache; here: per polled batch). The
+    // input is in the topic before the query starts, so its polls hold many records each.
+    let kafka = kafka();
+    let input = unique("clicks");
+    let output = unique("click_counts");
+    let service = format!("{}_", unique("svc"));
+    let mut engine = Engine::new(
+        Backend::Kafka(kafka.clone()),
+        BTreeMap::from([
+            ("ksql.service.id".to_string(), service),
+            (
+                "ksql.streams.cache.max.bytes.buffering".to_string(),
+                "10485760".to_string(),
+            ),
+        ]),
+    );
+    engine
+        .execute_script(&format!(
+            "CREATE STREAM clicks (user STRING KEY, page STRING) \
+             WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);"
+        ))
+        .expect("source");
+    let users = ["a", "b", "c"];
+    let clicks: Vec<Record> = (0..30)
+        .map(|i| Record {
+            topic: input.clone(),
+            partition: 0,
+            key: Some(users[i % 3].as_bytes().to_vec()),
+            value: Some(br#"{"PAGE":"home"}"#.to_vec()),
+            timestamp: 1_000 + i as i64,
+            ..Default::default()
+        })
+        .collect();
+    produce(&kafka, &clicks);
+    engine
+        .execute_script(&format!(
+            "CREATE TABLE click_counts WITH (KAFKA_TOPIC='{output}') AS \
+             SELECT user, COUNT(*) AS n FROM clicks GROUP BY user;"
+        ))
+        .expect("aggregation");
+    let out = read_all(&kafka, &output, Duration::from_secs(3));
+    let shown: Vec<String> = out
+        .iter()
+        .map(|r| format!("{}={}@{}", text(&r.key), text(&r.value), r.timestamp))
+        .collect();
+    assert!(
+        out.len() < clicks.len(),
+        "updates were not coalesced: {shown:?}"
+    );
+    // Whatever the batches were, each key's latest output is its final count, stamped with
+    // its last click.
+    let mut latest = BTreeMap::new();
+    for r in &out {
+        latest.insert(text(&r.key), format!("{}@{}", text(&r.value), r.timestamp));
+    }
+    assert_eq!(
+        latest,
+        BTreeMap::from([
+            ("a".to_string(), r#"{"N":10}@1027"#.to_string()),
+            ("b".to_string(), r#"{"N":10}@1028"#.to_string()),
+            ("c".to_string(), r#"{"N":10}@1029"#.to_string()),
+        ]),
+        "{shown:?}"
+    );
+    engine.shutdown();
+}

@@ -729,7 +729,8 @@ impl Engine {
             Some(&sink),
             self.function_config(),
             self.aggregate_config(),
-        )?;
+        )?
+        .with_record_cache(self.record_cache());
         self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
     }
 
@@ -775,6 +776,15 @@ impl Engine {
             message: format!("Created query with ID {query_id}"),
             query_id: Some(query_id),
         })
+    }
+
+    /// Whether aggregations coalesce their updates per key and commit, as Kafka Streams' record
+    /// cache does when `ksql.streams.cache.max.bytes.buffering` is above 0. Runnel's default is
+    /// 0 (every update is emitted, as ksqlDB's test runner configures it).
+    pub fn record_cache(&self) -> bool {
+        self.property("cache.max.bytes.buffering")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .is_some_and(|bytes| bytes > 0)
     }
 
     pub fn aggregate_config(&self) -> runnel_plan::aggregates::AggregateConfig {
@@ -1205,7 +1215,8 @@ impl Engine {
                 None,
                 self.function_config(),
                 self.aggregate_config(),
-            )?;
+            )?
+            .with_record_cache(self.record_cache());
             return self.start_push(task, &plan.source.name, plan.limit);
         }
         let plan = self.plan(query, PlanTarget::Transient, None)?;

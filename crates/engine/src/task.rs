@@ -17,7 +17,7 @@ use runnel_plan::catalog::{ColumnKind, FormatInfo, Source, WindowType};
 use runnel_plan::functions::FunctionConfig;
 use runnel_plan::query::{InputField, SelectPlan};
 use runnel_plan::Value;
-use runnel_runtime::aggregate::AggregateOperator;
+use runnel_runtime::aggregate::{AggregateOperator, AggregateUpdate};
 use runnel_runtime::convert::value_at;
 use runnel_runtime::select::{rows_to_batch, SelectOperator};
 use runnel_sql::{SourceKind, SqlType};
@@ -177,6 +177,22 @@ fn sink_encoder(
     })
 }
 
+/// The last update of each key and window, in the order of those last updates: what Kafka
+/// Streams' record cache forwards when it is flushed at a commit.
+fn coalesce(updates: Vec<AggregateUpdate>) -> Vec<AggregateUpdate> {
+    let id = |u: &AggregateUpdate| format!("{:?}{:?}", u.key, u.window);
+    let mut last = std::collections::HashMap::new();
+    for (i, u) in updates.iter().enumerate() {
+        last.insert(id(u), i);
+    }
+    updates
+        .into_iter()
+        .enumerate()
+        .filter(|(i, u)| last.get(&id(u)) == Some(i))
+        .map(|(_, u)| u)
+        .collect()
+}
+
 pub struct QueryTask {
     pub source: Arc<Source>,
     source_key: Box<dyn RowSerde>,
@@ -201,6 +217,9 @@ pub struct QueryTask {
     /// The local state store of a running stateful query, once restored (for readers such as
     /// pull queries; see `runnel_state` for its key layout and read API).
     state_store: std::sync::Mutex<Option<Arc<runnel_state::StateStore>>>,
+    /// Kafka Streams' record cache (`cache.max.bytes.buffering` > 0): an aggregation emits only
+    /// the last update of each key (and window) per commit, i.e. per processed batch here.
+    record_cache: bool,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -264,7 +283,14 @@ impl QueryTask {
                 })
                 .collect(),
             state_store: Default::default(),
+            record_cache: false,
         })
+    }
+
+    /// Turns Kafka Streams' record cache on or off (see `record_cache`).
+    pub fn with_record_cache(mut self, enabled: bool) -> Self {
+        self.record_cache = enabled;
+        self
     }
 
     /// A task for an aggregation.
@@ -305,6 +331,7 @@ impl QueryTask {
             header_kinds: header_kinds(&plan.source),
             layout_fields_unique: fields_unique,
             state_store: Default::default(),
+            record_cache: false,
         })
     }
 
@@ -471,6 +498,14 @@ impl QueryTask {
                 });
             }
         };
+        // A windowed source's records keep their window through a stateless query.
+        let bound = |f: InputField| self.layout.iter().position(|l| *l == f);
+        let bounds = bound(InputField::WindowStart).zip(bound(InputField::WindowEnd));
+        let window_of = |input_row: usize| {
+            let (s, e) = bounds?;
+            let row = rows.get(input_row)?;
+            Some((row.get(s)?.as_i64()?, row.get(e)?.as_i64()?))
+        };
         match &self.operator {
             TaskOperator::Select(op) => {
                 let result = op
@@ -499,7 +534,7 @@ impl QueryTask {
                             partition: r.partition,
                             offset: r.offset,
                             null_value: r.value.is_none(),
-                            window: None,
+                            window: window_of(input_row),
                         },
                     ));
                 }
@@ -524,7 +559,7 @@ impl QueryTask {
                                 partition: r.partition,
                                 offset: r.offset,
                                 null_value: true,
-                                window: None,
+                                window: window_of(input_row),
                             },
                         ));
                     }
@@ -544,6 +579,11 @@ impl QueryTask {
                 for (row, message) in errors {
                     log(&mut out, row, message);
                 }
+                let updates = if self.record_cache {
+                    coalesce(updates)
+                } else {
+                    updates
+                };
                 for u in updates {
                     let r = origins[u.input_row];
                     let mut keys = u.key.into_iter();
@@ -702,4 +742,36 @@ pub fn parse_timestamp(text: &str, pattern: &str) -> Result<i64, String> {
 /// Reads the row values of a batch column for display (used by pull/push output).
 pub fn row_strings(values: &[Value]) -> Vec<String> {
     values.iter().map(|v| v.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(key: &str, count: i64, window: Option<(i64, i64)>) -> AggregateUpdate {
+        AggregateUpdate {
+            input_row: 0,
+            key: vec![Value::String(key.into())],
+            value: Some(vec![Value::Bigint(count)]),
+            window,
+            timestamp: count,
+        }
+    }
+
+    #[test]
+    fn the_record_cache_keeps_the_last_update_of_each_key_and_window() {
+        let w = Some((0, 10));
+        let out = coalesce(vec![
+            update("a", 1, None),
+            update("b", 1, None),
+            update("a", 2, None),
+            update("a", 1, w),
+            update("b", 2, None),
+        ]);
+        let shown: Vec<String> = out
+            .iter()
+            .map(|u| format!("{}={}@{:?}", u.key[0], u.timestamp, u.window))
+            .collect();
+        assert_eq!(shown, vec!["a=2@None", "a=1@Some((0, 10))", "b=2@None"]);
+    }
 }

@@ -411,7 +411,8 @@ impl AggregateOperator {
     fn add(&self, state: &mut GroupState, args: &[Vec<Value>], ts: i64) -> Result<(), String> {
         for (i, a) in self.plan.aggregates.iter().enumerate() {
             let old = std::mem::replace(&mut state.states[i], Value::Null);
-            state.states[i] = (a.function.add)(old, &args[i], &a.signature, &self.agg_config)?;
+            state.states[i] =
+                (a.function.add)(old, &args[i], &a.signature, &self.agg_config).map_err(failure)?;
         }
         state.max_ts = state.max_ts.max(ts);
         state.partition = self.current_partition;
@@ -429,7 +430,8 @@ impl AggregateOperator {
                 ));
             };
             let old = std::mem::replace(&mut state.states[i], Value::Null);
-            state.states[i] = undo(old, &args[i], &a.signature, &self.agg_config)?;
+            state.states[i] =
+                undo(old, &args[i], &a.signature, &self.agg_config).map_err(failure)?;
         }
         state.max_ts = state.max_ts.max(ts);
         state.partition = self.current_partition;
@@ -562,7 +564,7 @@ impl AggregateOperator {
                 if let Err(e) =
                     self.update_table(row, codec::encode_key(&key), contribution, ts, &mut updates)
                 {
-                    errors.push((row, e));
+                    errors.push((row, fatal(e)?));
                 }
                 continue;
             }
@@ -574,7 +576,7 @@ impl AggregateOperator {
             self.stream_time = *time;
             self.current_partition = partition;
             if let Err(e) = self.update(row, group, &args, ts, &mut updates) {
-                errors.push((row, e));
+                errors.push((row, fatal(e)?));
             }
             if self.plan.emit_final {
                 self.flush_closed(row, &mut updates, &mut errors);
@@ -856,6 +858,25 @@ impl AggregateOperator {
                 }
             }
         }
+    }
+}
+
+/// Marks an aggregate function's own failure (such as DECIMAL overflow in SUM).
+const FAILURE: &str = "\u{0}aggregate failure: ";
+
+fn failure(message: String) -> String {
+    format!("{FAILURE}{message}")
+}
+
+/// A record that cannot be aggregated (late, ...) is logged and skipped, but an aggregate
+/// function that fails stops the query, as an exception in a ksqlDB UDAF fails its Kafka
+/// Streams task ("Exception caught in process").
+fn fatal(message: String) -> Result<String, RuntimeError> {
+    match message.strip_prefix(FAILURE) {
+        Some(m) => Err(RuntimeError::Internal(format!(
+            "Exception caught in process: {m}"
+        ))),
+        None => Ok(message),
     }
 }
 

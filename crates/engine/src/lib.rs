@@ -6,7 +6,9 @@
 //! the deterministic driver in `driver` feeds the same `QueryTask`s record by record).
 
 pub mod driver;
+pub mod materialized;
 pub mod output;
+pub mod pull;
 pub mod runner;
 pub mod task;
 
@@ -111,6 +113,15 @@ pub struct Engine {
     pub backend: Backend,
     next_query: u64,
     next_transient: u64,
+    /// Tables that pull queries can read, by table name (CTAS sinks and SOURCE tables).
+    pub materialized: HashMap<String, Arc<materialized::Materialization>>,
+    /// Planned pull queries by statement text; cleared whenever a statement may change the catalog.
+    pull_plans: HashMap<String, Arc<pull::PullPlan>>,
+    next_pull: u64,
+    /// How far the deterministic driver has read each query's source (memory backend).
+    driver_positions: HashMap<String, usize>,
+    /// Push queries of the memory backend, fed by the driver.
+    memory_pushes: Vec<driver::MemoryPush>,
 }
 
 fn quote_ident(name: &str) -> String {
@@ -130,7 +141,17 @@ impl Engine {
             backend,
             next_query: 0,
             next_transient: 0,
+            materialized: HashMap::new(),
+            pull_plans: HashMap::new(),
+            next_pull: 0,
+            driver_positions: HashMap::new(),
+            memory_pushes: Vec::new(),
         }
+    }
+
+    fn next_pull_id(&mut self) -> u64 {
+        self.next_pull += 1;
+        self.next_pull
     }
 
     /// An engine whose topics live in memory (for the deterministic test driver).
@@ -240,6 +261,9 @@ impl Engine {
 
     pub fn execute(&mut self, stmt: &ParsedStatement) -> Result<StatementOutput, EngineError> {
         let text = stmt.text.clone();
+        if !matches!(stmt.statement, Statement::Query(_)) {
+            self.pull_plans.clear();
+        }
         match &stmt.statement {
             Statement::CreateSource(create) => self.create_source(create, &text),
             Statement::CreateAsSelect(c) => self.create_as_select(c, &text),
@@ -543,11 +567,6 @@ impl Engine {
             create.or_replace,
             create.is_source,
         )?;
-        if create.is_source && create.kind == SourceKind::Table {
-            return Err(EngineError::unsupported(
-                "CREATE SOURCE TABLE (materialized for pull queries)",
-            ));
-        }
         let mut source =
             ddl::source_from_create(create, text, &self.catalog, &self.format_defaults())?;
         if source.window.is_some() && source.schema.key_columns().next().is_none() {
@@ -587,7 +606,16 @@ impl Engine {
             }
         }
         let name = source.name.clone();
+        let source_table = create.is_source && create.kind == SourceKind::Table;
+        let hidden_query = source_table.then(|| self.next_query_id("CST", Some(&name)));
+        source.created_by = hidden_query.clone();
         self.catalog.put_source(source);
+        if let Some(id) = hidden_query {
+            if let Err(e) = self.materialize_source_table(&name, id, text) {
+                self.catalog.remove_source(&name);
+                return Err(e);
+            }
+        }
         let message = if create.kind == SourceKind::Stream {
             "Stream created"
         } else {
@@ -598,6 +626,33 @@ impl Engine {
             format!("{what}/{}/create", quote_ident(&name)),
             message.to_string(),
         ))
+    }
+
+    /// `CREATE SOURCE TABLE`: like ksqlDB, a hidden query (`CST_...`) reads the table's topic and
+    /// materializes it, so that pull queries can read the table.
+    fn materialize_source_table(
+        &mut self,
+        name: &str,
+        id: String,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        let sql = format!("SELECT * FROM {} EMIT CHANGES;", quote_ident(name));
+        let parsed = runnel_sql::parse_statements(&sql)?;
+        let Some(Statement::Query(query)) = parsed.first().map(|p| &p.statement) else {
+            return Err(EngineError::Internal(format!("cannot plan {sql}")));
+        };
+        let plan = self.plan(query, PlanTarget::Sink, Some(name))?;
+        let table = self
+            .catalog
+            .source(name)
+            .cloned()
+            .ok_or_else(|| EngineError::Internal(format!("{name} vanished")))?;
+        let m = materialization_of(&plan.projection, &table);
+        let task = QueryTask::new(&plan, None, self.function_config())?;
+        task.materialize(m.clone());
+        self.start_query(id, text, name.to_string(), vec![], task)?;
+        self.materialized.insert(name.to_string(), m);
+        Ok(())
     }
 
     fn next_query_id(&mut self, prefix: &str, sink: Option<&str>) -> String {
@@ -678,7 +733,31 @@ impl Engine {
             &self.format_defaults(),
         )?;
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
-        self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
+        let materialize =
+            (c.kind == SourceKind::Table).then(|| materialization_of(&plan.projection, &sink));
+        let name = sink.name.clone();
+        let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
+        self.register_materialization(&name, materialize);
+        Ok(out)
+    }
+
+    /// Makes the table's query maintain `m` for pull queries (or forgets the table's state).
+    fn register_materialization(
+        &mut self,
+        table: &str,
+        m: Option<Arc<materialized::Materialization>>,
+    ) {
+        match m {
+            Some(m) => {
+                if let Some(q) = self.queries.iter().rev().find(|q| q.sink == table) {
+                    q.task.materialize(m.clone());
+                    self.materialized.insert(table.to_string(), m);
+                }
+            }
+            None => {
+                self.materialized.remove(table);
+            }
+        }
     }
 
     fn create_table_as_aggregate(
@@ -716,7 +795,11 @@ impl Engine {
             self.function_config(),
             self.aggregate_config(),
         )?;
-        self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
+        let m = materialization_of(&plan.projection, &sink);
+        let name = sink.name.clone();
+        let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
+        self.register_materialization(&name, Some(m));
+        Ok(out)
     }
 
     /// Creates the sink topic if needed, replaces the old query of a CREATE OR REPLACE, adds the
@@ -785,7 +868,12 @@ impl Engine {
         let task = Arc::new(task);
         let running = match &self.backend {
             Backend::Kafka(k) => {
-                let group = format!("_confluent-ksql-{}query_{id}", self.service_id());
+                let mut group = format!("_confluent-ksql-{}query_{id}", self.service_id());
+                if task.sink_topic().is_none() {
+                    // A SOURCE table's materializing query keeps its state only in memory: it
+                    // rebuilds it from the start of the topic every time it starts.
+                    group.push_str(&format!("_{}", chrono::Utc::now().timestamp_millis()));
+                }
                 let log = runner::ProcessingLog {
                     topic: self.processing_log_topic(),
                     query_id: id.clone(),
@@ -1076,6 +1164,7 @@ impl Engine {
             self.stop_query(q);
         }
         self.catalog.remove_source(name);
+        self.materialized.remove(name);
         if delete_topic {
             match &mut self.backend {
                 Backend::Kafka(k) => k.delete_topic(&source.topic)?,
@@ -1152,7 +1241,7 @@ impl Engine {
         _text: &str,
     ) -> Result<StatementOutput, EngineError> {
         if query.emit.is_none() {
-            return Err(EngineError::unsupported("Pull queries"));
+            return self.pull_query(query, _text);
         }
         if runnel_plan::aggregate::is_aggregation(query, &self.aggregates) {
             let plan = runnel_plan::aggregate::plan_aggregate(
@@ -1182,12 +1271,12 @@ impl Engine {
         source: &str,
         limit: Option<u64>,
     ) -> Result<StatementOutput, EngineError> {
-        let Backend::Kafka(kafka) = &self.backend else {
-            return Err(EngineError::statement("Push queries need a Kafka backend"));
-        };
-        let kafka = kafka.clone();
         let id = format!("transient_{}_{}", source, self.next_transient);
         self.next_transient += 1;
+        let Backend::Kafka(kafka) = &self.backend else {
+            return Ok(self.start_memory_push(task, id, limit));
+        };
+        let kafka = kafka.clone();
         let task = Arc::new(task);
         let group = format!(
             "_confluent-ksql-{}transient_{id}_{}",
@@ -1207,6 +1296,48 @@ impl Engine {
             running,
             limit,
         }))
+    }
+
+    /// A push query on the memory backend: the deterministic driver feeds it.
+    fn start_memory_push(
+        &mut self,
+        task: QueryTask,
+        id: String,
+        limit: Option<u64>,
+    ) -> StatementOutput {
+        let task = Arc::new(task);
+        let earliest = self
+            .property(AUTO_OFFSET_RESET)
+            .is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
+        let position = match (&self.backend, earliest) {
+            (Backend::Memory(topics), false) => topics
+                .get(task.source_topic())
+                .map(|t| t.records.len())
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let columns = task.columns.clone();
+        self.memory_pushes.push(driver::MemoryPush {
+            task,
+            sender: tx,
+            position,
+            remaining: limit,
+            stop: stop.clone(),
+        });
+        driver::feed_push_queries(self);
+        StatementOutput::Push(runner::PushQuery {
+            query_id: id,
+            columns,
+            rows: rx,
+            running: runner::Running {
+                stop,
+                thread: None,
+                stats: Arc::new(runner::QueryStats::default()),
+            },
+            limit,
+        })
     }
 
     fn print(
@@ -1444,4 +1575,20 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A new in-memory materialization of `sink` fed by a query with this projection.
+fn materialization_of(
+    projection: &[runnel_plan::query::Projection],
+    sink: &Source,
+) -> Arc<materialized::Materialization> {
+    let key_flags = projection.iter().map(|p| p.is_key).collect();
+    let timestamp_position = sink
+        .timestamp
+        .as_ref()
+        .and_then(|t| projection.iter().position(|p| p.name == t.column));
+    Arc::new(materialized::Materialization::in_memory(
+        key_flags,
+        timestamp_position,
+    ))
 }

@@ -183,6 +183,8 @@ pub struct QueryTask {
     has_filter: bool,
     /// For each output column that is a key: the input row position it copies (for tombstones).
     key_inputs: Vec<Option<usize>>,
+    /// The table this task's output materializes for pull queries (set once, after creation).
+    materialization: std::sync::OnceLock<Arc<crate::materialized::Materialization>>,
 }
 
 impl QueryTask {
@@ -223,6 +225,7 @@ impl QueryTask {
                     _ => None,
                 })
                 .collect(),
+            materialization: std::sync::OnceLock::new(),
         })
     }
 
@@ -260,7 +263,18 @@ impl QueryTask {
                 .collect(),
             has_filter: true,
             key_inputs: vec![],
+            materialization: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Makes every output row of this task also update `m` (the table's state for pull queries).
+    pub fn materialize(&self, m: Arc<crate::materialized::Materialization>) {
+        let _ = self.materialization.set(m);
+    }
+
+    /// The materialization this task maintains, if any.
+    pub fn materialization(&self) -> Option<&Arc<crate::materialized::Materialization>> {
+        self.materialization.get()
     }
 
     pub fn source_topic(&self) -> &str {
@@ -387,6 +401,16 @@ impl QueryTask {
 
     /// Processes a micro-batch of records (any partitions, in order).
     pub fn process(&self, records: &[Record]) -> Result<TaskOutput, EngineError> {
+        let out = self.process_rows(records)?;
+        if let Some(m) = self.materialization.get() {
+            for row in &out.rows {
+                m.apply(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn process_rows(&self, records: &[Record]) -> Result<TaskOutput, EngineError> {
         let mut out = TaskOutput::default();
         let mut rows = Vec::with_capacity(records.len());
         let mut origins: Vec<&Record> = Vec::with_capacity(records.len());

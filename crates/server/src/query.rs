@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use runnel_engine::output::StatementOutput;
+use runnel_engine::pull::PullResult;
 use runnel_engine::runner::{PushQuery, Running};
 use runnel_sql::{SqlType, Statement};
 use serde::Deserialize;
@@ -60,6 +61,8 @@ struct CloseQueryRequest {
 /// A started query or PRINT.
 enum Started {
     Push(PushQuery),
+    /// A pull query, already answered.
+    Pull(PullResult),
     Print {
         lines: Receiver<String>,
         running: Running,
@@ -221,6 +224,7 @@ async fn start(
                 }
                 match engine.execute(stmt) {
                     Ok(StatementOutput::Push(q)) => Ok(Started::Push(q)),
+                    Ok(StatementOutput::Pull(p)) => Ok(Started::Pull(p)),
                     Ok(StatementOutput::Print { lines, running }) => {
                         Ok(Started::Print { lines, running })
                     }
@@ -239,8 +243,20 @@ fn stream(
     framing: Framing,
     content_type: &'static str,
 ) -> Response {
+    let started = match started {
+        Started::Pull(result) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, content_type)],
+                pull_body(&result, framing),
+            )
+                .into_response()
+        }
+        other => other,
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let content_type = match started {
+        Started::Pull(_) => content_type,
         Started::Push(q) => {
             tokio::task::spawn_blocking(move || pump_push(&state, q, framing, &tx));
             content_type
@@ -261,6 +277,45 @@ fn stream(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// The whole response of a pull query. The `/query` header's schema marks the table's key
+/// columns with `KEY`, as ksqlDB's does; only stream pull queries end with a final message.
+fn pull_body(result: &PullResult, framing: Framing) -> String {
+    let mut out = match framing {
+        Framing::Legacy => {
+            let schema = result
+                .columns
+                .iter()
+                .zip(&result.key_columns)
+                .map(|((n, t), key)| {
+                    if *key {
+                        format!("`{n}` {t} KEY")
+                    } else {
+                        format!("`{n}` {t}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "[{}",
+                json!({"header": {"queryId": result.query_id, "schema": schema}})
+            )
+        }
+        other => other.header(&result.query_id, &result.columns),
+    };
+    for row in &result.rows {
+        out.push_str(&framing.row(row));
+    }
+    match (framing, &result.final_message) {
+        (Framing::Legacy, Some(m)) => {
+            out.push_str(&format!(",\n{}]\n", json!({ "finalMessage": m })));
+        }
+        (Framing::Legacy, None) => out.push_str("]\n"),
+        (Framing::JsonArray, _) => out.push_str("]\n"),
+        (Framing::Delimited, _) => {}
+    }
+    out
 }
 
 /// Moves a push query's rows into the response until it ends; always stops the query.

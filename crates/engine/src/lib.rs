@@ -688,6 +688,12 @@ impl Engine {
             ));
         }
         let replacing = self.check_new_source(c.kind, &c.name, c.or_replace, false)?;
+        if c.query.limit.is_some() {
+            return Err(EngineError::statement(format!(
+                "CREATE {} AS SELECT statements don't support LIMIT clause.",
+                what.to_uppercase()
+            )));
+        }
         if runnel_plan::aggregate::is_aggregation(&c.query, &self.aggregates) {
             if c.kind == SourceKind::Stream {
                 return Err(EngineError::statement(
@@ -1271,7 +1277,21 @@ impl Engine {
         source: &str,
         limit: Option<u64>,
     ) -> Result<StatementOutput, EngineError> {
-        let id = format!("transient_{}_{}", source, self.next_transient);
+        // Like ksqlDB with `ksql.query.push.v2.enabled`: a simple push query from the latest
+        // offsets over the output of a persistent query is a scalable push query.
+        let scalable = !task.is_stateful()
+            && self
+                .property("ksql.query.push.v2.enabled")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            && self
+                .property(AUTO_OFFSET_RESET)
+                .is_some_and(|v| v.eq_ignore_ascii_case("latest"))
+            && self.queries.iter().any(|q| q.sink == source);
+        let id = if scalable {
+            format!("SCALABLE_PUSH_QUERY_{}", self.next_transient)
+        } else {
+            format!("transient_{}_{}", source, self.next_transient)
+        };
         self.next_transient += 1;
         let Backend::Kafka(kafka) = &self.backend else {
             return Ok(self.start_memory_push(task, id, limit));

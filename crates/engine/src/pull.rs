@@ -503,7 +503,14 @@ impl Engine {
             PlanTarget::Transient,
             None,
             &options,
-        )?;
+        )
+        .map_err(|e| match &query.where_clause {
+            // ksqlDB names the WHERE clause of a pull query in its type errors.
+            Some(w) if e.message.starts_with("Error in WHERE expression:") => {
+                EngineError::statement(format!("{}\nStatement: {w}", e.message))
+            }
+            _ => EngineError::from(e),
+        })?;
         let projected: Vec<&TypedExpr> = select.projection.iter().map(|p| &p.expr).collect();
         disallowed_pseudo_columns(&projected, &select, "SELECT")?;
         if let Some(f) = &select.filter {

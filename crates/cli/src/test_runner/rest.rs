@@ -239,6 +239,7 @@ fn fail<T>(message: impl Into<String>) -> Result<T, Outcome> {
 fn server_config() -> BTreeMap<String, String> {
     let mut config = base_config();
     config.insert("ksql.query.pull.table.scan.enabled".into(), "true".into());
+    config.insert("ksql.query.push.v2.enabled".into(), "true".into());
     config
 }
 

@@ -1005,11 +1005,26 @@ impl Engine {
                 .map(|c| c.name.clone())
                 .collect(),
         };
+        if names.len() != values.len() && columns.is_some() {
+            return Err(EngineError::statement(format!(
+                "Failed to prepare statement: Expected number columns and values to match: {}, {}",
+                names.len(),
+                values.len()
+            )));
+        }
         if names.len() != values.len() {
             return Err(EngineError::statement(format!(
                 "Failed to prepare statement: Expected number columns and values to match: [{}], [{}]",
                 names.join(", "),
                 values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if let Some(pseudo) = names
+            .iter()
+            .find(|n| *n == runnel_plan::query::ROWPARTITION || *n == runnel_plan::query::ROWOFFSET)
+        {
+            return Err(EngineError::statement(format!(
+                "Inserting into column `{pseudo}` is not allowed."
             )));
         }
         let headers: Vec<&str> = source

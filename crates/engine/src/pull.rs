@@ -93,6 +93,87 @@ fn disallowed_pseudo_columns(
     )))
 }
 
+/// ksqlDB's operator names in comparison errors.
+fn comparison_name(op: BinaryOp) -> &'static str {
+    match op {
+        BinaryOp::Eq => "EQUAL",
+        BinaryOp::NotEq => "NOT_EQUAL",
+        BinaryOp::Lt => "LESS_THAN",
+        BinaryOp::LtEq => "LESS_THAN_OR_EQUAL",
+        BinaryOp::Gt => "GREATER_THAN",
+        BinaryOp::GtEq => "GREATER_THAN_OR_EQUAL",
+        _ => "COMPARISON",
+    }
+}
+
+/// Pull queries do not convert string literals to a numeric key column: ksqlDB refuses the
+/// comparison, and an `IN` list element it cannot convert. Checked on the statement's own
+/// expressions, before literal coercion.
+fn check_key_literals(
+    e: &runnel_sql::Expr,
+    source: &Source,
+    where_clause: &runnel_sql::Expr,
+) -> Result<(), EngineError> {
+    use runnel_sql::{Expr, Literal};
+    let key = |e: &Expr| -> Option<(String, SqlType)> {
+        match e {
+            Expr::Column { name, .. } => source
+                .schema
+                .key_columns()
+                .find(|c| &c.name == name)
+                .map(|c| (c.name.clone(), c.ty.clone())),
+            _ => None,
+        }
+    };
+    match e {
+        Expr::Binary { op, left, right } => {
+            for (col, other, col_first) in [(left, right, true), (right, left, false)] {
+                let (Some((name, ty)), Expr::Literal(Literal::String(s))) =
+                    (key(col), other.as_ref())
+                else {
+                    continue;
+                };
+                if ty == SqlType::String || comparison_name(*op) == "COMPARISON" {
+                    continue;
+                }
+                let (l, r) = if col_first {
+                    (format!("{name} ({ty})"), format!("'{s}' (STRING)"))
+                } else {
+                    (format!("'{s}' (STRING)"), format!("{name} ({ty})"))
+                };
+                return Err(EngineError::statement(format!(
+                    "Error in WHERE expression: Cannot compare {l} to {r} with {}.\nStatement: {where_clause}",
+                    comparison_name(*op)
+                )));
+            }
+            check_key_literals(left, source, where_clause)?;
+            check_key_literals(right, source, where_clause)
+        }
+        Expr::InList { expr, list, .. } => {
+            if let Some((name, ty)) = key(expr) {
+                for item in list {
+                    match item {
+                        Expr::Literal(Literal::Null) => {
+                            return Err(EngineError::statement(format!(
+                                "Primary key columns can not be NULL: ({name} = null)"
+                            )))
+                        }
+                        Expr::Literal(Literal::String(s)) if ty != SqlType::String => {
+                            return Err(EngineError::statement(format!(
+                                "'{s}' can not be converted to the type of the key column: {name} {ty} KEY"
+                            )))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(())
+        }
+        Expr::Unary { expr, .. } => check_key_literals(expr, source, where_clause),
+        _ => Ok(()),
+    }
+}
+
 /// The conjuncts of an AND tree.
 fn conjuncts<'a>(e: &'a TypedExpr, out: &mut Vec<&'a TypedExpr>) {
     match e {
@@ -491,6 +572,9 @@ impl Engine {
         if source.kind == SourceKind::Table && !self.materialized.contains_key(&source.name) {
             return Err(not_queryable(&source.name));
         }
+        if let Some(w) = &query.where_clause {
+            check_key_literals(w, &source, w)?;
+        }
         let options = PlanOptions {
             new_planner: self
                 .property("ksql.new.query.planner.enabled")
@@ -644,5 +728,223 @@ impl Engine {
             "Query Completed"
         };
         Ok((rows, Some(message.into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver;
+
+    fn engine(script: &str) -> Engine {
+        let mut e = Engine::in_memory(Default::default());
+        e.execute_script(script).expect("setup");
+        driver::run_to_completion(&mut e).expect("driver");
+        e
+    }
+
+    fn pull(e: &mut Engine, sql: &str) -> Result<PullResult, EngineError> {
+        let mut out = e.execute_script(sql).map_err(|e| e.error)?;
+        match out.pop() {
+            Some(StatementOutput::Pull(p)) => Ok(p),
+            other => panic!("not a pull result: {other:?}"),
+        }
+    }
+
+    const TABLE: &str = "CREATE TABLE T (ID INT PRIMARY KEY, NAME STRING, N INT) WITH (kafka_topic='t', value_format='JSON', partitions=1);
+        CREATE TABLE Q AS SELECT ID, NAME, N * 2 AS N2 FROM T;
+        INSERT INTO T (ID, NAME, N) VALUES (1, 'a', 10);
+        INSERT INTO T (ID, NAME, N) VALUES (2, 'b', 20);
+        INSERT INTO T (ID, NAME, N) VALUES (3, 'c', 30);
+        INSERT INTO T (ID, NAME, N) VALUES (1, 'z', 11);";
+
+    #[test]
+    fn key_lookups_scans_and_limits() {
+        let mut e = engine(TABLE);
+        let p = pull(&mut e, "SELECT * FROM Q WHERE ID = 1;").unwrap();
+        assert_eq!(
+            p.rows,
+            vec![vec![
+                Value::Int(1),
+                Value::String("z".into()),
+                Value::Int(22)
+            ]]
+        );
+        assert_eq!(p.key_columns, vec![true, false, false]);
+        assert_eq!(p.final_message, None);
+        let plan = e
+            .plan_pull(
+                match &e.parse("SELECT * FROM Q WHERE ID = 1;").unwrap()[0].statement {
+                    runnel_sql::Statement::Query(q) => q,
+                    _ => unreachable!(),
+                },
+            )
+            .unwrap();
+        assert!(plan.is_key_lookup());
+        let p = pull(&mut e, "SELECT NAME FROM Q WHERE ID IN (2, 3, 9);").unwrap();
+        let mut names: Vec<Value> = p.rows.into_iter().flatten().collect();
+        names.sort_by_key(|v| v.to_string());
+        assert_eq!(
+            names,
+            vec![Value::String("b".into()), Value::String("c".into())]
+        );
+        let p = pull(&mut e, "SELECT ID FROM Q WHERE N2 > 25;").unwrap();
+        assert_eq!(p.rows.len(), 2);
+        let p = pull(&mut e, "SELECT * FROM Q LIMIT 2;").unwrap();
+        assert_eq!(p.rows.len(), 2);
+        // A later update is visible to the same (cached) statement.
+        e.execute_script("INSERT INTO T (ID, NAME, N) VALUES (1, 'y', 1);")
+            .unwrap();
+        driver::run_to_completion(&mut e).unwrap();
+        let p = pull(&mut e, "SELECT * FROM Q WHERE ID = 1;").unwrap();
+        assert_eq!(p.rows[0][1], Value::String("y".into()));
+    }
+
+    #[test]
+    fn tombstones_delete_rows() {
+        let mut e = engine(TABLE);
+        if let Backend::Memory(topics) = &mut e.backend {
+            let t = topics.get_mut("t").unwrap();
+            let mut r = t.records[0].clone();
+            r.value = None;
+            r.offset = t.records.len() as i64;
+            t.records.push(r);
+        }
+        driver::run_to_completion(&mut e).unwrap();
+        let p = pull(&mut e, "SELECT * FROM Q WHERE ID = 1;").unwrap();
+        assert!(p.rows.is_empty());
+        assert_eq!(pull(&mut e, "SELECT * FROM Q;").unwrap().rows.len(), 2);
+    }
+
+    #[test]
+    fn windowed_aggregates_and_bounds() {
+        let mut e = engine(
+            "CREATE STREAM S (K STRING KEY, V INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+             CREATE TABLE A AS SELECT K, COUNT(*) AS C FROM S WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY K;
+             INSERT INTO S (ROWTIME, K, V) VALUES (1000, 'a', 1);
+             INSERT INTO S (ROWTIME, K, V) VALUES (2000, 'a', 1);
+             INSERT INTO S (ROWTIME, K, V) VALUES (12000, 'a', 1);
+             INSERT INTO S (ROWTIME, K, V) VALUES (3000, 'b', 1);",
+        );
+        let p = pull(&mut e, "SELECT * FROM A WHERE K = 'a';").unwrap();
+        assert_eq!(
+            p.columns.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+            vec!["K", "WINDOWSTART", "WINDOWEND", "C"]
+        );
+        assert_eq!(p.key_columns, vec![true, true, true, false]);
+        assert_eq!(p.rows.len(), 2);
+        let p = pull(
+            &mut e,
+            "SELECT C FROM A WHERE K = 'a' AND WINDOWSTART >= 10000;",
+        )
+        .unwrap();
+        assert_eq!(p.rows, vec![vec![Value::Bigint(1)]]);
+        let p = pull(&mut e, "SELECT K, C FROM A WHERE WINDOWEND <= 10000;").unwrap();
+        assert_eq!(p.rows.len(), 2);
+    }
+
+    #[test]
+    fn source_tables_are_queryable_and_plain_tables_are_not() {
+        let mut e = engine(
+            "CREATE SOURCE TABLE ST (ID INT PRIMARY KEY, V STRING) WITH (kafka_topic='st', format='JSON', partitions=1);
+             CREATE TABLE PT (ID INT PRIMARY KEY, V STRING) WITH (kafka_topic='pt', value_format='JSON', partitions=1);",
+        );
+        assert!(e.queries.iter().any(|q| q.id.starts_with("CST_ST")));
+        let records = vec![runnel_connect::kafka::Record {
+            topic: "st".into(),
+            key: Some(br#"5"#.to_vec()),
+            value: Some(br#"{"V":"five"}"#.to_vec()),
+            timestamp: 1,
+            ..Default::default()
+        }];
+        e.produce(records).unwrap();
+        driver::run_to_completion(&mut e).unwrap();
+        let p = pull(&mut e, "SELECT * FROM ST WHERE ID = 5;").unwrap();
+        assert_eq!(
+            p.rows,
+            vec![vec![Value::Int(5), Value::String("five".into())]]
+        );
+        let err = pull(&mut e, "SELECT * FROM PT;").unwrap_err();
+        assert_eq!(err.to_string(), "The `PT` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_PT AS SELECT * FROM PT'. See https://cnfl.io/queries for more info.");
+    }
+
+    #[test]
+    fn ksqldb_errors() {
+        let mut e = engine(TABLE);
+        let msg = |e: &mut Engine, sql: &str| pull(e, sql).unwrap_err().to_string();
+        assert_eq!(
+            msg(&mut e, "SELECT ROWPARTITION FROM Q;"),
+            "Pull queries don't support the following columns in SELECT clauses: `ROWPARTITION`"
+        );
+        assert_eq!(
+            msg(&mut e, "SELECT * FROM Q WHERE ROWOFFSET = 1;"),
+            "Pull queries don't support the following columns in WHERE clauses: `ROWOFFSET`"
+        );
+        assert_eq!(
+            msg(&mut e, "SELECT * FROM Q WHERE ID IN ('x');"),
+            "'x' can not be converted to the type of the key column: ID INTEGER KEY"
+        );
+        assert!(msg(&mut e, "SELECT ID, COUNT(*) FROM Q GROUP BY ID;")
+            .starts_with("Pull queries don't support GROUP BY clauses"));
+        e.session
+            .insert("ksql.query.pull.table.scan.enabled".into(), "false".into());
+        assert_eq!(
+            msg(&mut e, "SELECT * FROM Q WHERE N2 = 4;"),
+            "WHERE clause missing key column for disjunct: (N2 = 4)"
+        );
+        assert!(pull(&mut e, "SELECT * FROM Q WHERE ID = 2;").is_ok());
+    }
+
+    #[test]
+    fn stream_pull_reads_the_topic_to_its_end() {
+        let mut e = engine(
+            "CREATE STREAM S (K STRING KEY, V INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+             INSERT INTO S (K, V) VALUES ('a', 1);
+             INSERT INTO S (K, V) VALUES ('b', 2);
+             INSERT INTO S (K, V) VALUES ('c', 3);",
+        );
+        let p = pull(&mut e, "SELECT V FROM S WHERE V > 1;").unwrap();
+        assert_eq!(p.rows, vec![vec![Value::Int(2)], vec![Value::Int(3)]]);
+        assert_eq!(p.final_message.as_deref(), Some("Query Completed"));
+        let p = pull(&mut e, "SELECT V FROM S LIMIT 1;").unwrap();
+        assert_eq!(p.final_message.as_deref(), Some("Limit Reached"));
+    }
+
+    /// Key-lookup latency: `cargo nextest run -p runnel-engine -E 'test(pull_latency)' --run-ignored only --no-capture`
+    #[test]
+    #[ignore]
+    fn pull_latency() {
+        let mut e = engine(
+            "CREATE TABLE T (ID INT PRIMARY KEY, NAME STRING, N INT) WITH (kafka_topic='t', format='JSON', partitions=1);
+             CREATE TABLE Q AS SELECT ID, NAME, N * 2 AS N2 FROM T;",
+        );
+        let records: Vec<runnel_connect::kafka::Record> = (0..100_000)
+            .map(|i| runnel_connect::kafka::Record {
+                topic: "t".into(),
+                key: Some(i.to_string().into_bytes()),
+                value: Some(format!(r#"{{"NAME":"n{i}","N":{i}}}"#).into_bytes()),
+                timestamp: 1,
+                ..Default::default()
+            })
+            .collect();
+        e.produce(records).unwrap();
+        driver::run_to_completion(&mut e).unwrap();
+        let parsed = e.parse("SELECT NAME, N2 FROM Q WHERE ID = 4242;").unwrap();
+        let mut samples = Vec::new();
+        for _ in 0..20_000 {
+            let t = std::time::Instant::now();
+            let out = e.execute(&parsed[0]).unwrap();
+            samples.push(t.elapsed());
+            assert!(matches!(out, StatementOutput::Pull(ref p) if p.rows.len() == 1));
+        }
+        samples.sort();
+        let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+        println!(
+            "pull key lookup over 100k rows: p50 {:?}, p99 {:?}, max {:?}",
+            p(0.5),
+            p(0.99),
+            samples[samples.len() - 1]
+        );
+        assert!(p(0.99) < std::time::Duration::from_millis(1));
     }
 }

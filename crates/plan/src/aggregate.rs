@@ -501,7 +501,12 @@ pub fn plan_aggregate(
             list.join(", ")
         )));
     }
-    if let Some(i) = key_found.iter().position(|f| !f) {
+    // A push query's rows need not show the grouping expressions; a table's key does.
+    if let Some(i) = key_found
+        .iter()
+        .position(|f| !f)
+        .filter(|_| sink_name.is_some())
+    {
         let sink = sink_name.unwrap_or("OUTPUT");
         let g = &query.group_by[i];
         return Err(PlanError::new(format!(
@@ -528,7 +533,7 @@ pub fn plan_aggregate(
             }
         }
     }
-    if !projection.iter().any(|p| !p.is_key) {
+    if sink_name.is_some() && !projection.iter().any(|p| !p.is_key) {
         return Err(PlanError::new("The projection contains no value columns."));
     }
     let emit_final = query.emit == Some(Emit::Final);

@@ -540,7 +540,7 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let v: Json = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error_code"], 40000);
-        // The memory backend has no Kafka to run a push query on.
+        // A query of an unknown source is a statement error.
         call(
             &server,
             "POST",
@@ -553,12 +553,66 @@ mod tests {
             &server,
             "POST",
             "/query",
-            r#"{"ksql": "SELECT * FROM S EMIT CHANGES;"}"#,
+            r#"{"ksql": "SELECT * FROM NOPE EMIT CHANGES;"}"#,
             None,
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let v: Json = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error_code"], 40001);
+    }
+
+    #[tokio::test]
+    async fn pull_queries_answer_with_key_columns_marked() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE TABLE T (ID INT PRIMARY KEY, V STRING) WITH (kafka_topic='t', value_format='JSON', partitions=1); CREATE TABLE Q AS SELECT * FROM T; INSERT INTO T (ID, V) VALUES (1, 'one');"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        {
+            let engine = server.engine();
+            let mut engine = engine.lock().unwrap();
+            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+        }
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SELECT * FROM Q WHERE ID = 1;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["header"]["schema"], "`ID` INTEGER KEY, `V` STRING");
+        assert_eq!(v[1]["row"]["columns"], json!([1, "one"]));
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query-stream",
+            r#"{"sql": "SELECT V FROM Q;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let lines: Vec<&str> = body.lines().collect();
+        assert!(lines[0].contains("\"columnNames\":[\"V\"]"), "{body}");
+        assert_eq!(lines[1], "[\"one\"]");
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SELECT * FROM T;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("isn't queryable"), "{body}");
     }
 }

@@ -1622,8 +1622,13 @@ fn materialization_of(
         .timestamp
         .as_ref()
         .and_then(|t| projection.iter().position(|p| p.name == t.column));
-    Arc::new(materialized::Materialization::in_memory(
+    let store: Arc<dyn materialized::TableStore> = match task::source_serdes(sink) {
+        Ok((key, _)) => Arc::new(materialized::MemoryStore::with_key_serde(key)),
+        Err(_) => Arc::new(materialized::MemoryStore::default()),
+    };
+    Arc::new(materialized::Materialization::new(
         key_flags,
         timestamp_position,
+        store,
     ))
 }

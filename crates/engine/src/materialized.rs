@@ -11,6 +11,7 @@
 //! RocksDB-backed store can replace [`MemoryStore`] without touching the pull-query code.
 
 use crate::task::OutputRow;
+use runnel_connect::format::RowSerde;
 use runnel_plan::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -49,21 +50,39 @@ pub trait TableStore: Send + Sync {
     }
 }
 
-/// The canonical bytes of a key: values with their types, so that a lookup value cast to the key
-/// column's type finds the stored row.
-fn key_bytes(key: &[Value]) -> Vec<u8> {
+/// The canonical bytes of a key without a serde: values with their types, so that a lookup value
+/// cast to the key column's type finds the stored row.
+fn debug_key_bytes(key: &[Value]) -> Vec<u8> {
     format!("{key:?}").into_bytes()
 }
 
 type Windows = BTreeMap<Option<WindowBounds>, StoredRow>;
 
-/// An in-memory [`TableStore`]: rows by key, then by window.
+/// An in-memory [`TableStore`]: rows by key bytes, then by window. With the table's key serde the
+/// rows are ordered by their serialized keys, as a RocksDB store (and so ksqlDB) orders them,
+/// which decides which rows a `LIMIT` returns.
 #[derive(Default)]
 pub struct MemoryStore {
     rows: RwLock<BTreeMap<Vec<u8>, Windows>>,
+    key_serde: Option<Box<dyn RowSerde>>,
 }
 
 impl MemoryStore {
+    /// A store ordering rows by their keys serialized with `key_serde`.
+    pub fn with_key_serde(key_serde: Box<dyn RowSerde>) -> Self {
+        MemoryStore {
+            rows: RwLock::default(),
+            key_serde: Some(key_serde),
+        }
+    }
+
+    fn key_bytes(&self, key: &[Value]) -> Vec<u8> {
+        match self.key_serde.as_ref().map(|s| s.serialize(Some(key))) {
+            Some(Ok(Some(bytes))) => bytes,
+            _ => debug_key_bytes(key),
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<Vec<u8>, Windows>> {
         self.rows.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -75,12 +94,12 @@ impl MemoryStore {
 
 impl TableStore for MemoryStore {
     fn upsert(&self, row: StoredRow) {
-        let k = key_bytes(&row.key);
+        let k = self.key_bytes(&row.key);
         self.write().entry(k).or_default().insert(row.window, row);
     }
 
     fn delete(&self, key: &[Value], window: Option<WindowBounds>) {
-        let k = key_bytes(key);
+        let k = self.key_bytes(key);
         let mut rows = self.write();
         if let Some(windows) = rows.get_mut(&k) {
             windows.remove(&window);
@@ -92,7 +111,7 @@ impl TableStore for MemoryStore {
 
     fn get(&self, key: &[Value]) -> Vec<StoredRow> {
         self.read()
-            .get(&key_bytes(key))
+            .get(&self.key_bytes(key))
             .map(|w| w.values().cloned().collect())
             .unwrap_or_default()
     }

@@ -681,11 +681,10 @@ fn pull_queries_read_materialized_tables_through_kafka() {
     let service = format!("{}_", unique("svc"));
     let mut engine = Engine::new(
         Backend::Kafka(kafka.clone()),
-        BTreeMap::from([("ksql.service.id".to_string(), service)]),
+        BTreeMap::from([("ksql.service.id".to_string(), service.clone())]),
     );
-    engine
-        .execute_script(&format!(
-            "CREATE TABLE users (id STRING PRIMARY KEY, score INT) \
+    let script = format!(
+        "CREATE TABLE users (id STRING PRIMARY KEY, score INT) \
              WITH (KAFKA_TOPIC='{users}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
              CREATE SOURCE TABLE users_src (id STRING PRIMARY KEY, score INT) \
              WITH (KAFKA_TOPIC='{users}', VALUE_FORMAT='JSON');\n\
@@ -693,8 +692,8 @@ fn pull_queries_read_materialized_tables_through_kafka() {
              WITH (KAFKA_TOPIC='{users}', VALUE_FORMAT='JSON');\n\
              CREATE TABLE doubled WITH (KAFKA_TOPIC='{out}') AS \
              SELECT id, score * 2 AS twice FROM users;"
-        ))
-        .expect("statements");
+    );
+    engine.execute_script(&script).expect("statements");
     let rec = |id: &str, value: Option<&str>| Record {
         topic: users.clone(),
         partition: 0,
@@ -764,5 +763,18 @@ fn pull_queries_read_materialized_tables_through_kafka() {
         .execute_script("SELECT * FROM users;")
         .expect_err("plain tables are not queryable");
     assert!(err.to_string().contains("isn't queryable"), "{err}");
+    engine.shutdown();
+    drop(engine);
+
+    // A restarted engine resumes the CTAS from its committed offsets and rebuilds the table's
+    // state from the sink topic, so pull queries still see every row.
+    let mut engine = Engine::new(
+        Backend::Kafka(kafka.clone()),
+        BTreeMap::from([("ksql.service.id".to_string(), service)]),
+    );
+    engine
+        .execute_script(&script)
+        .expect("statements after restart");
+    assert_eq!(pull(&mut engine, "SELECT * FROM doubled;"), ["a,6", "b,4"]);
     engine.shutdown();
 }

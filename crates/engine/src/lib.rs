@@ -741,13 +741,18 @@ impl Engine {
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
         let materialize =
             (c.kind == SourceKind::Table).then(|| materialization_of(&plan.projection, &sink));
+        if let Some(m) = &materialize {
+            // Before the query starts, so that no output row is missed.
+            task.materialize(m.clone());
+        }
         let name = sink.name.clone();
         let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
         self.register_materialization(&name, materialize);
         Ok(out)
     }
 
-    /// Makes the table's query maintain `m` for pull queries (or forgets the table's state).
+    /// Lets pull queries read the table `m` (maintained by the table's query), or forgets the
+    /// table's state.
     fn register_materialization(
         &mut self,
         table: &str,
@@ -755,10 +760,7 @@ impl Engine {
     ) {
         match m {
             Some(m) => {
-                if let Some(q) = self.queries.iter().rev().find(|q| q.sink == table) {
-                    q.task.materialize(m.clone());
-                    self.materialized.insert(table.to_string(), m);
-                }
+                self.materialized.insert(table.to_string(), m);
             }
             None => {
                 self.materialized.remove(table);
@@ -802,6 +804,7 @@ impl Engine {
             self.aggregate_config(),
         )?;
         let m = materialization_of(&plan.projection, &sink);
+        task.materialize(m.clone());
         let name = sink.name.clone();
         let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
         self.register_materialization(&name, Some(m));
@@ -887,6 +890,13 @@ impl Engine {
                 let reset = self
                     .property(AUTO_OFFSET_RESET)
                     .unwrap_or_else(|| "earliest".into());
+                if let (Some(m), Some(sink)) = (task.materialization(), self.catalog.source(&sink))
+                {
+                    // The sink topic is the table's changelog: a restarted engine rebuilds the
+                    // table's state for pull queries from it before the query resumes.
+                    let records = runner::read_to_end(k, &sink.topic)?;
+                    materialized::bootstrap(m, sink, &records)?;
+                }
                 let changelog = task.is_stateful().then(|| runner::Changelog {
                     topic: format!(
                         "_confluent-ksql-{}query_{id}-Aggregate-Aggregate-Materialize-changelog",

@@ -194,6 +194,55 @@ impl Materialization {
     }
 }
 
+/// Rebuilds a table's state from the records of its topic (in offset order per partition):
+/// a record with a value upserts its key (and window), a tombstone deletes it. Records that do
+/// not decode are skipped.
+pub fn bootstrap(
+    m: &Materialization,
+    table: &runnel_plan::catalog::Source,
+    records: &[runnel_connect::kafka::Record],
+) -> Result<(), crate::EngineError> {
+    let (key_serde, value_serde) = crate::task::source_serdes(table)?;
+    let mut skipped = 0usize;
+    for r in records {
+        let Some(key_bytes) = &r.key else {
+            continue;
+        };
+        let (inner, window) = match &table.window {
+            Some(w) => match runnel_connect::format::decode_windowed_key(
+                key_bytes,
+                crate::task::window_type(w.window_type),
+                w.size_ms,
+            ) {
+                Ok((inner, w)) => (inner, Some((w.start, w.end))),
+                Err(_) => {
+                    skipped += 1;
+                    continue;
+                }
+            },
+            None => (key_bytes.clone(), None),
+        };
+        let Ok(Some(key)) = key_serde.deserialize(Some(&inner)) else {
+            skipped += 1;
+            continue;
+        };
+        match value_serde.deserialize(r.value.as_deref()) {
+            Ok(Some(values)) => m.store.upsert(StoredRow {
+                key,
+                window,
+                values,
+                rowtime: r.timestamp,
+            }),
+            Ok(None) => m.store.delete(&key, window),
+            Err(_) => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(table = %table.name, skipped, "records of the table's topic not materialized");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -232,7 +232,7 @@ pub fn read_to_end(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crat
             None => {}
         }
     }
-    out.sort_by_key(|r| (r.timestamp, r.partition, r.offset));
+    out.sort_by_key(|r| (r.partition, r.offset));
     Ok(out)
 }
 

@@ -97,7 +97,7 @@ pub fn source_serdes(source: &Source) -> Result<Serdes, EngineError> {
     Ok((key, value))
 }
 
-fn window_type(w: WindowType) -> FormatWindowType {
+pub(crate) fn window_type(w: WindowType) -> FormatWindowType {
     match w {
         WindowType::Tumbling => FormatWindowType::Tumbling,
         WindowType::Hopping => FormatWindowType::Hopping,

@@ -562,6 +562,53 @@ mod tests {
         assert_eq!(v["error_code"], 40001);
     }
 
+    /// `/query` key-lookup latency through the router (JSON body in, streamed array out):
+    /// `cargo nextest run -p runnel-server -E 'test(pull_query_latency)' --run-ignored only --no-capture`
+    #[tokio::test]
+    #[ignore]
+    async fn pull_query_latency() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE TABLE T (ID INT PRIMARY KEY, V STRING) WITH (kafka_topic='t', format='JSON', partitions=1); CREATE TABLE Q AS SELECT * FROM T;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        {
+            let engine = server.engine();
+            let mut engine = engine.lock().unwrap();
+            let records = (0..100_000)
+                .map(|i| runnel_connect::kafka::Record {
+                    topic: "t".into(),
+                    key: Some(i.to_string().into_bytes()),
+                    value: Some(format!(r#"{{"V":"v{i}"}}"#).into_bytes()),
+                    timestamp: 1,
+                    ..Default::default()
+                })
+                .collect();
+            engine.produce(records).unwrap();
+            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+        }
+        let mut samples = Vec::new();
+        for i in 0..5_000 {
+            let sql = format!(r#"{{"ksql": "SELECT * FROM Q WHERE ID = {};"}}"#, i % 100);
+            let t = std::time::Instant::now();
+            let (status, _, body) = call(&server, "POST", "/query", &sql, None).await;
+            samples.push(t.elapsed());
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        samples.sort();
+        let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+        println!(
+            "/query key lookup over 100k rows: p50 {:?}, p99 {:?}",
+            p(0.5),
+            p(0.99)
+        );
+    }
+
     #[tokio::test]
     async fn pull_queries_answer_with_key_columns_marked() {
         let server = memory_server();

@@ -9,6 +9,13 @@ if [ ! -d "$QTT" ]; then
   exit 0
 fi
 cargo run -q -- test "$QTT" --baseline tests/conformance/passing.txt --json /tmp/runnel-conformance.json
+# ksqlDB's REST query-validation tests (RQTT) against a live in-process REST server; fails when a
+# case listed in tests/conformance/rest-passing.txt fails.
+RQTT="${RUNNEL_RQTT_DIR:-$(dirname "$QTT")/rest-query-validation-tests}"
+if [ -d "$RQTT" ]; then
+  cargo run -q -- test --rest "$RQTT" --baseline tests/conformance/rest-passing.txt \
+    --json /tmp/runnel-rest-conformance.json
+fi
 # The same cases end to end through Kafka (an embedded broker per case; set RUNNEL_TEST_BOOTSTRAP
 # to use a real cluster): an even sample of 40 cases from files that pass in memory mode; any
 # failing sampled case fails the run.

@@ -483,13 +483,14 @@ impl CommandLog {
             }
             let id = engine.queries[i].id.clone();
             let task = engine.queries[i].task.clone();
+            let sink = engine.queries[i].sink.clone();
             let reset = deferred
                 .iter()
                 .rev()
                 .find(|(d, _)| *d == id)
                 .map(|(_, r)| r.clone())
                 .unwrap_or_else(|| "earliest".into());
-            match engine.spawn_query(&id, &task, reset) {
+            match engine.spawn_query(&id, &sink, &task, reset) {
                 Ok(running) => {
                     summary.started += usize::from(running.is_some());
                     engine.queries[i].running = running;

@@ -7,7 +7,9 @@
 
 pub mod command_log;
 pub mod driver;
+pub mod materialized;
 pub mod output;
+pub mod pull;
 pub mod runner;
 pub mod sandbox;
 pub mod state;
@@ -122,6 +124,15 @@ pub struct Engine {
     /// A validation copy of a Kafka engine (see `sandbox`): topics that do not exist are errors
     /// as on Kafka, although its backend is in memory.
     sandboxed: bool,
+    /// Tables that pull queries can read, by table name (CTAS sinks and SOURCE tables).
+    pub materialized: HashMap<String, Arc<materialized::Materialization>>,
+    /// Planned pull queries by statement text; cleared whenever a statement may change the catalog.
+    pull_plans: HashMap<String, Arc<pull::PullPlan>>,
+    next_pull: u64,
+    /// How far the deterministic driver has read each query's source (memory backend).
+    driver_positions: HashMap<String, usize>,
+    /// Push queries of the memory backend, fed by the driver.
+    memory_pushes: Vec<driver::MemoryPush>,
 }
 
 fn quote_ident(name: &str) -> String {
@@ -143,7 +154,17 @@ impl Engine {
             next_transient: 0,
             deferred_starts: None,
             sandboxed: false,
+            materialized: HashMap::new(),
+            pull_plans: HashMap::new(),
+            next_pull: 0,
+            driver_positions: HashMap::new(),
+            memory_pushes: Vec::new(),
         }
+    }
+
+    fn next_pull_id(&mut self) -> u64 {
+        self.next_pull += 1;
+        self.next_pull
     }
 
     /// An engine whose topics live in memory (for the deterministic test driver).
@@ -253,6 +274,9 @@ impl Engine {
 
     pub fn execute(&mut self, stmt: &ParsedStatement) -> Result<StatementOutput, EngineError> {
         let text = stmt.text.clone();
+        if !matches!(stmt.statement, Statement::Query(_)) {
+            self.pull_plans.clear();
+        }
         match &stmt.statement {
             Statement::CreateSource(create) => self.create_source(create, &text),
             Statement::CreateAsSelect(c) => self.create_as_select(c, &text),
@@ -556,11 +580,6 @@ impl Engine {
             create.or_replace,
             create.is_source,
         )?;
-        if create.is_source && create.kind == SourceKind::Table {
-            return Err(EngineError::unsupported(
-                "CREATE SOURCE TABLE (materialized for pull queries)",
-            ));
-        }
         let mut source =
             ddl::source_from_create(create, text, &self.catalog, &self.format_defaults())?;
         if source.window.is_some() && source.schema.key_columns().next().is_none() {
@@ -600,7 +619,16 @@ impl Engine {
             }
         }
         let name = source.name.clone();
+        let source_table = create.is_source && create.kind == SourceKind::Table;
+        let hidden_query = source_table.then(|| self.next_query_id("CST", Some(&name)));
+        source.created_by = hidden_query.clone();
         self.catalog.put_source(source);
+        if let Some(id) = hidden_query {
+            if let Err(e) = self.materialize_source_table(&name, id, text) {
+                self.catalog.remove_source(&name);
+                return Err(e);
+            }
+        }
         let message = if create.kind == SourceKind::Stream {
             "Stream created"
         } else {
@@ -611,6 +639,33 @@ impl Engine {
             format!("{what}/{}/create", quote_ident(&name)),
             message.to_string(),
         ))
+    }
+
+    /// `CREATE SOURCE TABLE`: like ksqlDB, a hidden query (`CST_...`) reads the table's topic and
+    /// materializes it, so that pull queries can read the table.
+    fn materialize_source_table(
+        &mut self,
+        name: &str,
+        id: String,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        let sql = format!("SELECT * FROM {} EMIT CHANGES;", quote_ident(name));
+        let parsed = runnel_sql::parse_statements(&sql)?;
+        let Some(Statement::Query(query)) = parsed.first().map(|p| &p.statement) else {
+            return Err(EngineError::Internal(format!("cannot plan {sql}")));
+        };
+        let plan = self.plan(query, PlanTarget::Sink, Some(name))?;
+        let table = self
+            .catalog
+            .source(name)
+            .cloned()
+            .ok_or_else(|| EngineError::Internal(format!("{name} vanished")))?;
+        let m = materialization_of(&plan.projection, &table);
+        let task = QueryTask::new(&plan, None, self.function_config())?;
+        task.materialize(m.clone());
+        self.start_query(id, text, name.to_string(), vec![], task)?;
+        self.materialized.insert(name.to_string(), m);
+        Ok(())
     }
 
     fn next_query_id(&mut self, prefix: &str, sink: Option<&str>) -> String {
@@ -646,6 +701,12 @@ impl Engine {
             ));
         }
         let replacing = self.check_new_source(c.kind, &c.name, c.or_replace, false)?;
+        if c.query.limit.is_some() {
+            return Err(EngineError::statement(format!(
+                "CREATE {} AS SELECT statements don't support LIMIT clause.",
+                what.to_uppercase()
+            )));
+        }
         runnel_plan::aggregate::check_window_needs_group_by(&c.query, &self.aggregates)?;
         if runnel_plan::aggregate::is_aggregation(&c.query, &self.aggregates) {
             if c.kind == SourceKind::Stream {
@@ -692,7 +753,33 @@ impl Engine {
             &self.format_defaults(),
         )?;
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
-        self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
+        let materialize =
+            (c.kind == SourceKind::Table).then(|| materialization_of(&plan.projection, &sink));
+        if let Some(m) = &materialize {
+            // Before the query starts, so that no output row is missed.
+            task.materialize(m.clone());
+        }
+        let name = sink.name.clone();
+        let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
+        self.register_materialization(&name, materialize);
+        Ok(out)
+    }
+
+    /// Lets pull queries read the table `m` (maintained by the table's query), or forgets the
+    /// table's state.
+    fn register_materialization(
+        &mut self,
+        table: &str,
+        m: Option<Arc<materialized::Materialization>>,
+    ) {
+        match m {
+            Some(m) => {
+                self.materialized.insert(table.to_string(), m);
+            }
+            None => {
+                self.materialized.remove(table);
+            }
+        }
     }
 
     fn create_table_as_aggregate(
@@ -731,7 +818,12 @@ impl Engine {
             self.aggregate_config(),
         )?
         .with_record_cache(self.record_cache());
-        self.deploy(sink, task, query_id, text, &plan.source.name, replacing)
+        let m = materialization_of(&plan.projection, &sink);
+        task.materialize(m.clone());
+        let name = sink.name.clone();
+        let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
+        self.register_materialization(&name, Some(m));
+        Ok(out)
     }
 
     /// Creates the sink topic if needed, replaces the old query of a CREATE OR REPLACE, adds the
@@ -815,7 +907,7 @@ impl Engine {
                 deferred.push((id.clone(), reset));
                 None
             }
-            None => self.spawn_query(&id, &task, reset)?,
+            None => self.spawn_query(&id, &sink, &task, reset)?,
         };
         self.queries.push(PersistentQuery {
             id,
@@ -832,17 +924,29 @@ impl Engine {
     fn spawn_query(
         &self,
         id: &str,
+        sink_name: &str,
         task: &Arc<QueryTask>,
         reset: String,
     ) -> Result<Option<runner::Running>, EngineError> {
         let Backend::Kafka(k) = &self.backend else {
             return Ok(None);
         };
-        let group = format!("_confluent-ksql-{}query_{id}", self.service_id());
+        let mut group = format!("_confluent-ksql-{}query_{id}", self.service_id());
+        if task.sink_topic().is_none() {
+            // A SOURCE table's materializing query keeps its state only in memory: it
+            // rebuilds it from the start of the topic every time it starts.
+            group.push_str(&format!("_{}", chrono::Utc::now().timestamp_millis()));
+        }
         let log = runner::ProcessingLog {
             topic: self.processing_log_topic(),
             query_id: id.to_string(),
         };
+        if let (Some(m), Some(sink)) = (task.materialization(), self.catalog.source(sink_name)) {
+            // The sink topic is the table's changelog: a restarted engine rebuilds the
+            // table's state for pull queries from it before the query resumes.
+            let records = runner::read_to_end(k, &sink.topic)?;
+            materialized::bootstrap(m, sink, &records)?;
+        }
         let changelog = task.is_stateful().then(|| runner::Changelog {
             topic: format!(
                 "_confluent-ksql-{}query_{id}-Aggregate-Aggregate-Materialize-changelog",
@@ -958,11 +1062,26 @@ impl Engine {
                 .map(|c| c.name.clone())
                 .collect(),
         };
+        if names.len() != values.len() && columns.is_some() {
+            return Err(EngineError::statement(format!(
+                "Failed to prepare statement: Expected number columns and values to match: {}, {}",
+                names.len(),
+                values.len()
+            )));
+        }
         if names.len() != values.len() {
             return Err(EngineError::statement(format!(
                 "Failed to prepare statement: Expected number columns and values to match: [{}], [{}]",
                 names.join(", "),
                 values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if let Some(pseudo) = names
+            .iter()
+            .find(|n| *n == runnel_plan::query::ROWPARTITION || *n == runnel_plan::query::ROWOFFSET)
+        {
+            return Err(EngineError::statement(format!(
+                "Inserting into column `{pseudo}` is not allowed."
             )));
         }
         let headers: Vec<&str> = source
@@ -1123,6 +1242,7 @@ impl Engine {
             self.stop_query(q);
         }
         self.catalog.remove_source(name);
+        self.materialized.remove(name);
         if delete_topic {
             match &mut self.backend {
                 Backend::Kafka(k) => k.delete_topic(&source.topic)?,
@@ -1199,7 +1319,7 @@ impl Engine {
         _text: &str,
     ) -> Result<StatementOutput, EngineError> {
         if query.emit.is_none() {
-            return Err(EngineError::unsupported("Pull queries"));
+            return self.pull_query(query, _text);
         }
         if runnel_plan::aggregate::is_aggregation(query, &self.aggregates) {
             let plan = runnel_plan::aggregate::plan_aggregate(
@@ -1230,12 +1350,26 @@ impl Engine {
         source: &str,
         limit: Option<u64>,
     ) -> Result<StatementOutput, EngineError> {
+        // Like ksqlDB with `ksql.query.push.v2.enabled`: a simple push query from the latest
+        // offsets over the output of a persistent query is a scalable push query.
+        let scalable = !task.is_stateful()
+            && self
+                .property("ksql.query.push.v2.enabled")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            && self
+                .property(AUTO_OFFSET_RESET)
+                .is_some_and(|v| v.eq_ignore_ascii_case("latest"))
+            && self.queries.iter().any(|q| q.sink == source);
+        let id = if scalable {
+            format!("SCALABLE_PUSH_QUERY_{}", self.next_transient)
+        } else {
+            format!("transient_{}_{}", source, self.next_transient)
+        };
+        self.next_transient += 1;
         let Backend::Kafka(kafka) = &self.backend else {
-            return Err(EngineError::statement("Push queries need a Kafka backend"));
+            return Ok(self.start_memory_push(task, id, limit));
         };
         let kafka = kafka.clone();
-        let id = format!("transient_{}_{}", source, self.next_transient);
-        self.next_transient += 1;
         let task = Arc::new(task);
         let group = format!(
             "_confluent-ksql-{}transient_{id}_{}",
@@ -1255,6 +1389,48 @@ impl Engine {
             running,
             limit,
         }))
+    }
+
+    /// A push query on the memory backend: the deterministic driver feeds it.
+    fn start_memory_push(
+        &mut self,
+        task: QueryTask,
+        id: String,
+        limit: Option<u64>,
+    ) -> StatementOutput {
+        let task = Arc::new(task);
+        let earliest = self
+            .property(AUTO_OFFSET_RESET)
+            .is_some_and(|v| v.eq_ignore_ascii_case("earliest"));
+        let position = match (&self.backend, earliest) {
+            (Backend::Memory(topics), false) => topics
+                .get(task.source_topic())
+                .map(|t| t.records.len())
+                .unwrap_or(0),
+            _ => 0,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let columns = task.columns.clone();
+        self.memory_pushes.push(driver::MemoryPush {
+            task,
+            sender: tx,
+            position,
+            remaining: limit,
+            stop: stop.clone(),
+        });
+        driver::feed_push_queries(self);
+        StatementOutput::Push(runner::PushQuery {
+            query_id: id,
+            columns,
+            rows: rx,
+            running: runner::Running {
+                stop,
+                thread: None,
+                stats: Arc::new(runner::QueryStats::default()),
+            },
+            limit,
+        })
     }
 
     fn print(
@@ -1492,4 +1668,25 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A new in-memory materialization of `sink` fed by a query with this projection.
+fn materialization_of(
+    projection: &[runnel_plan::query::Projection],
+    sink: &Source,
+) -> Arc<materialized::Materialization> {
+    let key_flags = projection.iter().map(|p| p.is_key).collect();
+    let timestamp_position = sink
+        .timestamp
+        .as_ref()
+        .and_then(|t| projection.iter().position(|p| p.name == t.column));
+    let store: Arc<dyn materialized::TableStore> = match task::source_serdes(sink) {
+        Ok((key, _)) => Arc::new(materialized::MemoryStore::with_key_serde(key)),
+        Err(_) => Arc::new(materialized::MemoryStore::default()),
+    };
+    Arc::new(materialized::Materialization::new(
+        key_flags,
+        timestamp_position,
+        store,
+    ))
 }

@@ -60,6 +60,8 @@ pub enum StatementOutput {
     Text(String),
     /// A running push query.
     Push(PushQuery),
+    /// The rows of a pull query.
+    Pull(crate::pull::PullResult),
     /// A running PRINT.
     Print {
         lines: Receiver<String>,
@@ -245,6 +247,20 @@ impl StatementOutput {
             }
             StatementOutput::Text(t) => format!("{t}\n"),
             StatementOutput::Push(p) => format!("Push query {} started\n", p.query_id),
+            StatementOutput::Pull(p) => {
+                let headers: Vec<&str> = p.columns.iter().map(|(n, _)| n.as_str()).collect();
+                let rows: Vec<Vec<String>> = p
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(|v| v.to_string()).collect())
+                    .collect();
+                let mut out = table(&headers, &rows);
+                if let Some(m) = &p.final_message {
+                    out.push_str(m);
+                    out.push('\n');
+                }
+                out
+            }
             StatementOutput::Print { .. } => String::new(),
             StatementOutput::Script(outputs) => outputs.iter().map(|o| o.render()).collect(),
         }

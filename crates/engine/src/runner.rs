@@ -130,6 +130,58 @@ impl ProcessingLog {
 
 pub use crate::state::Changelog;
 
+/// Every record of every partition of `topic`, from the beginning up to the end offsets seen
+/// when the read starts (a pull query over a stream).
+pub fn read_to_end(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crate::EngineError> {
+    use rdkafka::{Offset, TopicPartitionList};
+    let Some(info) = kafka.topic(topic)? else {
+        return Ok(vec![]);
+    };
+    let consumer = kafka.consumer(
+        &format!("_runnel-pull-{}", chrono::Utc::now().timestamp_micros()),
+        "earliest",
+    )?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for p in 0..info.partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .map_err(runnel_connect::kafka::KafkaError::from)?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(runnel_connect::kafka::KafkaError::from)?;
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ends.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let r = record_of(&m);
+                if let Some(&end) = ends.get(&r.partition) {
+                    if r.offset < end {
+                        out.push(r.clone());
+                    }
+                    if r.offset + 1 >= end {
+                        ends.remove(&r.partition);
+                    }
+                }
+            }
+            Some(Err(e)) => tracing::warn!("pull query read of {topic}: {e}"),
+            None => {}
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    Ok(out)
+}
+
 /// Starts a persistent query: reads the source topic in consumer group `group`, writes the sink.
 /// Stateful queries (with a changelog) first restore their state and read every partition of
 /// the source themselves, from the offsets of their last checkpoint.
@@ -292,7 +344,13 @@ fn process_and_send(
     for e in &out.errors {
         log.write(producer, e);
     }
-    for row in &out.rows {
+    // A query without a sink only materializes its table (CREATE SOURCE TABLE).
+    let rows: &[OutputRow] = if task.sink_topic().is_some() {
+        &out.rows
+    } else {
+        &[]
+    };
+    for row in rows {
         match task.encode(row) {
             Ok(record) => {
                 send(producer, &record)?;

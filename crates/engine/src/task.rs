@@ -97,7 +97,7 @@ pub fn source_serdes(source: &Source) -> Result<Serdes, EngineError> {
     Ok((key, value))
 }
 
-fn window_type(w: WindowType) -> FormatWindowType {
+pub(crate) fn window_type(w: WindowType) -> FormatWindowType {
     match w {
         WindowType::Tumbling => FormatWindowType::Tumbling,
         WindowType::Hopping => FormatWindowType::Hopping,
@@ -220,6 +220,8 @@ pub struct QueryTask {
     /// Kafka Streams' record cache (`cache.max.bytes.buffering` > 0): an aggregation emits only
     /// the last update of each key (and window) per commit, i.e. per processed batch here.
     record_cache: bool,
+    /// The table this task's output materializes for pull queries (set once, after creation).
+    materialization: std::sync::OnceLock<Arc<crate::materialized::Materialization>>,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -284,6 +286,7 @@ impl QueryTask {
                 .collect(),
             state_store: Default::default(),
             record_cache: false,
+            materialization: std::sync::OnceLock::new(),
         })
     }
 
@@ -332,7 +335,18 @@ impl QueryTask {
             layout_fields_unique: fields_unique,
             state_store: Default::default(),
             record_cache: false,
+            materialization: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Makes every output row of this task also update `m` (the table's state for pull queries).
+    pub fn materialize(&self, m: Arc<crate::materialized::Materialization>) {
+        let _ = self.materialization.set(m);
+    }
+
+    /// The materialization this task maintains, if any.
+    pub fn materialization(&self) -> Option<&Arc<crate::materialized::Materialization>> {
+        self.materialization.get()
     }
 
     pub fn source_topic(&self) -> &str {
@@ -462,6 +476,16 @@ impl QueryTask {
 
     /// Processes a micro-batch of records (any partitions, in order).
     pub fn process(&self, records: &[Record]) -> Result<TaskOutput, EngineError> {
+        let out = self.process_rows(records)?;
+        if let Some(m) = self.materialization.get() {
+            for row in &out.rows {
+                m.apply(row);
+            }
+        }
+        Ok(out)
+    }
+
+    fn process_rows(&self, records: &[Record]) -> Result<TaskOutput, EngineError> {
         let mut out = TaskOutput::default();
         let mut rows = Vec::with_capacity(records.len());
         let mut origins: Vec<&Record> = Vec::with_capacity(records.len());

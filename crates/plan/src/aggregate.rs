@@ -682,10 +682,11 @@ pub fn plan_aggregate(
             list.join(", ")
         )));
     }
+    // A push query's rows need not show the grouping expressions; a table's key does.
     let missing: Vec<String> = key_found
         .iter()
         .zip(&query.group_by)
-        .filter(|(found, _)| found.is_none())
+        .filter(|(found, _)| found.is_none() && sink_name.is_some())
         .map(|(_, g)| g.to_string())
         .collect();
     if let Some((last, rest)) = missing.split_last() {
@@ -723,7 +724,7 @@ pub fn plan_aggregate(
             }
         }
     }
-    if !projection.iter().any(|p| !p.is_key) {
+    if sink_name.is_some() && !projection.iter().any(|p| !p.is_key) {
         return Err(PlanError::new("The projection contains no value columns."));
     }
     let emit_final = query.emit == Some(Emit::Final);

@@ -93,17 +93,20 @@ impl InputLayout {
 
     /// Positions of the non-pseudo columns, in `SELECT *` order.
     pub fn star_columns(&self) -> Vec<usize> {
+        // Key columns, then the window bounds (as ksqlDB lists a windowed source's columns),
+        // then value and header columns.
         let mut keys = vec![];
+        let mut window = vec![];
         let mut others = vec![];
         for (i, (f, _, _)) in self.fields.iter().enumerate() {
             match f {
-                InputField::Key(_) | InputField::WindowStart | InputField::WindowEnd => {
-                    keys.push(i)
-                }
+                InputField::Key(_) => keys.push(i),
+                InputField::WindowStart | InputField::WindowEnd => window.push(i),
                 InputField::Value(_) | InputField::Header(_) => others.push(i),
                 _ => {}
             }
         }
+        keys.extend(window);
         keys.extend(others);
         keys
     }

@@ -148,7 +148,9 @@ pub fn entities(
             .flat_map(|o| entities(o, None, "", next_seq))
             .collect(),
         // Push queries and PRINT never reach here: /ksql rejects them before executing.
-        StatementOutput::Push(_) | StatementOutput::Print { .. } => Vec::new(),
+        StatementOutput::Push(_) | StatementOutput::Pull(_) | StatementOutput::Print { .. } => {
+            Vec::new()
+        }
     }
 }
 

@@ -221,6 +221,12 @@ impl Server {
         &self.state
     }
 
+    /// The engine the server runs statements on (the REST conformance runner drives the
+    /// deterministic driver of an in-memory engine through it).
+    pub fn engine(&self) -> Arc<Mutex<Engine>> {
+        self.state.engine.clone()
+    }
+
     pub fn router(&self) -> Router {
         Router::new()
             .route("/ksql", post(ksql::handle))

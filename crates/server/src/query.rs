@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use runnel_engine::output::StatementOutput;
+use runnel_engine::pull::PullResult;
 use runnel_engine::runner::{PushQuery, Running};
 use runnel_sql::{SqlType, Statement};
 use serde::Deserialize;
@@ -62,6 +63,8 @@ struct CloseQueryRequest {
 /// A started query or PRINT.
 enum Started {
     Push(PushQuery),
+    /// A pull query, already answered.
+    Pull(PullResult),
     Print {
         lines: Receiver<String>,
         running: Running,
@@ -228,6 +231,7 @@ async fn start(
                 }
                 match engine.execute(stmt) {
                     Ok(StatementOutput::Push(q)) => Ok(Started::Push(q)),
+                    Ok(StatementOutput::Pull(p)) => Ok(Started::Pull(p)),
                     Ok(StatementOutput::Print { lines, running }) => {
                         Ok(Started::Print { lines, running })
                     }
@@ -247,8 +251,20 @@ fn stream(
     content_type: &'static str,
     slot: crate::PushSlot,
 ) -> Response {
+    let started = match started {
+        Started::Pull(result) => {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, content_type)],
+                pull_body(&result, framing),
+            )
+                .into_response()
+        }
+        other => other,
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let content_type = match started {
+        Started::Pull(_) => content_type,
         Started::Push(q) => {
             tokio::task::spawn_blocking(move || {
                 let _slot = slot;
@@ -275,6 +291,45 @@ fn stream(
         Body::from_stream(body),
     )
         .into_response()
+}
+
+/// The whole response of a pull query. The `/query` header's schema marks the table's key
+/// columns with `KEY`, as ksqlDB's does; only stream pull queries end with a final message.
+fn pull_body(result: &PullResult, framing: Framing) -> String {
+    let mut out = match framing {
+        Framing::Legacy => {
+            let schema = result
+                .columns
+                .iter()
+                .zip(&result.key_columns)
+                .map(|((n, t), key)| {
+                    if *key {
+                        format!("`{n}` {t} KEY")
+                    } else {
+                        format!("`{n}` {t}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "[{}",
+                json!({"header": {"queryId": result.query_id, "schema": schema}})
+            )
+        }
+        other => other.header(&result.query_id, &result.columns),
+    };
+    for row in &result.rows {
+        out.push_str(&framing.row(row));
+    }
+    match (framing, &result.final_message) {
+        (Framing::Legacy, Some(m)) => {
+            out.push_str(&format!(",\n{}]\n", json!({ "finalMessage": m })));
+        }
+        (Framing::Legacy, None) => out.push_str("]\n"),
+        (Framing::JsonArray, _) => out.push_str("]\n"),
+        (Framing::Delimited, _) => {}
+    }
+    out
 }
 
 /// Moves a push query's rows into the response until it ends; always stops the query.
@@ -499,7 +554,7 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let v: Json = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error_code"], 40000);
-        // The memory backend has no Kafka to run a push query on.
+        // A query of an unknown source is a statement error.
         call(
             &server,
             "POST",
@@ -512,12 +567,113 @@ mod tests {
             &server,
             "POST",
             "/query",
-            r#"{"ksql": "SELECT * FROM S EMIT CHANGES;"}"#,
+            r#"{"ksql": "SELECT * FROM NOPE EMIT CHANGES;"}"#,
             None,
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let v: Json = serde_json::from_str(&body).unwrap();
         assert_eq!(v["error_code"], 40001);
+    }
+
+    /// `/query` key-lookup latency through the router (JSON body in, streamed array out):
+    /// `cargo nextest run -p runnel-server -E 'test(pull_query_latency)' --run-ignored only --no-capture`
+    #[tokio::test]
+    #[ignore]
+    async fn pull_query_latency() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE TABLE T (ID INT PRIMARY KEY, V STRING) WITH (kafka_topic='t', format='JSON', partitions=1); CREATE TABLE Q AS SELECT * FROM T;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        {
+            let engine = server.engine();
+            let mut engine = engine.lock().unwrap();
+            let records = (0..100_000)
+                .map(|i| runnel_connect::kafka::Record {
+                    topic: "t".into(),
+                    key: Some(i.to_string().into_bytes()),
+                    value: Some(format!(r#"{{"V":"v{i}"}}"#).into_bytes()),
+                    timestamp: 1,
+                    ..Default::default()
+                })
+                .collect();
+            engine.produce(records).unwrap();
+            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+        }
+        let mut samples = Vec::new();
+        for i in 0..5_000 {
+            let sql = format!(r#"{{"ksql": "SELECT * FROM Q WHERE ID = {};"}}"#, i % 100);
+            let t = std::time::Instant::now();
+            let (status, _, body) = call(&server, "POST", "/query", &sql, None).await;
+            samples.push(t.elapsed());
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        samples.sort();
+        let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+        println!(
+            "/query key lookup over 100k rows: p50 {:?}, p99 {:?}",
+            p(0.5),
+            p(0.99)
+        );
+    }
+
+    #[tokio::test]
+    async fn pull_queries_answer_with_key_columns_marked() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE TABLE T (ID INT PRIMARY KEY, V STRING) WITH (kafka_topic='t', value_format='JSON', partitions=1); CREATE TABLE Q AS SELECT * FROM T; INSERT INTO T (ID, V) VALUES (1, 'one');"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        {
+            let engine = server.engine();
+            let mut engine = engine.lock().unwrap();
+            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+        }
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SELECT * FROM Q WHERE ID = 1;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["header"]["schema"], "`ID` INTEGER KEY, `V` STRING");
+        assert_eq!(v[1]["row"]["columns"], json!([1, "one"]));
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query-stream",
+            r#"{"sql": "SELECT V FROM Q;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let lines: Vec<&str> = body.lines().collect();
+        assert!(lines[0].contains("\"columnNames\":[\"V\"]"), "{body}");
+        assert_eq!(lines[1], "[\"one\"]");
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SELECT * FROM T;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("isn't queryable"), "{body}");
     }
 }

@@ -16,6 +16,7 @@ mod execute;
 mod json;
 mod kafka;
 mod model;
+mod rest;
 mod values;
 
 use anyhow::{bail, Context, Result};
@@ -54,6 +55,10 @@ pub struct TestArgs {
     /// Seconds a case may run before it is counted as failed.
     #[arg(long, default_value_t = 60)]
     pub timeout_secs: u64,
+    /// Run ksqlDB's REST query-validation tests (RQTT files) against a live in-process REST
+    /// server: statements through `/ksql`, queries through `/query`, responses compared.
+    #[arg(long, conflicts_with = "kafka")]
+    pub rest: bool,
     /// Run each case end to end through a Kafka broker instead of in-memory topics: an embedded
     /// broker per case, or the cluster given by --bootstrap-servers. Cases that expect an error
     /// or have no expected outputs are left to the memory mode.
@@ -99,6 +104,9 @@ pub fn main(args: TestArgs) -> Result<()> {
     }
     if args.paths.is_empty() {
         bail!("give QTT files or directories, or --sql-file/--input-file/--output-file");
+    }
+    if args.rest {
+        return run_rest_files(&args);
     }
     run_files(&args)
 }
@@ -440,6 +448,150 @@ fn run_files(args: &TestArgs) -> Result<()> {
         total.passed, total.failed, total.skipped
     );
 
+    if let Some(path) = &args.json {
+        let files_json = per_file
+            .iter()
+            .map(|(name, c)| {
+                let mut fields = vec![("file".to_string(), Json::String(name.clone()))];
+                fields.extend(c.to_json());
+                Json::Object(fields)
+            })
+            .collect();
+        let mut doc = total.to_json();
+        doc.push(("files".to_string(), Json::Array(files_json)));
+        std::fs::write(path, format!("{}\n", Json::Object(doc)))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.write_baseline {
+        let mut text = passing.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(baseline) = baseline {
+        let regressions: Vec<&String> = baseline
+            .iter()
+            .filter(|n| not_passing.contains(*n))
+            .collect();
+        if !regressions.is_empty() {
+            for r in regressions.iter().take(50) {
+                println!("REGRESSION {r}");
+            }
+            bail!("{} baseline case(s) no longer pass", regressions.len());
+        }
+        return Ok(());
+    }
+    if total.failed > 0 && !args.allow_failures {
+        bail!("{} test case(s) failed", total.failed);
+    }
+    Ok(())
+}
+
+/// Runs an RQTT case on its own thread, turning a panic or a timeout into a failure.
+fn run_rest_isolated(case: &rest::RestCase, timeout: Duration) -> Outcome {
+    let (tx, rx) = mpsc::channel();
+    let owned = case.clone();
+    let spawned = std::thread::Builder::new()
+        .name("rqtt-case".into())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rest::run_case(&owned)))
+                    .unwrap_or_else(|payload| {
+                        Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
+                    });
+            let _ = tx.send(outcome);
+        });
+    if let Err(e) = spawned {
+        return Outcome::Failed(format!("cannot start a thread for the case: {e}"));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(outcome) => outcome,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Outcome::Failed(format!("timed out after {}s", timeout.as_secs()))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Outcome::Failed("the case's thread died".into())
+        }
+    }
+}
+
+/// `runnel test --rest`: RQTT files, one case at a time, with the same reporting and baseline
+/// handling as the QTT mode.
+fn run_rest_files(args: &TestArgs) -> Result<()> {
+    let files = collect_files(&args.paths)?;
+    let baseline: Option<Vec<String>> = match &args.baseline {
+        None => None,
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read baseline {}", path.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    };
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let _quiet = QuietPanics::install();
+    let mut total = Counts::default();
+    let mut per_file: Vec<(String, Counts)> = Vec::new();
+    let mut passing: Vec<String> = Vec::new();
+    let mut not_passing: HashSet<String> = HashSet::new();
+    for path in &files {
+        let (file, cases) = match rest::load_file(path) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                println!("{}: cannot load: {e}", path.display());
+                total.failed += 1;
+                per_file.push((
+                    path.display().to_string(),
+                    Counts {
+                        failed: 1,
+                        ..Counts::default()
+                    },
+                ));
+                continue;
+            }
+        };
+        let mut counts = Counts::default();
+        for case in cases {
+            let name = case.case.name.clone();
+            if args
+                .filter
+                .as_ref()
+                .is_some_and(|f| !name.contains(f.as_str()))
+            {
+                continue;
+            }
+            let outcome = run_rest_isolated(&case, timeout);
+            counts.add(&outcome);
+            total.add(&outcome);
+            match &outcome {
+                Outcome::Passed => passing.push(name),
+                Outcome::Failed(why) => {
+                    if args.verbose {
+                        println!("  FAIL {name}\n      {}", indent(why));
+                    }
+                    not_passing.insert(name);
+                }
+                Outcome::Skipped(why) => {
+                    if args.verbose {
+                        println!("  SKIP {name}: {}", one_line(why));
+                    }
+                    not_passing.insert(name);
+                }
+            }
+        }
+        println!(
+            "{file}: {} passed, {} failed, {} skipped",
+            counts.passed, counts.failed, counts.skipped
+        );
+        per_file.push((file, counts));
+    }
+    println!(
+        "{} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
     if let Some(path) = &args.json {
         let files_json = per_file
             .iter()

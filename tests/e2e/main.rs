@@ -5,6 +5,8 @@
 //! when `RUNNEL_TEST_BOOTSTRAP` names one (CI points it at tansu). Topic names are unique per
 //! test so runs can share a broker.
 
+mod cli;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use runnel_connect::kafka::{EmbeddedBroker, KafkaConfig, Record};
 use runnel_engine::{Backend, Engine};

@@ -438,3 +438,69 @@ fn clients_node_ksqldb_client() {
         .arg(unique("js"));
     run_client_check(cmd, "the ksqldb-client check");
 }
+
+/// `runnel cli --local -e ...`: a server inside the CLI process, statements run and the CLI
+/// exits; a rejected statement is a non-zero exit with the server's message. Also statements
+/// piped into the shell (no terminal).
+#[test]
+fn cli_execute_on_an_in_process_server() {
+    let stream = unique("CLI_E").to_uppercase();
+    let mut cmd = runnel();
+    cmd.args(["cli", "--local", "-e"]);
+    cmd.arg(format!(
+        "SET 'auto.offset.reset'='earliest';\n\
+         CREATE STREAM {stream} (K STRING KEY, V INT) WITH (KAFKA_TOPIC='{stream}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+         INSERT INTO {stream} (K, V) VALUES ('a', 1);\n\
+         SELECT * FROM {stream} EMIT CHANGES LIMIT 1;"
+    ));
+    if let Some(b) = external_bootstrap() {
+        cmd.args(["--bootstrap-servers", &b]);
+    }
+    let out = cmd.output().expect("runnel cli -e");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains(" Stream created"), "{stdout}");
+    assert!(has_row(&stdout, &["K", "V"]), "{stdout}");
+    assert!(has_row(&stdout, &["a", "1"]), "{stdout}");
+    assert!(stdout.contains("Limit Reached"), "{stdout}");
+
+    let mut cmd = runnel();
+    cmd.args(["cli", "--local", "-e", "DROP STREAM NOT_THERE;"]);
+    if let Some(b) = external_bootstrap() {
+        cmd.args(["--bootstrap-servers", &b]);
+    }
+    let out = cmd.output().expect("runnel cli -e");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a rejected statement fails");
+    assert!(stderr.contains("NOT_THERE does not exist"), "{stderr}");
+
+    // Piped input: lines gather into statements; a failure is printed and the rest still runs.
+    let server = Server::start();
+    let mut child = runnel()
+        .args(["cli", &server.url()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runnel cli");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        write!(
+            stdin,
+            "CREATE STREAM {stream} (K STRING KEY, V INT)\n  WITH (KAFKA_TOPIC='{stream}', \
+             VALUE_FORMAT='JSON', PARTITIONS=1);\nDESCRIBE NOPE;\nOUTPUT JSON\nSHOW STREAMS;\nexit\n"
+        )
+        .expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(" Stream created"), "{stdout}");
+    assert!(stdout.contains("NOPE"), "the error is shown: {stdout}");
+    assert!(
+        stdout.contains("\"@type\": \"streams\"") && stdout.contains(&format!("\"{stream}\"")),
+        "OUTPUT JSON prints the entities: {stdout}"
+    );
+}

@@ -262,6 +262,22 @@ fn repl_session_through_tmux() {
         let rest = Tmux::after(s, "runnel> SHOW STREAMS;");
         rest.contains("Stream Name") && rest.contains(&stream) && rest.contains(&topic)
     });
+    // Tab completes the stream's name (fetched from the server).
+    let n = prompts(&tmux.screen());
+    tmux.run(&[
+        "send-keys",
+        "-t",
+        "cli",
+        "-l",
+        &format!("DESCRIBE {}", &stream[..stream.len() - 3]),
+    ]);
+    tmux.run(&["send-keys", "-t", "cli", "Tab"]);
+    tmux.type_line(";");
+    tmux.wait_for("DESCRIBE of the completed name", |s| {
+        prompts(s) > n
+            && Tmux::after(s, &format!("runnel> DESCRIBE {stream};"))
+                .contains(&format!("Name                 : {stream}"))
+    });
     tmux.type_line("DESCRIBE NO_SUCH_STREAM;");
     tmux.wait_for("the server's error", |s| {
         // ksqlDB's words: Could not find STREAM/TABLE 'NO_SUCH_STREAM' in the Metastore

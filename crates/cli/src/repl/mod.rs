@@ -216,8 +216,10 @@ fn candidates(prefix: &str, names: &[String]) -> Vec<String> {
             .filter(|n| n.to_uppercase().starts_with(&upper))
             .cloned(),
     );
+    // A stream and its topic often differ only in case: offer one of them, so Tab can
+    // complete the name instead of stopping at the common prefix.
     out.sort();
-    out.dedup();
+    out.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
     out
 }
 
@@ -511,6 +513,8 @@ mod tests {
             vec!["stream", "streams", "string", "struct"]
         );
         assert!(candidates("", &names).is_empty());
+        let same = vec!["ORDERS".to_string(), "orders".to_string()];
+        assert_eq!(candidates("ORD", &same), vec!["ORDERS".to_string()]);
         assert!(candidates("zzz", &names).is_empty());
     }
 

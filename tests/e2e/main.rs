@@ -5,6 +5,7 @@
 //! when `RUNNEL_TEST_BOOTSTRAP` names one (CI points it at tansu). Topic names are unique per
 //! test so runs can share a broker.
 
+mod cli;
 mod server_restart;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod bench;
+mod repl;
 mod test_runner;
 
 #[derive(Parser)]
@@ -61,6 +62,32 @@ enum Command {
         /// Define a variable for `${name}` substitution (repeatable).
         #[arg(long = "define", short = 'd', value_name = "NAME=VALUE")]
         defines: Vec<String>,
+        /// Deploy the statements to a running server (e.g. http://localhost:8088) through its
+        /// REST API instead of running them in this process.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+    /// An interactive shell (like the ksql CLI) over a server's REST API.
+    Cli {
+        /// The server, e.g. http://localhost:8088. Without it: http://localhost:8088 if a
+        /// server answers there, otherwise a server started in this process.
+        url: Option<String>,
+        /// Run these statements and exit instead of starting the shell.
+        #[arg(long, short = 'e', value_name = "SQL")]
+        execute: Option<String>,
+        /// Define a variable for `${name}` substitution (repeatable).
+        #[arg(long = "define", short = 'd', value_name = "NAME=VALUE")]
+        defines: Vec<String>,
+        /// How results are printed: TABULAR (default) or JSON.
+        #[arg(long, value_name = "FORMAT")]
+        output: Option<String>,
+        /// Always start a server in this process (with the Kafka options below), even when one
+        /// answers at http://localhost:8088.
+        #[arg(long, conflicts_with = "url")]
+        local: bool,
+        /// Kafka for the in-process server (ignored when talking to a remote server).
+        #[command(flatten)]
+        kafka: KafkaArgs,
     },
     /// Run ksqlDB test files (QTT JSON files or directories of them) or a ksql-test-runner case.
     Test(test_runner::TestArgs),
@@ -247,7 +274,21 @@ fn show(output: StatementOutput) {
     }
 }
 
-fn run(file: PathBuf, kafka: KafkaArgs, exit: bool, defines: Vec<String>) -> Result<()> {
+fn run(
+    file: PathBuf,
+    kafka: KafkaArgs,
+    exit: bool,
+    defines: Vec<String>,
+    server: Option<String>,
+) -> Result<()> {
+    if let Some(url) = server {
+        let defines = defines
+            .iter()
+            .map(|d| parse_pair(d))
+            .collect::<Result<Vec<_>>>()?;
+        let (engine_props, _) = split_properties(&kafka)?;
+        return repl::run_remote(&file, &url, defines, engine_props.into_iter().collect());
+    }
     let sql = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read {}", file.display()))?;
     let (config, engine_props) = kafka_config(&kafka)?;
@@ -316,6 +357,47 @@ fn server(kafka: KafkaArgs, listeners: Option<String>) -> Result<()> {
     Ok(())
 }
 
+/// `runnel cli`: the REPL against `url`, localhost:8088, or a server started in-process.
+fn cli_shell(
+    url: Option<String>,
+    execute: Option<String>,
+    defines: Vec<String>,
+    output: Option<String>,
+    local: bool,
+    kafka: KafkaArgs,
+) -> Result<()> {
+    const DEFAULT_URL: &str = "http://localhost:8088";
+    let mut local_server = None;
+    let url = match url {
+        Some(u) => u,
+        None if !local && repl::server_answers(DEFAULT_URL) => DEFAULT_URL.to_string(),
+        None => {
+            let (config, engine_props) = kafka_config(&kafka)?;
+            let server =
+                repl::LocalServer::start(Engine::new(Backend::Kafka(config), engine_props))?;
+            let url = server.url.clone();
+            local_server = Some(server);
+            url
+        }
+    };
+    let mut session = repl::Session::new(repl::Client::new(&url));
+    for d in &defines {
+        let (k, v) = parse_pair(d)?;
+        session.variables.insert(k, v);
+    }
+    if let Some(o) = output {
+        session
+            .run_statement(&format!("OUTPUT {o}"))
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let result = repl::repl(session, execute, local_server.is_some());
+    if let Some(mut s) = local_server {
+        eprintln!("Stopping the in-process server: flushing outputs and committing offsets...");
+        s.stop();
+    }
+    result
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -331,7 +413,16 @@ fn main() {
             kafka,
             exit,
             defines,
-        } => run(file, kafka, exit, defines),
+            server,
+        } => run(file, kafka, exit, defines, server),
+        Command::Cli {
+            url,
+            execute,
+            defines,
+            output,
+            local,
+            kafka,
+        } => cli_shell(url, execute, defines, output, local, kafka),
         Command::Test(args) => test_runner::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Server { kafka, listeners } => server(kafka, listeners),

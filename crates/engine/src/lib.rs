@@ -8,6 +8,7 @@
 pub mod command_log;
 pub mod driver;
 pub mod materialized;
+pub mod materialized_rocks;
 pub mod output;
 pub mod pull;
 pub mod runner;
@@ -660,7 +661,7 @@ impl Engine {
             .source(name)
             .cloned()
             .ok_or_else(|| EngineError::Internal(format!("{name} vanished")))?;
-        let m = materialization_of(&plan.projection, &table);
+        let m = self.materialization_of(&plan.projection, &table, &id);
         let task = QueryTask::new(&plan, None, self.function_config())?;
         task.materialize(m.clone());
         self.start_query(id, text, name.to_string(), vec![], task)?;
@@ -753,8 +754,8 @@ impl Engine {
             &self.format_defaults(),
         )?;
         let task = QueryTask::new(&plan, Some(&sink), self.function_config())?;
-        let materialize =
-            (c.kind == SourceKind::Table).then(|| materialization_of(&plan.projection, &sink));
+        let materialize = (c.kind == SourceKind::Table)
+            .then(|| self.materialization_of(&plan.projection, &sink, &query_id));
         if let Some(m) = &materialize {
             // Before the query starts, so that no output row is missed.
             task.materialize(m.clone());
@@ -818,7 +819,7 @@ impl Engine {
             self.aggregate_config(),
         )?
         .with_record_cache(self.record_cache());
-        let m = materialization_of(&plan.projection, &sink);
+        let m = self.materialization_of(&plan.projection, &sink, &query_id);
         task.materialize(m.clone());
         let name = sink.name.clone();
         let out = self.deploy(sink, task, query_id, text, &plan.source.name, replacing)?;
@@ -888,6 +889,47 @@ impl Engine {
                 .property("ksql.functions.collect_set.limit")
                 .and_then(|v| v.parse().ok()),
         }
+    }
+
+    /// The materialization of a table that pull queries read. On Kafka its rows live in a
+    /// RocksDB store under the state directory (`<state dir>/<service id>/<query id>-pull`),
+    /// rebuilt from the table's topic when the query starts; in memory otherwise (the memory
+    /// backend, sandboxes, or a store that cannot be opened, which is logged).
+    fn materialization_of(
+        &self,
+        projection: &[runnel_plan::query::Projection],
+        sink: &Source,
+        query_id: &str,
+    ) -> Arc<materialized::Materialization> {
+        let memory = |key_serde: Option<Box<dyn runnel_connect::format::RowSerde>>| {
+            let store: Arc<dyn materialized::TableStore> = match key_serde {
+                Some(key) => Arc::new(materialized::MemoryStore::with_key_serde(key)),
+                None => Arc::new(materialized::MemoryStore::default()),
+            };
+            store
+        };
+        let store = match (task::source_serdes(sink), &self.backend) {
+            (Ok((key, _)), Backend::Kafka(_)) if !self.sandboxed => {
+                let path = self
+                    .state_dir()
+                    .join(self.service_id())
+                    .join(format!("{query_id}-pull"));
+                match materialized_rocks::RocksTableStore::open(&path, key) {
+                    Ok(store) => Arc::new(store) as Arc<dyn materialized::TableStore>,
+                    Err(e) => {
+                        tracing::warn!(
+                            "pull queries on {} use memory: cannot open {}: {e}",
+                            sink.name,
+                            path.display()
+                        );
+                        memory(task::source_serdes(sink).ok().map(|(k, _)| k))
+                    }
+                }
+            }
+            (Ok((key, _)), _) => memory(Some(key)),
+            (Err(_), _) => memory(None),
+        };
+        materialization_with(projection, sink, store)
     }
 
     fn start_query(
@@ -1670,20 +1712,17 @@ impl Drop for Engine {
     }
 }
 
-/// A new in-memory materialization of `sink` fed by a query with this projection.
-fn materialization_of(
+/// A new materialization of `sink` fed by a query with this projection, over `store`.
+fn materialization_with(
     projection: &[runnel_plan::query::Projection],
     sink: &Source,
+    store: Arc<dyn materialized::TableStore>,
 ) -> Arc<materialized::Materialization> {
     let key_flags = projection.iter().map(|p| p.is_key).collect();
     let timestamp_position = sink
         .timestamp
         .as_ref()
         .and_then(|t| projection.iter().position(|p| p.name == t.column));
-    let store: Arc<dyn materialized::TableStore> = match task::source_serdes(sink) {
-        Ok((key, _)) => Arc::new(materialized::MemoryStore::with_key_serde(key)),
-        Err(_) => Arc::new(materialized::MemoryStore::default()),
-    };
     Arc::new(materialized::Materialization::new(
         key_flags,
         timestamp_position,

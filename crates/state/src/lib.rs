@@ -340,6 +340,16 @@ impl StateStore {
             .map_err(|e| self.error(e))
     }
 
+    /// Writes `batch` without a checkpoint, for stores rebuilt from Kafka on every start (such
+    /// as the tables that pull queries read), whose contents need no changelog position.
+    pub fn write(&self, batch: Batch) -> Result<(), StateError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(false);
+        self.db
+            .write_opt(batch.batch, &opts)
+            .map_err(|e| self.error(e))
+    }
+
     /// One entry's value.
     pub fn get(
         &self,

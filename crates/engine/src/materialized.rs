@@ -32,6 +32,12 @@ pub struct StoredRow {
     pub rowtime: i64,
 }
 
+/// One change to a materialized table.
+pub enum Change {
+    Upsert(StoredRow),
+    Delete(Vec<Value>, Option<WindowBounds>),
+}
+
 /// The storage of one materialized table. Rows are identified by key and (for windowed tables)
 /// window; a key of a windowed table may have many windows.
 pub trait TableStore: Send + Sync {
@@ -45,6 +51,16 @@ pub trait TableStore: Send + Sync {
     fn scan(&self, visit: &mut dyn FnMut(&StoredRow) -> bool);
     /// Number of rows.
     fn len(&self) -> usize;
+    /// Applies one batch of output rows' changes, in order. Stores override this to write a
+    /// batch at once (the query thread calls it once per processed micro-batch).
+    fn apply_changes(&self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Upsert(row) => self.upsert(row),
+                Change::Delete(key, window) => self.delete(&key, window),
+            }
+        }
+    }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -164,7 +180,22 @@ impl Materialization {
 
     /// Applies one output row of the table's query: a tombstone deletes, anything else upserts.
     /// Rows with a null key are not part of a table and are ignored.
+    /// Applies the output rows of one micro-batch.
+    pub fn apply_all(&self, rows: &[OutputRow]) {
+        let changes: Vec<Change> = rows.iter().filter_map(|r| self.change_of(r)).collect();
+        if !changes.is_empty() {
+            self.store.apply_changes(changes);
+        }
+    }
+
     pub fn apply(&self, row: &OutputRow) {
+        if let Some(change) = self.change_of(row) {
+            self.store.apply_changes(vec![change]);
+        }
+    }
+
+    /// What an output row changes in the table (nothing for a row without a key).
+    fn change_of(&self, row: &OutputRow) -> Option<Change> {
         let mut key = Vec::new();
         let mut values = Vec::new();
         for (v, &is_key) in row.values.iter().zip(&self.key_flags) {
@@ -175,22 +206,21 @@ impl Materialization {
             }
         }
         if !key.is_empty() && key.iter().all(Value::is_null) {
-            return;
+            return None;
         }
         if row.null_value {
-            self.store.delete(&key, row.window);
-            return;
+            return Some(Change::Delete(key, row.window));
         }
         let rowtime = match self.timestamp_position.and_then(|p| row.values.get(p)) {
             Some(Value::Bigint(t)) | Some(Value::Timestamp(t)) => *t,
             _ => row.timestamp,
         };
-        self.store.upsert(StoredRow {
+        Some(Change::Upsert(StoredRow {
             key,
             window: row.window,
             values,
             rowtime,
-        });
+        }))
     }
 }
 

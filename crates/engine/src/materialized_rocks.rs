@@ -13,13 +13,12 @@
 //! window, then its key and value columns in the self-describing key encoding of
 //! [`runnel_plan::codec`], which needs no schema to read back.
 
-use crate::materialized::{StoredRow, TableStore, WindowBounds};
+use crate::materialized::{Change, StoredRow, TableStore, WindowBounds};
 use runnel_connect::format::RowSerde;
 use runnel_plan::codec::{decode_key, encode_key};
 use runnel_plan::Value;
 use runnel_state::{Batch, StateStore};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Entry kind of table rows.
 const KIND_ROW: u8 = 3;
@@ -27,7 +26,6 @@ const KIND_ROW: u8 = 3;
 pub struct RocksTableStore {
     store: StateStore,
     key_serde: Box<dyn RowSerde>,
-    rows: AtomicUsize,
 }
 
 impl RocksTableStore {
@@ -35,11 +33,7 @@ impl RocksTableStore {
     pub fn open(path: &Path, key_serde: Box<dyn RowSerde>) -> Result<Self, String> {
         let (store, _) = StateStore::open_or_recreate(path).map_err(|e| e.to_string())?;
         let store = store.wipe().map_err(|e| e.to_string())?;
-        Ok(RocksTableStore {
-            store,
-            key_serde,
-            rows: AtomicUsize::new(0),
-        })
+        Ok(RocksTableStore { store, key_serde })
     }
 
     fn key_prefix(&self, key: &[Value]) -> Vec<u8> {
@@ -73,10 +67,6 @@ impl RocksTableStore {
 
     fn path(&self) -> String {
         self.store.path().display().to_string()
-    }
-
-    fn exists(&self, entry_key: &[u8]) -> bool {
-        matches!(self.store.get(KIND_ROW, 0, entry_key), Ok(Some(_)))
     }
 }
 
@@ -147,31 +137,32 @@ fn decode_row(bytes: &[u8]) -> Result<StoredRow, String> {
 
 impl TableStore for RocksTableStore {
     fn upsert(&self, row: StoredRow) {
-        let k = self.entry_key(&row.key, row.window);
-        let new = !self.exists(&k);
-        let mut batch = Batch::new();
-        batch.put(KIND_ROW, 0, &k, &encode_row(&row));
-        match self.store.write(batch) {
-            Ok(()) if new => {
-                self.rows.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(()) => {}
-            Err(e) => tracing::warn!("cannot write a row of {}: {e}", self.path()),
-        }
+        self.apply_changes(vec![Change::Upsert(row)]);
     }
 
     fn delete(&self, key: &[Value], window: Option<WindowBounds>) {
-        let k = self.entry_key(key, window);
-        if !self.exists(&k) {
-            return;
-        }
+        self.apply_changes(vec![Change::Delete(key.to_vec(), window)]);
+    }
+
+    /// One write batch per micro-batch of output rows: no read before a write, so that
+    /// keeping the table costs the query thread one RocksDB memtable insert per row.
+    fn apply_changes(&self, changes: Vec<Change>) {
         let mut batch = Batch::new();
-        batch.delete(KIND_ROW, 0, &k);
-        match self.store.write(batch) {
-            Ok(()) => {
-                self.rows.fetch_sub(1, Ordering::Relaxed);
+        for change in &changes {
+            match change {
+                Change::Upsert(row) => batch.put(
+                    KIND_ROW,
+                    0,
+                    &self.entry_key(&row.key, row.window),
+                    &encode_row(row),
+                ),
+                Change::Delete(key, window) => {
+                    batch.delete(KIND_ROW, 0, &self.entry_key(key, *window))
+                }
             }
-            Err(e) => tracing::warn!("cannot delete a row of {}: {e}", self.path()),
+        }
+        if let Err(e) = self.store.write(batch) {
+            tracing::warn!("cannot write rows of {}: {e}", self.path());
         }
     }
 
@@ -195,8 +186,10 @@ impl TableStore for RocksTableStore {
         }
     }
 
+    /// Counted by a scan (rows are not counted as they are written, which would cost a read
+    /// per write); only diagnostics ask.
     fn len(&self) -> usize {
-        self.rows.load(Ordering::Relaxed)
+        self.store.scan(KIND_ROW).count()
     }
 }
 

@@ -478,9 +478,7 @@ impl QueryTask {
     pub fn process(&self, records: &[Record]) -> Result<TaskOutput, EngineError> {
         let out = self.process_rows(records)?;
         if let Some(m) = self.materialization.get() {
-            for row in &out.rows {
-                m.apply(row);
-            }
+            m.apply_all(&out.rows);
         }
         Ok(out)
     }

@@ -184,6 +184,18 @@ impl KafkaConfig {
         Ok(c.create()?)
     }
 
+    /// A consumer (no offsets committed) that reports reaching the end of each partition as
+    /// `PartitionEOF`, judged from fetch responses. Reading "up to the end" this way does not
+    /// depend on ListOffsets, whose high watermarks some brokers (tansu) get wrong.
+    pub fn eof_consumer(&self, group: &str) -> Result<BaseConsumer, KafkaError> {
+        let mut c = self.client_config();
+        c.set("group.id", group);
+        c.set("enable.auto.commit", "false");
+        c.set("auto.offset.reset", "earliest");
+        c.set("enable.partition.eof", "true");
+        Ok(c.create()?)
+    }
+
     fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
         Ok(self.client_config().create()?)
     }

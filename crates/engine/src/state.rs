@@ -309,7 +309,9 @@ pub fn restore(
     let end = write_marker(producer, &changelog.topic)?;
     let mut store = match &changelog.state_dir {
         Some(dir) => {
-            let (store, opened) = StateStore::open_or_recreate(dir).map_err(state_error)?;
+            let (store, opened) =
+                StateStore::open_or_recreate_with(dir, runnel_state::Access::WriteMostly)
+                    .map_err(state_error)?;
             if let Opened::Recreated { reason } = &opened {
                 tracing::warn!(topic = %changelog.topic, "local state store recreated: {reason}");
             }

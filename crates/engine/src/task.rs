@@ -659,7 +659,8 @@ impl QueryTask {
     /// The query's local state store (committed state), once the query has restored it.
     /// Entries are keyed by `AggregateOperator::STORE_KIND_*`, window start and changelog key.
     /// Readers should not keep it: the store closes (and can be reopened by a restarted query)
-    /// only when the last handle is dropped.
+    /// only when the last handle is dropped. It is opened `Access::WriteMostly`: scans are
+    /// cheap, point reads of recent entries are not.
     pub fn state_store(&self) -> Option<Arc<runnel_state::StateStore>> {
         self.state_store.lock().ok()?.clone()
     }

@@ -218,6 +218,20 @@ pub enum Opened {
 pub struct StateStore {
     db: DB,
     path: PathBuf,
+    access: Access,
+}
+
+/// How a store is used, which decides its memtable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Point reads and scans at any time (RocksDB's default skip-list memtable).
+    #[default]
+    ReadWrite,
+    /// Written at every commit, read only by scans at start-up (an aggregation's state, whose
+    /// working copy is in memory): an append-only vector memtable, sorted once when flushed,
+    /// so that a commit's writes cost no skip-list search. A point read of an unflushed entry
+    /// scans the memtable, so stores read by key must not use it.
+    WriteMostly,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -228,9 +242,13 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
-fn options() -> Options {
+fn options(access: Access) -> Options {
     let mut o = Options::default();
     o.create_if_missing(true);
+    if access == Access::WriteMostly {
+        o.set_allow_concurrent_memtable_write(false);
+        o.set_memtable_factory(rocksdb::MemtableFactory::Vector);
+    }
     // Small stores, many of them (one per query): keep the file handles in check.
     o.set_max_open_files(64);
     o.set_keep_log_file_num(2);
@@ -247,13 +265,18 @@ fn is_lock_error(e: &rocksdb::Error) -> bool {
 impl StateStore {
     /// Opens the store at `path`, creating it (and its parent directories) when missing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StateError> {
+        Self::open_with(path, Access::ReadWrite)
+    }
+
+    /// [`StateStore::open`] for a store used as `access` says.
+    pub fn open_with(path: impl AsRef<Path>, access: Access) -> Result<Self, StateError> {
         let path = path.as_ref().to_path_buf();
         let err = |message: String| StateError::Store {
             path: path.display().to_string(),
             message,
         };
         std::fs::create_dir_all(&path).map_err(|e| err(e.to_string()))?;
-        let db = DB::open(&options(), &path).map_err(|e| {
+        let db = DB::open(&options(access), &path).map_err(|e| {
             let message = e.to_string();
             if is_lock_error(&e) {
                 StateError::Locked {
@@ -267,7 +290,7 @@ impl StateStore {
                 }
             }
         })?;
-        let store = StateStore { db, path };
+        let store = StateStore { db, path, access };
         // A checkpoint that cannot be read makes the whole store untrustworthy.
         store.checkpoint()?;
         Ok(store)
@@ -276,9 +299,17 @@ impl StateStore {
     /// Opens the store at `path`; a store that cannot be opened (other than because another
     /// process holds it) or whose checkpoint is unreadable is deleted and created anew.
     pub fn open_or_recreate(path: impl AsRef<Path>) -> Result<(Self, Opened), StateError> {
+        Self::open_or_recreate_with(path, Access::ReadWrite)
+    }
+
+    /// [`StateStore::open_or_recreate`] for a store used as `access` says.
+    pub fn open_or_recreate_with(
+        path: impl AsRef<Path>,
+        access: Access,
+    ) -> Result<(Self, Opened), StateError> {
         let path = path.as_ref();
         let existed = path.join("CURRENT").exists();
-        match Self::open(path) {
+        match Self::open_with(path, access) {
             Ok(store) if existed => Ok((store, Opened::Existing)),
             Ok(store) => Ok((store, Opened::Created)),
             Err(e @ StateError::Locked { .. }) => Err(e),
@@ -286,7 +317,7 @@ impl StateStore {
                 let reason = e.to_string();
                 tracing::warn!("{reason}; deleting it and starting from the changelog");
                 remove_dir(path)?;
-                Ok((Self::open(path)?, Opened::Recreated { reason }))
+                Ok((Self::open_with(path, access)?, Opened::Recreated { reason }))
             }
         }
     }
@@ -294,9 +325,10 @@ impl StateStore {
     /// Deletes everything in the store and returns an empty one at the same place.
     pub fn wipe(self) -> Result<Self, StateError> {
         let path = self.path.clone();
+        let access = self.access;
         drop(self);
         remove_dir(&path)?;
-        Self::open(&path)
+        Self::open_with(&path, access)
     }
 
     pub fn path(&self) -> &Path {
@@ -604,5 +636,40 @@ mod tests {
         let mut long = checkpoint(1, 1).encode();
         long.push(0);
         assert!(Checkpoint::decode(&long).is_err());
+    }
+
+    /// A write-mostly store (vector memtable) commits, scans in key order and survives reopening
+    /// exactly as the default one does.
+    #[test]
+    fn write_mostly_stores_scan_in_order_and_reopen() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s");
+        {
+            let (store, _) =
+                StateStore::open_or_recreate_with(&path, Access::WriteMostly).expect("open");
+            let mut batch = Batch::new();
+            for (start, key) in [(20, b"b"), (10, b"z"), (10, b"a"), (-5, b"q")] {
+                batch.put(1, start, key, key);
+            }
+            store.commit(batch, &Checkpoint::default()).expect("commit");
+            let keys: Vec<(i64, Vec<u8>)> = store
+                .scan(1)
+                .map(|e| e.map(|(k, _)| (k.window_start, k.key)).expect("entry"))
+                .collect();
+            assert_eq!(
+                keys,
+                vec![
+                    (-5, b"q".to_vec()),
+                    (10, b"a".to_vec()),
+                    (10, b"z".to_vec()),
+                    (20, b"b".to_vec())
+                ]
+            );
+        }
+        let store = StateStore::open_with(&path, Access::WriteMostly).expect("reopen");
+        assert_eq!(store.scan(1).count(), 4);
+        assert_eq!(store.get(1, 10, b"a").expect("get"), Some(b"a".to_vec()));
+        let store = store.wipe().expect("wipe");
+        assert_eq!(store.scan(1).count(), 0);
     }
 }

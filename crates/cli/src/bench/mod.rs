@@ -585,13 +585,20 @@ fn raw_pipeline(
 ) -> Result<(), String> {
     const MAX_BATCH: usize = 1000;
     const LINGER: Duration = Duration::from_millis(20);
+    const CLOCK_EVERY: usize = 32;
     let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
     while !stop.load(Ordering::Relaxed) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let deadline = Instant::now() + Duration::from_millis(200);
         let mut linger_until: Option<Instant> = None;
+        // The clock is read every CLOCK_EVERY records, as the engine's poll loop does.
+        let mut now = Instant::now();
+        let mut unclocked = 0;
         while batch.len() < MAX_BATCH {
-            let now = Instant::now();
+            if unclocked >= CLOCK_EVERY {
+                now = Instant::now();
+                unclocked = 0;
+            }
             let until = linger_until.unwrap_or(deadline);
             if now >= until {
                 break;
@@ -599,7 +606,11 @@ fn raw_pipeline(
             match consumer.poll(until - now) {
                 Some(Ok(m)) => {
                     batch.push(m);
-                    linger_until.get_or_insert(now + LINGER);
+                    unclocked += 1;
+                    if linger_until.is_none() {
+                        now = Instant::now();
+                        linger_until = Some(now + LINGER);
+                    }
                 }
                 Some(Err(e)) => return Err(format!("consumer error: {e}")),
                 None => break,

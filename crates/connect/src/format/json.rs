@@ -89,7 +89,7 @@ impl RowSerde for JsonSerde {
             return Ok(None);
         };
         check_column_count(self.columns.len(), row)?;
-        let mut out = String::new();
+        let mut out = String::with_capacity(16 + 24 * self.columns.len());
         if self.unwrapped {
             if row[0].is_null() {
                 return Ok(None);

@@ -26,10 +26,16 @@ pub(crate) fn read_flat_row(bytes: &[u8], columns: &[Column]) -> Option<Vec<Valu
     if scan.next()? != b'{' {
         return None;
     }
-    let mut row: Vec<Option<Value>> = vec![None; columns.len()];
+    // One allocation per record: the row itself, with the fields seen so far in a bit set
+    // (wider schemas take the tree path).
+    if columns.len() > 128 {
+        return None;
+    }
+    let mut row: Vec<Value> = vec![Value::Null; columns.len()];
+    let mut seen: u128 = 0;
     scan.skip_ws();
     if scan.peek()? == b'}' {
-        return Some(row.into_iter().map(|v| v.unwrap_or(Value::Null)).collect());
+        return Some(row);
     }
     loop {
         scan.skip_ws();
@@ -43,10 +49,11 @@ pub(crate) fn read_flat_row(bytes: &[u8], columns: &[Column]) -> Option<Vec<Valu
             Some(index) => {
                 // A second field for the same column (repeated or case-folded names) follows
                 // Jackson's merging rules, which only the tree path implements.
-                if row[index].is_some() {
+                if seen & (1 << index) != 0 {
                     return None;
                 }
-                row[index] = Some(scan.scalar(&columns[index].ty)?);
+                seen |= 1 << index;
+                row[index] = scan.scalar(&columns[index].ty)?;
             }
             None => scan.skip_scalar()?,
         }
@@ -58,7 +65,7 @@ pub(crate) fn read_flat_row(bytes: &[u8], columns: &[Column]) -> Option<Vec<Valu
         }
     }
     // As with Jackson's readTree, whatever follows the object is ignored.
-    Some(row.into_iter().map(|v| v.unwrap_or(Value::Null)).collect())
+    Some(row)
 }
 
 /// The column a field fills: the exact name, else the upper-cased name (ksqlDB's lookup). A field

@@ -40,7 +40,10 @@ impl Server {
         let mut cmd = runnel();
         cmd.args(["server", "--listeners", &format!("http://127.0.0.1:{port}")]);
         if let Some(b) = external_bootstrap() {
+            // A shared broker keeps every server's command topic: a service id of its own keeps
+            // this server from replaying another test's statements.
             cmd.args(["--bootstrap-servers", &b]);
+            cmd.args(["--property", &format!("ksql.service.id={}_", unique("cli"))]);
         }
         let child = cmd
             .stdout(Stdio::null())

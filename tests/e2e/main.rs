@@ -1132,3 +1132,132 @@ fn record_cache_coalesces_aggregate_updates_per_key() {
     );
     engine.shutdown();
 }
+
+#[test]
+fn group_by_a_value_column_repartitions_across_two_engines() {
+    // Orders of five regions are spread over the 4 partitions of the input by their order id, so
+    // every region arrives on every partition. Two engines share the service id (and so the
+    // query's consumer group); the aggregation must still count each region exactly once.
+    let kafka = kafka();
+    let input = unique("orders");
+    let output = unique("region_totals");
+    let service = format!("{}_", unique("svc"));
+    let dir = std::env::temp_dir().join(unique("repart"));
+    let engine = |n: u32| {
+        let mut e = Engine::new(
+            Backend::Kafka(kafka.clone()),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.clone()),
+                (
+                    "ksql.streams.state.dir".to_string(),
+                    dir.join(format!("engine{n}")).display().to_string(),
+                ),
+            ]),
+        );
+        e.execute_script(&format!(
+            "CREATE STREAM orders (id STRING KEY, region STRING, amount INT) \
+             WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=4);\n\
+             CREATE TABLE region_totals WITH (KAFKA_TOPIC='{output}', PARTITIONS=4) AS \
+             SELECT region, COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY region;"
+        ))
+        .expect("statements");
+        e
+    };
+    let mut first = engine(1);
+    let mut second = engine(2);
+    let repartition = format!(
+        "_confluent-ksql-{service}query_CTAS_REGION_TOTALS_0-Aggregate-GroupBy-repartition"
+    );
+    let info = kafka
+        .topic(&repartition)
+        .expect("metadata")
+        .expect("the repartition topic exists");
+    assert_eq!(info.partitions, 4, "as many partitions as the source");
+    // Let both engines join the query's consumer group before the input arrives.
+    std::thread::sleep(Duration::from_secs(8));
+    let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let orders: Vec<Record> = (0..2000usize)
+        .map(|i| {
+            let region = format!("r{}", i % 5);
+            let amount = (i % 13) as i64;
+            let e = expected.entry(region.clone()).or_default();
+            e.0 += 1;
+            e.1 += amount;
+            Record {
+                topic: input.clone(),
+                partition: (i % 4) as i32,
+                key: Some(format!("o{i}").into_bytes()),
+                value: Some(
+                    format!("{{\"REGION\":\"{region}\",\"AMOUNT\":{amount}}}").into_bytes(),
+                ),
+                timestamp: 1_000 + i as i64,
+                ..Default::default()
+            }
+        })
+        .collect();
+    produce(&kafka, &orders);
+    let expected: BTreeMap<Vec<u8>, String> = expected
+        .into_iter()
+        .map(|(r, (n, total))| (r.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
+        .collect();
+    let mut latest = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        latest = latest_values(&kafka, &output);
+        if latest == expected {
+            break;
+        }
+    }
+    assert_eq!(latest, expected);
+    // Each order went through the repartition topic once, keyed by its region, on the partition
+    // Kafka's default (murmur2) partitioner picks for that key, with the order's timestamp.
+    let repartitioned = read_all(&kafka, &repartition, Duration::from_secs(3));
+    assert_eq!(repartitioned.len(), orders.len());
+    let mut java = kafka.clone();
+    java.properties
+        .insert("partitioner".into(), "murmur2_random".into());
+    let probe_topic = unique("probe");
+    kafka.create_topic(&probe_topic, 4, 1).expect("probe topic");
+    let probe = java.producer().expect("producer");
+    for r in (0..5).map(|i| format!("r{i}")) {
+        runnel_connect::kafka::send(
+            &probe,
+            &Record {
+                topic: probe_topic.clone(),
+                partition: -1,
+                key: Some(r.clone().into_bytes()),
+                value: Some(b"x".to_vec()),
+                ..Default::default()
+            },
+        )
+        .expect("send");
+    }
+    runnel_connect::kafka::flush(&probe).expect("flush");
+    let partition_of: BTreeMap<String, i32> = read(&kafka, &probe_topic, 5)
+        .into_iter()
+        .map(|r| (text(&r.key), r.partition))
+        .collect();
+    let by_id: BTreeMap<String, &Record> = orders.iter().map(|o| (text(&o.key), o)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &repartitioned {
+        let region = text(&r.key);
+        assert_eq!(Some(&r.partition), partition_of.get(&region), "{r:?}");
+        // The order's own key travels in a header, so the aggregating stage decodes the order
+        // exactly as it was written.
+        let id = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "__runnel_source_key")
+            .map(|(_, v)| text(v))
+            .unwrap_or_default();
+        let order = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("no order for {r:?}"));
+        assert_eq!(r.timestamp, order.timestamp, "{r:?}");
+        assert_eq!(r.value, order.value, "{r:?}");
+        assert!(seen.insert(id), "repartitioned twice: {r:?}");
+    }
+    first.shutdown();
+    second.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

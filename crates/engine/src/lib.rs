@@ -8,6 +8,7 @@
 pub mod command_log;
 pub mod driver;
 pub mod output;
+pub mod repartition;
 pub mod runner;
 pub mod sandbox;
 pub mod state;
@@ -850,6 +851,18 @@ impl Engine {
             ),
             state_dir: Some(self.state_dir().join(self.service_id()).join(id)),
         });
+        if repartition::needs_repartition(task) {
+            let topic = repartition::topic_name(&self.service_id(), id);
+            return Ok(Some(repartition::spawn(
+                task.clone(),
+                k.clone(),
+                group,
+                reset,
+                log,
+                changelog,
+                topic,
+            )?));
+        }
         Ok(Some(runner::spawn_persistent(
             task.clone(),
             k.clone(),

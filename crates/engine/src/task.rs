@@ -220,6 +220,9 @@ pub struct QueryTask {
     /// Kafka Streams' record cache (`cache.max.bytes.buffering` > 0): an aggregation emits only
     /// the last update of each key (and window) per commit, i.e. per processed batch here.
     record_cache: bool,
+    /// An aggregation's plan and settings, to build the first stage of a repartitioned
+    /// aggregation (see `crate::repartition`).
+    aggregate: Option<Box<(AggregatePlan, FunctionConfig, AggregateConfig)>>,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -284,6 +287,7 @@ impl QueryTask {
                 .collect(),
             state_store: Default::default(),
             record_cache: false,
+            aggregate: None,
         })
     }
 
@@ -301,6 +305,7 @@ impl QueryTask {
         agg_config: AggregateConfig,
     ) -> Result<Self, EngineError> {
         let (source_key, source_value) = source_serdes(&plan.source)?;
+        let (config_copy, agg_copy) = (config.clone(), agg_config.clone());
         let op = AggregateOperator::new(plan, config, agg_config)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let input_schema = op.input_schema().clone();
@@ -332,6 +337,7 @@ impl QueryTask {
             layout_fields_unique: fields_unique,
             state_store: Default::default(),
             record_cache: false,
+            aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
         })
     }
 
@@ -607,6 +613,75 @@ impl QueryTask {
             }
         }
         Ok(out)
+    }
+
+    /// The aggregation plan of an aggregate task.
+    pub fn aggregate_plan(&self) -> Option<&AggregatePlan> {
+        self.aggregate.as_deref().map(|(p, _, _)| p)
+    }
+
+    /// A fresh task for the same aggregation, without a sink: the first stage of a
+    /// repartitioned aggregation uses it to decode records and evaluate their group keys.
+    pub fn repartitioner(&self) -> Result<QueryTask, EngineError> {
+        let (plan, config, agg) = self
+            .aggregate
+            .as_deref()
+            .ok_or_else(|| EngineError::Internal("not an aggregation".into()))?;
+        QueryTask::new_aggregate(plan, None, config.clone(), agg.clone())
+    }
+
+    /// Decodes records and evaluates their group keys: (record, timestamp after the TIMESTAMP
+    /// column, group values or `None` when a group value is null or fails). Records that do not
+    /// decode are returned as processing-log entries; skipped records (null stream values) are
+    /// left out.
+    #[allow(clippy::type_complexity)]
+    pub fn group_keys<'a>(
+        &self,
+        records: &'a [Record],
+    ) -> Result<
+        (
+            Vec<(&'a Record, i64, Option<Vec<Value>>)>,
+            Vec<ProcessingLogEntry>,
+        ),
+        EngineError,
+    > {
+        let TaskOperator::Aggregate(op, _) = &self.operator else {
+            return Err(EngineError::Internal("not an aggregation".into()));
+        };
+        let mut errors = Vec::new();
+        let mut rows = Vec::with_capacity(records.len());
+        let mut kept = Vec::with_capacity(records.len());
+        for r in records {
+            match self.decode(r) {
+                Ok(Some((row, ts))) => {
+                    rows.push(row);
+                    kept.push((r, ts));
+                }
+                Ok(None) => {}
+                Err(message) => errors.push(ProcessingLogEntry {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset,
+                    message,
+                }),
+            }
+        }
+        if rows.is_empty() {
+            return Ok((vec![], errors));
+        }
+        let batch = rows_to_batch(&self.input_schema, &self.input_types, &rows)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let groups = op
+            .lock()
+            .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?
+            .group_values(&batch)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let out = kept
+            .into_iter()
+            .zip(groups)
+            .map(|((r, ts), g)| (r, ts, g))
+            .collect();
+        Ok((out, errors))
     }
 
     /// Whether the task keeps state (and so needs a changelog).

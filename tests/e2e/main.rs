@@ -1196,6 +1196,23 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
         })
         .collect();
     produce(&kafka, &orders);
+    // A value that does not decode is logged by the GroupBy stage (with its source position) and
+    // skipped; one without a region reaches the aggregate stage, which logs it as it always has.
+    let bad = |offset_hint: &str, value: &[u8]| Record {
+        topic: input.clone(),
+        partition: 2,
+        key: Some(offset_hint.as_bytes().to_vec()),
+        value: Some(value.to_vec()),
+        timestamp: 5_000,
+        ..Default::default()
+    };
+    produce(
+        &kafka,
+        &[
+            bad("malformed", b"not json"),
+            bad("no-region", br#"{"AMOUNT":1}"#),
+        ],
+    );
     let expected: BTreeMap<Vec<u8>, String> = expected
         .into_iter()
         .map(|(r, (n, total))| (r.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
@@ -1211,7 +1228,28 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
     assert_eq!(latest, expected);
     // Each order went through the repartition topic once, keyed by its region, on the partition
     // Kafka's default (murmur2) partitioner picks for that key, with the order's timestamp.
-    let repartitioned = read_all(&kafka, &repartition, Duration::from_secs(3));
+    let log: Vec<String> = read(&kafka, &format!("{service}ksql_processing_log"), 2)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter().any(|e| e.contains(&input)
+            && e.contains("\"partition\":2")
+            && e.contains("Failed to deserialize value")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.contains("Group-by column with index 0 resolved to null")),
+        "{log:?}"
+    );
+    let mut repartitioned = read_all(&kafka, &repartition, Duration::from_secs(3));
+    // The null-region order went through (on its source partition, with its source key).
+    let no_region = repartitioned
+        .iter()
+        .position(|r| text(&r.key) == "no-region")
+        .expect("the order without a region is passed on");
+    assert_eq!(repartitioned.remove(no_region).partition, 2);
     assert_eq!(repartitioned.len(), orders.len());
     let mut java = kafka.clone();
     java.properties

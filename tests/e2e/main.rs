@@ -1176,25 +1176,28 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
     // Let both engines join the query's consumer group before the input arrives.
     std::thread::sleep(Duration::from_secs(8));
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    let orders: Vec<Record> = (0..2000usize)
-        .map(|i| {
-            let region = format!("r{}", i % 5);
-            let amount = (i % 13) as i64;
-            let e = expected.entry(region.clone()).or_default();
-            e.0 += 1;
-            e.1 += amount;
-            Record {
-                topic: input.clone(),
-                partition: (i % 4) as i32,
-                key: Some(format!("o{i}").into_bytes()),
-                value: Some(
-                    format!("{{\"REGION\":\"{region}\",\"AMOUNT\":{amount}}}").into_bytes(),
-                ),
-                timestamp: 1_000 + i as i64,
-                ..Default::default()
-            }
-        })
-        .collect();
+    let make_orders =
+        |ids: std::ops::Range<usize>, expected: &mut BTreeMap<String, (i64, i64)>| -> Vec<Record> {
+            ids.map(|i| {
+                let region = format!("r{}", i % 5);
+                let amount = (i % 13) as i64;
+                let e = expected.entry(region.clone()).or_default();
+                e.0 += 1;
+                e.1 += amount;
+                Record {
+                    topic: input.clone(),
+                    partition: (i % 4) as i32,
+                    key: Some(format!("o{i}").into_bytes()),
+                    value: Some(
+                        format!("{{\"REGION\":\"{region}\",\"AMOUNT\":{amount}}}").into_bytes(),
+                    ),
+                    timestamp: 1_000 + i as i64,
+                    ..Default::default()
+                }
+            })
+            .collect()
+        };
+    let orders = make_orders(0..2000, &mut expected);
     produce(&kafka, &orders);
     // A value that does not decode is logged by the GroupBy stage (with its source position) and
     // skipped; one without a region reaches the aggregate stage, which logs it as it always has.
@@ -1213,19 +1216,30 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
             bad("no-region", br#"{"AMOUNT":1}"#),
         ],
     );
-    let expected: BTreeMap<Vec<u8>, String> = expected
-        .into_iter()
-        .map(|(r, (n, total))| (r.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
-        .collect();
-    let mut latest = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        latest = latest_values(&kafka, &output);
-        if latest == expected {
-            break;
+    let expected_now = |expected: &BTreeMap<String, (i64, i64)>| -> BTreeMap<Vec<u8>, String> {
+        expected
+            .iter()
+            .map(|(r, (n, total))| {
+                (
+                    r.clone().into_bytes(),
+                    format!("{{\"N\":{n},\"TOTAL\":{total}}}"),
+                )
+            })
+            .collect()
+    };
+    let wait_for = |expected: &BTreeMap<Vec<u8>, String>| {
+        let mut latest = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            latest = latest_values(&kafka, &output);
+            if latest == *expected {
+                break;
+            }
         }
-    }
-    assert_eq!(latest, expected);
+        assert_eq!(latest, *expected);
+    };
+    let counts = expected_now(&expected);
+    wait_for(&counts);
     // Each order went through the repartition topic once, keyed by its region, on the partition
     // Kafka's default (murmur2) partitioner picks for that key, with the order's timestamp.
     // One entry from the GroupBy stage that read the malformed record, one from each engine's
@@ -1297,7 +1311,15 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
         assert_eq!(r.value, order.value, "{r:?}");
         assert!(seen.insert(id), "repartitioned twice: {r:?}");
     }
+    // Both stop; one comes back (from its local store and the changelog) while more orders
+    // arrive, and resumes both stages where they were: nothing lost, nothing counted twice.
     first.shutdown();
     second.shutdown();
+    drop((first, second));
+    let more = make_orders(2000..2600, &mut expected);
+    produce(&kafka, &more);
+    let mut again = engine(1);
+    wait_for(&expected_now(&expected));
+    again.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -21,7 +21,9 @@
 //! The value bytes travel unchanged, and the source record's key travels in the header
 //! [`SOURCE_KEY_HEADER`], which the aggregate stage puts back before decoding: the aggregate
 //! stage decodes exactly what it would have decoded from the source, and sees the source's own
-//! headers. Rows whose group key is null or fails to evaluate are passed on (to the partition
+//! headers. The source position travels in [`SOURCE_OFFSET_HEADER`]: the GroupBy stage is
+//! at-least-once (a crash after producing and before committing writes a batch again), and the
+//! aggregate stage skips those repeats with [`SourceOffsets`], which is part of its state. Rows whose group key is null or fails to evaluate are passed on (to the partition
 //! they came from) so the aggregate stage logs them as it always has.
 //!
 //! Only stream sources are repartitioned; a table's aggregate must subtract a key's old value
@@ -41,6 +43,96 @@ use std::sync::Arc;
 
 /// Header carrying the source record's key through the repartition topic.
 pub const SOURCE_KEY_HEADER: &str = "__runnel_source_key";
+/// Header carrying the source record's position, `<partition>:<offset>`.
+pub const SOURCE_OFFSET_HEADER: &str = "__runnel_source_offset";
+/// State key of the aggregate stage's [`SourceOffsets`] (a table-contribution key, so the local
+/// store keeps it out of window retention; stream aggregations have no contributions).
+pub const SOURCE_OFFSETS_KEY: &[u8] = b"\xFF\x00runnel-source-offsets";
+
+/// The last source offset the aggregate stage has aggregated, per (repartition partition,
+/// source partition). A GroupBy stage that restarts (crash, rebalance) re-reads its source from
+/// the last commit and may write records to the repartition topic again; within one repartition
+/// partition the records of one source partition arrive in source-offset order, so a record at
+/// or below this mark is a repeat and is skipped. The table is part of the aggregation state
+/// (changelog and local store), so it always matches the counts it protects.
+#[derive(Debug, Default)]
+pub struct SourceOffsets {
+    last: std::collections::BTreeMap<(i32, i32), i64>,
+    changed: bool,
+}
+
+impl SourceOffsets {
+    /// Whether a record (at `partition` of the repartition topic, from `source` in the source)
+    /// is new; records it as aggregated if so.
+    pub fn admit(&mut self, partition: i32, source: (i32, i64)) -> bool {
+        let last = self.last.entry((partition, source.0)).or_insert(-1);
+        if source.1 <= *last {
+            return false;
+        }
+        *last = source.1;
+        self.changed = true;
+        true
+    }
+
+    /// The state change to write with the batch, if the table changed.
+    pub fn take_change(&mut self) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let text: Vec<String> = self
+            .last
+            .iter()
+            .map(|((p, s), o)| format!("{p}:{s}:{o}"))
+            .collect();
+        Some((
+            SOURCE_OFFSETS_KEY.to_vec(),
+            Some(text.join(",").into_bytes()),
+        ))
+    }
+
+    pub fn restore(&mut self, value: Option<&[u8]>) -> Result<(), String> {
+        self.last.clear();
+        self.changed = false;
+        let text = std::str::from_utf8(value.unwrap_or_default())
+            .map_err(|_| "source offsets are not text".to_string())?;
+        for entry in text.split(',').filter(|e| !e.is_empty()) {
+            let parts: Vec<i64> = entry
+                .split(':')
+                .map(|n| n.parse::<i64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| format!("bad source offsets entry {entry:?}"))?;
+            let [p, s, o] = parts[..] else {
+                return Err(format!("bad source offsets entry {entry:?}"));
+            };
+            self.last.insert((p as i32, s as i32), o);
+        }
+        Ok(())
+    }
+}
+
+/// Aggregate stage: puts source keys back and leaves out records already aggregated.
+pub fn prepare(task: &QueryTask, batch: &mut [Record]) -> Result<Vec<Record>, EngineError> {
+    restore_source_keys(batch);
+    let mut offsets = task.source_offsets()?;
+    let mut fresh = Vec::with_capacity(batch.len());
+    for r in batch.iter_mut() {
+        let source = r
+            .headers
+            .iter()
+            .rposition(|(k, _)| k == SOURCE_OFFSET_HEADER)
+            .map(|i| r.headers.remove(i).1)
+            .and_then(|v| parse_position(v.as_deref()?));
+        if source.is_none_or(|s| offsets.admit(r.partition, s)) {
+            fresh.push(r.clone());
+        }
+    }
+    Ok(fresh)
+}
+
+fn parse_position(bytes: &[u8]) -> Option<(i32, i64)> {
+    let (p, o) = std::str::from_utf8(bytes).ok()?.split_once(':')?;
+    Some((p.parse().ok()?, o.parse().ok()?))
+}
 
 /// The repartition topic of a query.
 pub fn topic_name(service_id: &str, query_id: &str) -> String {
@@ -181,6 +273,10 @@ fn repartition_batch(
             };
             let mut headers = r.headers.clone();
             headers.push((SOURCE_KEY_HEADER.to_string(), r.key.clone()));
+            headers.push((
+                SOURCE_OFFSET_HEADER.to_string(),
+                Some(format!("{}:{}", r.partition, r.offset).into_bytes()),
+            ));
             Record {
                 topic: topic.to_string(),
                 partition,
@@ -217,7 +313,13 @@ pub fn spawn(
     consumer
         .subscribe(&[task.source_topic()])
         .map_err(runnel_connect::kafka::KafkaError::from)?;
-    let producer = kafka.producer()?;
+    // Idempotence keeps each partition's records in the order they were sent even when the
+    // client retries, which `SourceOffsets` relies on to tell repeats from new records.
+    let mut idempotent = kafka.clone();
+    idempotent
+        .properties
+        .insert("enable.idempotence".into(), "true".into());
+    let producer = idempotent.producer()?;
     let group_log = ProcessingLog {
         topic: log.topic.clone(),
         query_id: log.query_id.clone(),
@@ -316,6 +418,37 @@ mod tests {
             assert!((0..4).contains(&p), "{p}");
         }
         assert_eq!(partition_for(b"21", 1), 0);
+    }
+
+    #[test]
+    fn repeated_source_positions_are_skipped_per_partition_pair() {
+        let mut seen = SourceOffsets::default();
+        assert!(seen.admit(0, (3, 10)));
+        assert!(seen.admit(0, (3, 11)));
+        // A GroupBy stage that restarted writes 10 and 11 again, then goes on.
+        assert!(!seen.admit(0, (3, 10)));
+        assert!(!seen.admit(0, (3, 11)));
+        assert!(seen.admit(0, (3, 12)));
+        // Other repartition partitions and other source partitions have their own marks.
+        assert!(seen.admit(1, (3, 5)));
+        assert!(seen.admit(0, (2, 0)));
+        let (key, value) = seen.take_change().expect("changed");
+        assert_eq!(key, SOURCE_OFFSETS_KEY);
+        assert_eq!(seen.take_change(), None, "nothing new since");
+        let mut restored = SourceOffsets::default();
+        restored.restore(value.as_deref()).expect("restore");
+        assert!(!restored.admit(0, (3, 12)));
+        assert!(!restored.admit(1, (3, 5)));
+        assert!(restored.admit(0, (2, 1)));
+    }
+
+    #[test]
+    fn bad_source_offsets_state_is_an_error() {
+        let mut seen = SourceOffsets::default();
+        assert!(seen.restore(Some(b"0:1")).is_err());
+        assert!(seen.restore(Some(b"a:b:c")).is_err());
+        assert!(seen.restore(Some(&[0xff, 0xfe])).is_err());
+        assert!(seen.restore(Some(b"")).is_ok());
     }
 
     #[test]

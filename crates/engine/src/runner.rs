@@ -206,10 +206,18 @@ pub(crate) fn spawn_persistent_from(
                 if batch.is_empty() {
                     continue;
                 }
-                if repartitioned {
-                    crate::repartition::restore_source_keys(&mut batch);
-                }
-                let result = process_and_send(&task, &batch, &producer, &log, &stats2)
+                // The aggregate stage of a repartitioned aggregation processes the records it
+                // has not aggregated yet; the checkpoint and commit still cover the whole batch.
+                let fresh = if repartitioned {
+                    crate::repartition::prepare(&task, &mut batch)
+                } else {
+                    Ok(vec![])
+                };
+                let result = fresh
+                    .and_then(|fresh| {
+                        let input = if repartitioned { &fresh } else { &batch };
+                        process_and_send(&task, input, &producer, &log, &stats2)
+                    })
                     .and_then(|_| match &changelog {
                         Some(cl) => checkpoint(
                             &task,

@@ -223,6 +223,9 @@ pub struct QueryTask {
     /// An aggregation's plan and settings, to build the first stage of a repartitioned
     /// aggregation (see `crate::repartition`).
     aggregate: Option<Box<(AggregatePlan, FunctionConfig, AggregateConfig)>>,
+    /// The aggregate stage of a repartitioned aggregation: the last source offset aggregated per
+    /// (repartition partition, source partition), kept with the state (see `crate::repartition`).
+    source_offsets: std::sync::Mutex<crate::repartition::SourceOffsets>,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -288,6 +291,7 @@ impl QueryTask {
             state_store: Default::default(),
             record_cache: false,
             aggregate: None,
+            source_offsets: Default::default(),
         })
     }
 
@@ -338,6 +342,7 @@ impl QueryTask {
             state_store: Default::default(),
             record_cache: false,
             aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
+            source_offsets: Default::default(),
         })
     }
 
@@ -691,16 +696,41 @@ impl QueryTask {
 
     /// State changes since the last call, as changelog records.
     pub fn take_state_changes(&self) -> Result<StateChanges, String> {
-        match &self.operator {
+        let mut changes = match &self.operator {
             TaskOperator::Aggregate(op, _) => {
-                Ok(op.lock().map_err(|_| "state poisoned")?.take_changes())
+                op.lock().map_err(|_| "state poisoned")?.take_changes()
             }
-            TaskOperator::Select(_) => Ok(vec![]),
+            TaskOperator::Select(_) => vec![],
+        };
+        if let Some(change) = self
+            .source_offsets
+            .lock()
+            .map_err(|_| "state poisoned")?
+            .take_change()
+        {
+            changes.push(change);
         }
+        Ok(changes)
+    }
+
+    /// The source offsets table of a repartitioned aggregation's aggregate stage.
+    pub(crate) fn source_offsets(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, crate::repartition::SourceOffsets>, EngineError> {
+        self.source_offsets
+            .lock()
+            .map_err(|_| EngineError::Internal("state poisoned".into()))
     }
 
     /// Applies a changelog record while restoring.
     pub fn restore_state(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        if key == crate::repartition::SOURCE_OFFSETS_KEY {
+            return self
+                .source_offsets
+                .lock()
+                .map_err(|_| "state poisoned")?
+                .restore(value);
+        }
         match &self.operator {
             TaskOperator::Aggregate(op, _) => {
                 op.lock().map_err(|_| "state poisoned")?.restore(key, value)
@@ -734,6 +764,7 @@ impl QueryTask {
 
     /// Forgets all state (a restore starts over from the changelog).
     pub fn reset_state(&self) -> Result<(), String> {
+        *self.source_offsets.lock().map_err(|_| "state poisoned")? = Default::default();
         match &self.operator {
             TaskOperator::Aggregate(op, _) => op
                 .lock()

@@ -1333,3 +1333,111 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
     again.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Kills (SIGKILL) an engine running a GROUP BY on a value column while both of its stages are
+/// busy, restarts it, and checks every group's final count and sum: the aggregate stage resumes
+/// the repartition topic from its checkpoint and the GroupBy stage the source from its commit.
+/// (A kill rarely lands between a GroupBy batch's acknowledgement and its commit; the repeats
+/// such a kill leaves are checked deterministically by
+/// `group_by_a_value_column_repartitions_across_two_engines`.)
+#[test]
+fn repartitioned_aggregation_survives_sigkill() {
+    let kafka = kafka();
+    let input = unique("readings");
+    let output = unique("sensor_counts");
+    let service = format!("{}_", unique("svc"));
+    let internal = |suffix: &str| format!("_confluent-ksql-{service}query_CTAS_COUNTS_0-{suffix}");
+    // The child reaches the broker over the network, and the mock cluster cannot create topics
+    // that way: create every topic the query uses here.
+    for (topic, partitions) in [
+        (input.clone(), 4),
+        (output.clone(), 4),
+        (internal("Aggregate-GroupBy-repartition"), 4),
+        (internal("Aggregate-Aggregate-Materialize-changelog"), 1),
+    ] {
+        kafka.create_topic(&topic, partitions, 1).expect("topic");
+    }
+    let dir = std::env::temp_dir().join(unique("repartkill"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let script = dir.join("agg.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE STREAM readings (id STRING KEY, sensor STRING, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
+             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
+             FROM readings GROUP BY sensor EMIT CHANGES;\n"
+        ),
+    )
+    .expect("write script");
+    let start = |run: u32| {
+        let log = std::fs::File::create(dir.join(format!("run{run}.log"))).expect("log file");
+        runnel()
+            .args([
+                "run",
+                script.to_str().expect("utf8"),
+                "--bootstrap-servers",
+                &kafka.bootstrap_servers,
+            ])
+            .args(["--property", &format!("ksql.service.id={service}")])
+            .args([
+                "--property",
+                &format!("ksql.streams.state.dir={}", dir.join("state").display()),
+            ])
+            .env("RUST_LOG", "warn,runnel_engine=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start runnel")
+    };
+    let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut feed = |ids: std::ops::Range<usize>| {
+        let records: Vec<Record> = ids
+            .map(|i| {
+                let sensor = format!("s{}", i % 7);
+                let t = (i % 50) as i64;
+                let e = expected.entry(sensor.clone()).or_default();
+                e.0 += 1;
+                e.1 += t;
+                Record {
+                    topic: input.clone(),
+                    partition: (i % 4) as i32,
+                    key: Some(format!("id{i}").into_bytes()),
+                    value: Some(format!("{{\"SENSOR\":\"{sensor}\",\"T\":{t}}}").into_bytes()),
+                    timestamp: 1_000_000 + i as i64,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        produce(&kafka, &records);
+    };
+    feed(0..2000);
+    let mut child = start(1);
+    let consumer: BaseConsumer = kafka
+        .consumer(&unique("probe"), "earliest")
+        .expect("consumer");
+    consumer.subscribe(&[output.as_str()]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && consumer.poll(Duration::from_millis(200)).is_none() {}
+    feed(2000..3500);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    feed(3500..5000);
+    let mut child = start(2);
+    let expected: BTreeMap<Vec<u8>, String> = expected
+        .into_iter()
+        .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
+        .collect();
+    let mut latest = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        latest = latest_values(&kafka, &output);
+        if latest == expected {
+            break;
+        }
+    }
+    child.kill().expect("stop");
+    let _ = child.wait();
+    assert_eq!(latest, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}

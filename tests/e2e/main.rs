@@ -1241,3 +1241,312 @@ fn pull_queries_read_materialized_tables_through_kafka() {
     assert_eq!(pull(&mut engine, "SELECT * FROM doubled;"), ["a,6", "b,4"]);
     engine.shutdown();
 }
+
+#[test]
+fn group_by_a_value_column_repartitions_across_two_engines() {
+    // Orders of five regions are spread over the 4 partitions of the input by their order id, so
+    // every region arrives on every partition. Two engines share the service id (and so the
+    // query's consumer group); the aggregation must still count each region exactly once.
+    let kafka = kafka();
+    let input = unique("orders");
+    let output = unique("region_totals");
+    let service = format!("{}_", unique("svc"));
+    let dir = std::env::temp_dir().join(unique("repart"));
+    let engine = |n: u32| {
+        let mut e = Engine::new(
+            Backend::Kafka(kafka.clone()),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.clone()),
+                (
+                    "ksql.streams.state.dir".to_string(),
+                    dir.join(format!("engine{n}")).display().to_string(),
+                ),
+            ]),
+        );
+        e.execute_script(&format!(
+            "CREATE STREAM orders (id STRING KEY, region STRING, amount INT) \
+             WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=4);\n\
+             CREATE TABLE region_totals WITH (KAFKA_TOPIC='{output}', PARTITIONS=4) AS \
+             SELECT region, COUNT(*) AS n, SUM(amount) AS total FROM orders GROUP BY region;"
+        ))
+        .expect("statements");
+        e
+    };
+    let mut first = engine(1);
+    let mut second = engine(2);
+    let repartition = format!(
+        "_confluent-ksql-{service}query_CTAS_REGION_TOTALS_0-Aggregate-GroupBy-repartition"
+    );
+    let info = kafka
+        .topic(&repartition)
+        .expect("metadata")
+        .expect("the repartition topic exists");
+    assert_eq!(info.partitions, 4, "as many partitions as the source");
+    // Let both engines join the query's consumer group before the input arrives.
+    std::thread::sleep(Duration::from_secs(8));
+    let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let make_orders =
+        |ids: std::ops::Range<usize>, expected: &mut BTreeMap<String, (i64, i64)>| -> Vec<Record> {
+            ids.map(|i| {
+                let region = format!("r{}", i % 5);
+                let amount = (i % 13) as i64;
+                let e = expected.entry(region.clone()).or_default();
+                e.0 += 1;
+                e.1 += amount;
+                Record {
+                    topic: input.clone(),
+                    partition: (i % 4) as i32,
+                    key: Some(format!("o{i}").into_bytes()),
+                    value: Some(
+                        format!("{{\"REGION\":\"{region}\",\"AMOUNT\":{amount}}}").into_bytes(),
+                    ),
+                    timestamp: 1_000 + i as i64,
+                    ..Default::default()
+                }
+            })
+            .collect()
+        };
+    let orders = make_orders(0..2000, &mut expected);
+    produce(&kafka, &orders);
+    // A value that does not decode is logged by the GroupBy stage (with its source position) and
+    // skipped; one without a region reaches the aggregate stage, which logs it as it always has.
+    let bad = |offset_hint: &str, value: &[u8]| Record {
+        topic: input.clone(),
+        partition: 2,
+        key: Some(offset_hint.as_bytes().to_vec()),
+        value: Some(value.to_vec()),
+        timestamp: 5_000,
+        ..Default::default()
+    };
+    produce(
+        &kafka,
+        &[
+            bad("malformed", b"not json"),
+            bad("no-region", br#"{"AMOUNT":1}"#),
+        ],
+    );
+    let expected_now = |expected: &BTreeMap<String, (i64, i64)>| -> BTreeMap<Vec<u8>, String> {
+        expected
+            .iter()
+            .map(|(r, (n, total))| {
+                (
+                    r.clone().into_bytes(),
+                    format!("{{\"N\":{n},\"TOTAL\":{total}}}"),
+                )
+            })
+            .collect()
+    };
+    let wait_for = |expected: &BTreeMap<Vec<u8>, String>| {
+        let mut latest = BTreeMap::new();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            latest = latest_values(&kafka, &output);
+            if latest == *expected {
+                break;
+            }
+        }
+        assert_eq!(latest, *expected);
+    };
+    let counts = expected_now(&expected);
+    wait_for(&counts);
+    // Each order went through the repartition topic once, keyed by its region, on the partition
+    // Kafka's default (murmur2) partitioner picks for that key, with the order's timestamp.
+    // One entry from the GroupBy stage that read the malformed record, one from each engine's
+    // aggregate stage (each aggregates the whole repartition topic) for the missing region.
+    let log: Vec<String> = read(&kafka, &format!("{service}ksql_processing_log"), 3)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter().any(|e| e.contains(&input)
+            && e.contains("\"partition\":2")
+            && e.contains("Failed to deserialize value")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.contains("Group-by column with index 0 resolved to null")),
+        "{log:?}"
+    );
+    let mut repartitioned = read_all(&kafka, &repartition, Duration::from_secs(3));
+    // The null-region order went through (on its source partition, with its source key).
+    let no_region = repartitioned
+        .iter()
+        .position(|r| text(&r.key) == "no-region")
+        .expect("the order without a region is passed on");
+    assert_eq!(repartitioned.remove(no_region).partition, 2);
+    assert_eq!(repartitioned.len(), orders.len());
+    let mut java = kafka.clone();
+    java.properties
+        .insert("partitioner".into(), "murmur2_random".into());
+    let probe_topic = unique("probe");
+    kafka.create_topic(&probe_topic, 4, 1).expect("probe topic");
+    let probe = java.producer().expect("producer");
+    for r in (0..5).map(|i| format!("r{i}")) {
+        runnel_connect::kafka::send(
+            &probe,
+            &Record {
+                topic: probe_topic.clone(),
+                partition: -1,
+                key: Some(r.clone().into_bytes()),
+                value: Some(b"x".to_vec()),
+                ..Default::default()
+            },
+        )
+        .expect("send");
+    }
+    runnel_connect::kafka::flush(&probe).expect("flush");
+    let partition_of: BTreeMap<String, i32> = read(&kafka, &probe_topic, 5)
+        .into_iter()
+        .map(|r| (text(&r.key), r.partition))
+        .collect();
+    let by_id: BTreeMap<String, &Record> = orders.iter().map(|o| (text(&o.key), o)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &repartitioned {
+        let region = text(&r.key);
+        assert_eq!(Some(&r.partition), partition_of.get(&region), "{r:?}");
+        // The order's own key travels in a header, so the aggregating stage decodes the order
+        // exactly as it was written.
+        let id = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "__runnel_source_key")
+            .map(|(_, v)| text(v))
+            .unwrap_or_default();
+        let order = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("no order for {r:?}"));
+        assert_eq!(r.timestamp, order.timestamp, "{r:?}");
+        assert_eq!(r.value, order.value, "{r:?}");
+        assert!(seen.insert(id), "repartitioned twice: {r:?}");
+    }
+    // Both stop; one comes back (from its local store and the changelog) while more orders
+    // arrive, and resumes both stages where they were: nothing lost, nothing counted twice.
+    first.shutdown();
+    second.shutdown();
+    drop((first, second));
+    let more = make_orders(2000..2600, &mut expected);
+    produce(&kafka, &more);
+    // What a GroupBy stage killed between writing a batch and committing its source offsets
+    // leaves behind: the batch again, in the same partitions. It must not be counted twice.
+    let repeats: Vec<Record> = repartitioned[repartitioned.len() - 300..]
+        .iter()
+        .map(|r| Record {
+            offset: -1,
+            ..r.clone()
+        })
+        .collect();
+    produce(&kafka, &repeats);
+    let mut again = engine(1);
+    wait_for(&expected_now(&expected));
+    again.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Kills (SIGKILL) an engine running a GROUP BY on a value column while both of its stages are
+/// busy, restarts it, and checks every group's final count and sum: the aggregate stage resumes
+/// the repartition topic from its checkpoint and the GroupBy stage the source from its commit.
+/// (A kill rarely lands between a GroupBy batch's acknowledgement and its commit; the repeats
+/// such a kill leaves are checked deterministically by
+/// `group_by_a_value_column_repartitions_across_two_engines`.)
+#[test]
+fn repartitioned_aggregation_survives_sigkill() {
+    let kafka = kafka();
+    let input = unique("readings");
+    let output = unique("sensor_counts");
+    let service = format!("{}_", unique("svc"));
+    let internal = |suffix: &str| format!("_confluent-ksql-{service}query_CTAS_COUNTS_0-{suffix}");
+    // The child reaches the broker over the network, and the mock cluster cannot create topics
+    // that way: create every topic the query uses here.
+    for (topic, partitions) in [
+        (input.clone(), 4),
+        (output.clone(), 4),
+        (internal("Aggregate-GroupBy-repartition"), 4),
+        (internal("Aggregate-Aggregate-Materialize-changelog"), 1),
+    ] {
+        kafka.create_topic(&topic, partitions, 1).expect("topic");
+    }
+    let dir = std::env::temp_dir().join(unique("repartkill"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let script = dir.join("agg.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE STREAM readings (id STRING KEY, sensor STRING, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
+             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
+             FROM readings GROUP BY sensor EMIT CHANGES;\n"
+        ),
+    )
+    .expect("write script");
+    let start = |run: u32| {
+        let log = std::fs::File::create(dir.join(format!("run{run}.log"))).expect("log file");
+        runnel()
+            .args([
+                "run",
+                script.to_str().expect("utf8"),
+                "--bootstrap-servers",
+                &kafka.bootstrap_servers,
+            ])
+            .args(["--property", &format!("ksql.service.id={service}")])
+            .args([
+                "--property",
+                &format!("ksql.streams.state.dir={}", dir.join("state").display()),
+            ])
+            .env("RUST_LOG", "warn,runnel_engine=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start runnel")
+    };
+    let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut feed = |ids: std::ops::Range<usize>| {
+        let records: Vec<Record> = ids
+            .map(|i| {
+                let sensor = format!("s{}", i % 7);
+                let t = (i % 50) as i64;
+                let e = expected.entry(sensor.clone()).or_default();
+                e.0 += 1;
+                e.1 += t;
+                Record {
+                    topic: input.clone(),
+                    partition: (i % 4) as i32,
+                    key: Some(format!("id{i}").into_bytes()),
+                    value: Some(format!("{{\"SENSOR\":\"{sensor}\",\"T\":{t}}}").into_bytes()),
+                    timestamp: 1_000_000 + i as i64,
+                    ..Default::default()
+                }
+            })
+            .collect();
+        produce(&kafka, &records);
+    };
+    feed(0..2000);
+    let mut child = start(1);
+    let consumer: BaseConsumer = kafka
+        .consumer(&unique("probe"), "earliest")
+        .expect("consumer");
+    consumer.subscribe(&[output.as_str()]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && consumer.poll(Duration::from_millis(200)).is_none() {}
+    feed(2000..3500);
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    feed(3500..5000);
+    let mut child = start(2);
+    let expected: BTreeMap<Vec<u8>, String> = expected
+        .into_iter()
+        .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
+        .collect();
+    let mut latest = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        latest = latest_values(&kafka, &output);
+        if latest == expected {
+            break;
+        }
+    }
+    child.kill().expect("stop");
+    let _ = child.wait();
+    assert_eq!(latest, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}

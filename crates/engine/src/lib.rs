@@ -11,6 +11,7 @@ pub mod materialized;
 pub mod materialized_rocks;
 pub mod output;
 pub mod pull;
+pub mod repartition;
 pub mod runner;
 pub mod sandbox;
 pub mod state;
@@ -996,6 +997,18 @@ impl Engine {
             ),
             state_dir: Some(self.state_dir().join(self.service_id()).join(id)),
         });
+        if repartition::needs_repartition(task) {
+            let topic = repartition::topic_name(&self.service_id(), id);
+            return Ok(Some(repartition::spawn(
+                task.clone(),
+                k.clone(),
+                group,
+                reset,
+                log,
+                changelog,
+                topic,
+            )?));
+        }
         Ok(Some(runner::spawn_persistent(
             task.clone(),
             k.clone(),

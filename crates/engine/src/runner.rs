@@ -57,7 +57,7 @@ impl Drop for Running {
 }
 
 /// Polls up to `MAX_BATCH` records, waiting at most `LINGER` after the first one.
-fn poll_batch(consumer: &BaseConsumer, stop: &AtomicBool) -> Vec<Record> {
+pub(crate) fn poll_batch(consumer: &BaseConsumer, stop: &AtomicBool) -> Vec<Record> {
     let mut batch = Vec::new();
     let deadline = Instant::now() + Duration::from_millis(200);
     let mut linger_until: Option<Instant> = None;
@@ -202,23 +202,44 @@ pub fn spawn_persistent(
     log: ProcessingLog,
     changelog: Option<Changelog>,
 ) -> Result<Running, crate::EngineError> {
+    let input = task.source_topic().to_string();
+    spawn_persistent_from(
+        task,
+        kafka,
+        group,
+        auto_offset_reset,
+        log,
+        changelog,
+        &input,
+    )
+}
+
+/// `spawn_persistent` reading `input` instead of the task's source topic: the aggregating stage
+/// of a repartitioned aggregation reads the repartition topic (see `crate::repartition`).
+pub(crate) fn spawn_persistent_from(
+    task: Arc<QueryTask>,
+    kafka: KafkaConfig,
+    group: String,
+    auto_offset_reset: String,
+    log: ProcessingLog,
+    changelog: Option<Changelog>,
+    input: &str,
+) -> Result<Running, crate::EngineError> {
+    let repartitioned = input != task.source_topic();
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
     let producer = kafka.producer()?;
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut store = None;
     match &changelog {
         None => consumer
-            .subscribe(&[task.source_topic()])
+            .subscribe(&[input])
             .map_err(runnel_connect::kafka::KafkaError::from)?,
         Some(cl) => {
             kafka.create_topic(&cl.topic, 1, 1)?;
             let restored = crate::state::restore(&task, &kafka, &producer, cl)?;
             next_offsets = restored.offsets;
             store = restored.store;
-            let partitions = kafka
-                .topic(task.source_topic())?
-                .map(|t| t.partitions)
-                .unwrap_or(1);
+            let partitions = kafka.topic(input)?.map(|t| t.partitions).unwrap_or(1);
             let mut tpl = rdkafka::TopicPartitionList::new();
             for p in 0..partitions {
                 // Without a checkpoint there is no state for any committed position: start over.
@@ -227,7 +248,7 @@ pub fn spawn_persistent(
                     None if auto_offset_reset == "latest" => rdkafka::Offset::End,
                     None => rdkafka::Offset::Beginning,
                 };
-                tpl.add_partition_offset(task.source_topic(), p, offset)
+                tpl.add_partition_offset(input, p, offset)
                     .map_err(runnel_connect::kafka::KafkaError::from)?;
             }
             consumer
@@ -242,11 +263,22 @@ pub fn spawn_persistent(
         .name(format!("query-{}", log.query_id))
         .spawn(move || {
             while !stop2.load(Ordering::Relaxed) {
-                let batch = poll_batch(&consumer, &stop2);
+                let mut batch = poll_batch(&consumer, &stop2);
                 if batch.is_empty() {
                     continue;
                 }
-                let result = process_and_send(&task, &batch, &producer, &log, &stats2)
+                // The aggregate stage of a repartitioned aggregation processes the records it
+                // has not aggregated yet; the checkpoint and commit still cover the whole batch.
+                let fresh = if repartitioned {
+                    crate::repartition::prepare(&task, &mut batch)
+                } else {
+                    Ok(vec![])
+                };
+                let result = fresh
+                    .and_then(|fresh| {
+                        let input = if repartitioned { &fresh } else { &batch };
+                        process_and_send(&task, input, &producer, &log, &stats2)
+                    })
                     .and_then(|_| match &changelog {
                         Some(cl) => checkpoint(
                             &task,
@@ -324,7 +356,10 @@ fn checkpoint(
     Ok(())
 }
 
-fn commit_batch(consumer: &BaseConsumer, batch: &[Record]) -> Result<(), crate::EngineError> {
+pub(crate) fn commit_batch(
+    consumer: &BaseConsumer,
+    batch: &[Record],
+) -> Result<(), crate::EngineError> {
     let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for r in batch {
         let e = processed

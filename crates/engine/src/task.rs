@@ -222,6 +222,12 @@ pub struct QueryTask {
     record_cache: bool,
     /// The table this task's output materializes for pull queries (set once, after creation).
     materialization: std::sync::OnceLock<Arc<crate::materialized::Materialization>>,
+    /// An aggregation's plan and settings, to build the first stage of a repartitioned
+    /// aggregation (see `crate::repartition`).
+    aggregate: Option<Box<(AggregatePlan, FunctionConfig, AggregateConfig)>>,
+    /// The aggregate stage of a repartitioned aggregation: the last source offset aggregated per
+    /// (repartition partition, source partition), kept with the state (see `crate::repartition`).
+    source_offsets: std::sync::Mutex<crate::repartition::SourceOffsets>,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -287,6 +293,8 @@ impl QueryTask {
             state_store: Default::default(),
             record_cache: false,
             materialization: std::sync::OnceLock::new(),
+            aggregate: None,
+            source_offsets: Default::default(),
         })
     }
 
@@ -304,6 +312,7 @@ impl QueryTask {
         agg_config: AggregateConfig,
     ) -> Result<Self, EngineError> {
         let (source_key, source_value) = source_serdes(&plan.source)?;
+        let (config_copy, agg_copy) = (config.clone(), agg_config.clone());
         let op = AggregateOperator::new(plan, config, agg_config)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let input_schema = op.input_schema().clone();
@@ -336,6 +345,8 @@ impl QueryTask {
             state_store: Default::default(),
             record_cache: false,
             materialization: std::sync::OnceLock::new(),
+            aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
+            source_offsets: Default::default(),
         })
     }
 
@@ -631,6 +642,75 @@ impl QueryTask {
         Ok(out)
     }
 
+    /// The aggregation plan of an aggregate task.
+    pub fn aggregate_plan(&self) -> Option<&AggregatePlan> {
+        self.aggregate.as_deref().map(|(p, _, _)| p)
+    }
+
+    /// A fresh task for the same aggregation, without a sink: the first stage of a
+    /// repartitioned aggregation uses it to decode records and evaluate their group keys.
+    pub fn repartitioner(&self) -> Result<QueryTask, EngineError> {
+        let (plan, config, agg) = self
+            .aggregate
+            .as_deref()
+            .ok_or_else(|| EngineError::Internal("not an aggregation".into()))?;
+        QueryTask::new_aggregate(plan, None, config.clone(), agg.clone())
+    }
+
+    /// Decodes records and evaluates their group keys: (record, timestamp after the TIMESTAMP
+    /// column, group values or `None` when a group value is null or fails). Records that do not
+    /// decode are returned as processing-log entries; skipped records (null stream values) are
+    /// left out.
+    #[allow(clippy::type_complexity)]
+    pub fn group_keys<'a>(
+        &self,
+        records: &'a [Record],
+    ) -> Result<
+        (
+            Vec<(&'a Record, i64, Option<Vec<Value>>)>,
+            Vec<ProcessingLogEntry>,
+        ),
+        EngineError,
+    > {
+        let TaskOperator::Aggregate(op, _) = &self.operator else {
+            return Err(EngineError::Internal("not an aggregation".into()));
+        };
+        let mut errors = Vec::new();
+        let mut rows = Vec::with_capacity(records.len());
+        let mut kept = Vec::with_capacity(records.len());
+        for r in records {
+            match self.decode(r) {
+                Ok(Some((row, ts))) => {
+                    rows.push(row);
+                    kept.push((r, ts));
+                }
+                Ok(None) => {}
+                Err(message) => errors.push(ProcessingLogEntry {
+                    topic: r.topic.clone(),
+                    partition: r.partition,
+                    offset: r.offset,
+                    message,
+                }),
+            }
+        }
+        if rows.is_empty() {
+            return Ok((vec![], errors));
+        }
+        let batch = rows_to_batch(&self.input_schema, &self.input_types, &rows)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let groups = op
+            .lock()
+            .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?
+            .group_values(&batch)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let out = kept
+            .into_iter()
+            .zip(groups)
+            .map(|((r, ts), g)| (r, ts, g))
+            .collect();
+        Ok((out, errors))
+    }
+
     /// Whether the task keeps state (and so needs a changelog).
     pub fn is_stateful(&self) -> bool {
         matches!(self.operator, TaskOperator::Aggregate(..))
@@ -638,16 +718,41 @@ impl QueryTask {
 
     /// State changes since the last call, as changelog records.
     pub fn take_state_changes(&self) -> Result<StateChanges, String> {
-        match &self.operator {
+        let mut changes = match &self.operator {
             TaskOperator::Aggregate(op, _) => {
-                Ok(op.lock().map_err(|_| "state poisoned")?.take_changes())
+                op.lock().map_err(|_| "state poisoned")?.take_changes()
             }
-            TaskOperator::Select(_) => Ok(vec![]),
+            TaskOperator::Select(_) => vec![],
+        };
+        if let Some(change) = self
+            .source_offsets
+            .lock()
+            .map_err(|_| "state poisoned")?
+            .take_change()
+        {
+            changes.push(change);
         }
+        Ok(changes)
+    }
+
+    /// The source offsets table of a repartitioned aggregation's aggregate stage.
+    pub(crate) fn source_offsets(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, crate::repartition::SourceOffsets>, EngineError> {
+        self.source_offsets
+            .lock()
+            .map_err(|_| EngineError::Internal("state poisoned".into()))
     }
 
     /// Applies a changelog record while restoring.
     pub fn restore_state(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        if key == crate::repartition::SOURCE_OFFSETS_KEY {
+            return self
+                .source_offsets
+                .lock()
+                .map_err(|_| "state poisoned")?
+                .restore(value);
+        }
         match &self.operator {
             TaskOperator::Aggregate(op, _) => {
                 op.lock().map_err(|_| "state poisoned")?.restore(key, value)
@@ -682,6 +787,7 @@ impl QueryTask {
 
     /// Forgets all state (a restore starts over from the changelog).
     pub fn reset_state(&self) -> Result<(), String> {
+        *self.source_offsets.lock().map_err(|_| "state poisoned")? = Default::default();
         match &self.operator {
             TaskOperator::Aggregate(op, _) => op
                 .lock()

@@ -478,6 +478,39 @@ impl AggregateOperator {
 
     /// Processes a batch whose rows carry `timestamps`; `tombstones` marks the rows of a table
     /// source that delete their key. Returns the updates in order and the per-row errors.
+    /// The group-by values of each row (`None` when one is null or fails to evaluate), without
+    /// touching state: what the first stage of a repartitioned aggregation partitions by. Errors
+    /// are not reported here; the aggregating stage evaluates the same expressions and logs them.
+    pub fn group_values(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Vec<Option<Vec<Value>>>, RuntimeError> {
+        let arrays = self
+            .groups
+            .iter()
+            .map(|g| self.evaluate(g, batch))
+            .collect::<Result<Vec<_>, _>>()?;
+        let failed: std::collections::HashSet<usize> = self
+            .errors
+            .drain()
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect();
+        Ok((0..batch.num_rows())
+            .map(|row| {
+                if failed.contains(&row) {
+                    return None;
+                }
+                let group: Vec<Value> = arrays
+                    .iter()
+                    .zip(self.groups.iter())
+                    .map(|(a, g)| value_at(a.as_ref(), row, &g.ty))
+                    .collect();
+                (!group.iter().any(Value::is_null)).then_some(group)
+            })
+            .collect())
+    }
+
     pub fn process(
         &mut self,
         batch: &RecordBatch,

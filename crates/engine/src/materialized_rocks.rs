@@ -279,4 +279,42 @@ mod tests {
         assert_eq!(store.len(), 0);
         assert!(store.get(&[Value::String("a".into())]).is_empty());
     }
+
+    /// Key-lookup latency of a warm 100 k-row table (a figure, not a check):
+    /// `cargo nextest run -p runnel-engine -E 'test(rocks_lookup_latency)' --run-ignored only --no-capture`
+    #[test]
+    #[ignore]
+    fn rocks_lookup_latency() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = RocksTableStore::open(&dir.path().join("t"), serde()).expect("open");
+        let rows = 100_000;
+        for chunk in (0..rows).collect::<Vec<i32>>().chunks(1000) {
+            store.apply_changes(
+                chunk
+                    .iter()
+                    .map(|&n| Change::Upsert(row(&format!("key-{n}"), None, n)))
+                    .collect(),
+            );
+        }
+        let mut times = Vec::new();
+        let mut x: u64 = 42;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = [Value::String(format!("key-{}", (x >> 33) % rows as u64))];
+            let started = std::time::Instant::now();
+            let found = store.get(&key);
+            times.push(started.elapsed());
+            assert_eq!(found.len(), 1);
+        }
+        times.sort();
+        let at = |q: f64| times[((times.len() as f64) * q) as usize];
+        println!(
+            "RocksDB table key lookup over {rows} rows: p50 {:?}, p99 {:?}, max {:?}",
+            at(0.5),
+            at(0.99),
+            times[times.len() - 1]
+        );
+    }
 }

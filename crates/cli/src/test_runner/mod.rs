@@ -443,6 +443,26 @@ fn run_files(args: &TestArgs) -> Result<()> {
             per_file.push((file.file.clone(), counts));
         }
     });
+    finish(
+        args,
+        &total,
+        &per_file,
+        &passing,
+        &not_passing,
+        baseline.as_deref(),
+    )
+}
+
+/// Prints the totals, writes `--json` and `--write-baseline`, and decides the exit status: with
+/// a baseline, only cases of it that no longer pass fail the run.
+fn finish(
+    args: &TestArgs,
+    total: &Counts,
+    per_file: &[(String, Counts)],
+    passing: &[String],
+    not_passing: &HashSet<String>,
+    baseline: Option<&[String]>,
+) -> Result<()> {
     println!(
         "{} passed, {} failed, {} skipped",
         total.passed, total.failed, total.skipped
@@ -588,46 +608,14 @@ fn run_rest_files(args: &TestArgs) -> Result<()> {
         );
         per_file.push((file, counts));
     }
-    println!(
-        "{} passed, {} failed, {} skipped",
-        total.passed, total.failed, total.skipped
-    );
-    if let Some(path) = &args.json {
-        let files_json = per_file
-            .iter()
-            .map(|(name, c)| {
-                let mut fields = vec![("file".to_string(), Json::String(name.clone()))];
-                fields.extend(c.to_json());
-                Json::Object(fields)
-            })
-            .collect();
-        let mut doc = total.to_json();
-        doc.push(("files".to_string(), Json::Array(files_json)));
-        std::fs::write(path, format!("{}\n", Json::Object(doc)))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(path) = &args.write_baseline {
-        let mut text = passing.join("\n");
-        text.push('\n');
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(baseline) = baseline {
-        let regressions: Vec<&String> = baseline
-            .iter()
-            .filter(|n| not_passing.contains(*n))
-            .collect();
-        if !regressions.is_empty() {
-            for r in regressions.iter().take(50) {
-                println!("REGRESSION {r}");
-            }
-            bail!("{} baseline case(s) no longer pass", regressions.len());
-        }
-        return Ok(());
-    }
-    if total.failed > 0 && !args.allow_failures {
-        bail!("{} test case(s) failed", total.failed);
-    }
-    Ok(())
+    finish(
+        args,
+        &total,
+        &per_file,
+        &passing,
+        &not_passing,
+        baseline.as_deref(),
+    )
 }
 
 fn one_line(text: &str) -> &str {

@@ -44,6 +44,22 @@ pub struct Record {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
+/// The context of [`KafkaConfig::eof_consumer`]: reaching a partition's end is what its reader
+/// waits for, so it is not logged as an error (librdkafka also reports it as a client error).
+pub struct EofContext;
+
+impl ClientContext for EofContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::KafkaError as E;
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        if !matches!(error, E::PartitionEOF(_) | E::Global(Code::PartitionEOF)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofContext {}
+
 /// A topic as listed by the broker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicInfo {
@@ -187,13 +203,13 @@ impl KafkaConfig {
     /// A consumer (no offsets committed) that reports reaching the end of each partition as
     /// `PartitionEOF`, judged from fetch responses. Reading "up to the end" this way does not
     /// depend on ListOffsets, whose high watermarks some brokers (tansu) get wrong.
-    pub fn eof_consumer(&self, group: &str) -> Result<BaseConsumer, KafkaError> {
+    pub fn eof_consumer(&self, group: &str) -> Result<BaseConsumer<EofContext>, KafkaError> {
         let mut c = self.client_config();
         c.set("group.id", group);
         c.set("enable.auto.commit", "false");
         c.set("auto.offset.reset", "earliest");
         c.set("enable.partition.eof", "true");
-        Ok(c.create()?)
+        Ok(c.create_with_context(EofContext)?)
     }
 
     fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
@@ -299,34 +315,39 @@ pub fn record_of<M: Message>(m: &M) -> Record {
 
 /// Sends a record; the caller flushes. Retries while the local queue is full.
 pub fn send(producer: &Producer, r: &Record) -> Result<(), KafkaError> {
-    let mut headers = OwnedHeaders::new();
-    for (k, v) in &r.headers {
-        headers = headers.insert(Header {
-            key: k,
-            value: v.as_deref(),
-        });
+    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic).timestamp(r.timestamp);
+    // Most records have no headers: building (and copying) an empty librdkafka header list per
+    // record costs two allocations and is not sent anyway.
+    if !r.headers.is_empty() {
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        rec = rec.headers(headers);
+    }
+    if let Some(k) = &r.key {
+        rec = rec.key(k.as_slice());
+    }
+    if let Some(v) = &r.value {
+        rec = rec.payload(v.as_slice());
+    }
+    if r.partition >= 0 {
+        rec = rec.partition(r.partition);
     }
     loop {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic)
-            .timestamp(r.timestamp)
-            .headers(headers.clone());
-        if let Some(k) = &r.key {
-            rec = rec.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            rec = rec.payload(v.as_slice());
-        }
-        if r.partition >= 0 {
-            rec = rec.partition(r.partition);
-        }
         match producer.send(rec) {
             Ok(()) => return Ok(()),
+            // The local queue is full: serve delivery reports, then retry the same record.
             Err((
                 rdkafka::error::KafkaError::MessageProduction(
                     rdkafka::types::RDKafkaErrorCode::QueueFull,
                 ),
-                _,
+                back,
             )) => {
+                rec = back;
                 producer.poll(Duration::from_millis(10));
             }
             Err((e, _)) => return Err(e.into()),

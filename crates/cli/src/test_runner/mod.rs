@@ -198,18 +198,27 @@ impl Mode {
 
 /// Runs a case on its own thread, turning a panic or a timeout into a failure.
 fn run_isolated(case: &TestCase, mode: &Mode, timeout: Duration) -> Outcome {
-    let (tx, rx) = mpsc::channel();
     let owned = case.clone();
     let mode = mode.clone();
+    on_own_thread("qtt-case", timeout, move || mode.run(&owned))
+}
+
+/// Runs `run` on a thread of its own (deep expressions need a large stack), turning a panic or a
+/// timeout into a failure; a thread that times out cannot be stopped and is left behind.
+fn on_own_thread(
+    name: &str,
+    timeout: Duration,
+    run: impl FnOnce() -> Outcome + Send + 'static,
+) -> Outcome {
+    let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
-        .name("qtt-case".into())
+        .name(name.into())
         .stack_size(16 << 20)
         .spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| mode.run(&owned)))
-                    .unwrap_or_else(|payload| {
-                        Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
-                    });
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .unwrap_or_else(|payload| {
+                    Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
+                });
             // The receiver is gone only after a timeout; nothing to report then.
             let _ = tx.send(outcome);
         });
@@ -218,7 +227,6 @@ fn run_isolated(case: &TestCase, mode: &Mode, timeout: Duration) -> Outcome {
     }
     match rx.recv_timeout(timeout) {
         Ok(outcome) => outcome,
-        // The thread cannot be stopped; it is left behind and the run goes on.
         Err(mpsc::RecvTimeoutError::Timeout) => {
             Outcome::Failed(format!("timed out after {}s", timeout.as_secs()))
         }
@@ -508,31 +516,8 @@ fn finish(
 
 /// Runs an RQTT case on its own thread, turning a panic or a timeout into a failure.
 fn run_rest_isolated(case: &rest::RestCase, timeout: Duration) -> Outcome {
-    let (tx, rx) = mpsc::channel();
     let owned = case.clone();
-    let spawned = std::thread::Builder::new()
-        .name("rqtt-case".into())
-        .stack_size(16 << 20)
-        .spawn(move || {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rest::run_case(&owned)))
-                    .unwrap_or_else(|payload| {
-                        Outcome::Failed(format!("panicked: {}", panic_message(payload.as_ref())))
-                    });
-            let _ = tx.send(outcome);
-        });
-    if let Err(e) = spawned {
-        return Outcome::Failed(format!("cannot start a thread for the case: {e}"));
-    }
-    match rx.recv_timeout(timeout) {
-        Ok(outcome) => outcome,
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            Outcome::Failed(format!("timed out after {}s", timeout.as_secs()))
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Outcome::Failed("the case's thread died".into())
-        }
-    }
+    on_own_thread("rqtt-case", timeout, move || rest::run_case(&owned))
 }
 
 /// `runnel test --rest`: RQTT files, one case at a time, with the same reporting and baseline

@@ -60,6 +60,48 @@ impl ClientContext for EofContext {
 
 impl rdkafka::consumer::ConsumerContext for EofContext {}
 
+/// A consumer of a persistent query's group: see [`GroupContext`].
+pub type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// Offsets a query has processed (and whose outputs are acknowledged) but could not commit yet.
+///
+/// A commit is refused while the group rebalances (a second server joining or leaving), which
+/// is routine, not a failure: the offsets stay here and go with the next commit. When partitions
+/// are revoked, their pending offsets are committed in the revoke callback, while this member
+/// still owns them (as Kafka Streams commits in `onPartitionsRevoked`), so the next owner does not
+/// start from an older commit, or, with no commit at all, from `auto.offset.reset`.
+#[derive(Default)]
+pub struct GroupContext {
+    pending: Mutex<BTreeMap<(String, i32), i64>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl rdkafka::consumer::ConsumerContext for GroupContext {
+    fn pre_rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        let rdkafka::consumer::Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let mut owned = BTreeMap::new();
+        for e in revoked.elements() {
+            let key = (e.topic().to_string(), e.partition());
+            if let Some(offset) = pending.remove(&key) {
+                owned.insert(key, offset);
+            }
+        }
+        if let Err(e) = commit_now(consumer, &owned) {
+            tracing::warn!("offsets of revoked partitions not committed; their next owner re-reads from the last commit: {e}");
+        }
+    }
+}
+
 /// A topic as listed by the broker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicInfo {
@@ -183,12 +225,9 @@ impl KafkaConfig {
         Ok(c.create_with_context(DeliveryContext::default())?)
     }
 
-    /// A consumer in `group`, with offsets committed explicitly.
-    pub fn consumer(
-        &self,
-        group: &str,
-        auto_offset_reset: &str,
-    ) -> Result<BaseConsumer, KafkaError> {
+    /// Consumer settings: short session timeouts (a query's partitions move quickly to the
+    /// remaining servers when one dies), offsets committed explicitly, no end-of-partition events.
+    fn consumer_config(&self, group: &str, auto_offset_reset: &str) -> ClientConfig {
         let mut c = self.client_config();
         c.set("group.id", group);
         c.set("enable.auto.commit", "false");
@@ -197,7 +236,28 @@ impl KafkaConfig {
         set_default(&mut c, "heartbeat.interval.ms", "1000");
         set_default(&mut c, "max.poll.interval.ms", "300000");
         set_default(&mut c, "enable.partition.eof", "false");
-        Ok(c.create()?)
+        c
+    }
+
+    /// A consumer in `group`, with offsets committed explicitly.
+    pub fn consumer(
+        &self,
+        group: &str,
+        auto_offset_reset: &str,
+    ) -> Result<BaseConsumer, KafkaError> {
+        Ok(self.consumer_config(group, auto_offset_reset).create()?)
+    }
+
+    /// A consumer for a persistent query's group: offsets committed explicitly with [`commit`],
+    /// and those of revoked partitions committed before they go (see [`GroupContext`]).
+    pub fn group_consumer(
+        &self,
+        group: &str,
+        auto_offset_reset: &str,
+    ) -> Result<GroupConsumer, KafkaError> {
+        Ok(self
+            .consumer_config(group, auto_offset_reset)
+            .create_with_context(GroupContext::default())?)
     }
 
     /// A consumer (no offsets committed) that reports reaching the end of each partition as
@@ -394,9 +454,38 @@ pub fn delivered_offset(producer: &Producer, topic: &str, partition: i32) -> Opt
     delivered.get(topic)?.get(&partition).copied()
 }
 
-/// Commits the next offsets to read for the given (topic, partition) → last processed offset.
+/// Commits the next offsets to read for the given (topic, partition) → last processed offset,
+/// together with any still pending from refused commits. A refused commit (the group is
+/// rebalancing) keeps them pending for the next call, and is returned so callers can log it;
+/// nothing processed is lost by it (see [`GroupContext`]).
 pub fn commit(
-    consumer: &BaseConsumer,
+    consumer: &GroupConsumer,
+    processed: &BTreeMap<(String, i32), i64>,
+) -> Result<(), KafkaError> {
+    let Ok(mut pending) = consumer.context().pending.lock() else {
+        return Err(KafkaError::Other(
+            "the consumer's pending offsets are poisoned".into(),
+        ));
+    };
+    for (key, offset) in processed {
+        let e = pending.entry(key.clone()).or_insert(*offset);
+        *e = (*e).max(*offset);
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    commit_now(consumer, &pending)?;
+    pending.clear();
+    Ok(())
+}
+
+/// Commits offsets still pending after refused commits (see [`commit`]); a no-op when none are.
+pub fn commit_pending(consumer: &GroupConsumer) -> Result<(), KafkaError> {
+    commit(consumer, &BTreeMap::new())
+}
+
+fn commit_now<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     processed: &BTreeMap<(String, i32), i64>,
 ) -> Result<(), KafkaError> {
     if processed.is_empty() {
@@ -407,4 +496,47 @@ pub fn commit(
         tpl.add_partition_offset(topic, *partition, rdkafka::Offset::Offset(offset + 1))?;
     }
     Ok(consumer.commit(&tpl, CommitMode::Sync)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn embedded() -> KafkaConfig {
+        let broker = Arc::new(EmbeddedBroker::start().expect("mock cluster"));
+        KafkaConfig {
+            bootstrap_servers: broker.bootstrap_servers(),
+            properties: BTreeMap::new(),
+            embedded: Some(broker),
+        }
+    }
+
+    fn wait_for_assignment(consumer: &GroupConsumer, partitions: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while consumer.assignment().map(|a| a.count()).unwrap_or(0) < partitions {
+            assert!(Instant::now() < deadline, "no assignment");
+            consumer.poll(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn a_refused_commit_stays_pending_until_the_group_accepts_it() {
+        let kafka = embedded();
+        kafka.create_topic("orders", 2, 1).expect("topic");
+        let consumer = kafka.group_consumer("q1", "earliest").expect("consumer");
+        consumer.subscribe(&["orders"]).expect("subscribe");
+        let processed = BTreeMap::from([(("orders".to_string(), 1), 41)]);
+        let refused = commit(&consumer, &processed);
+        eprintln!("before joining: {refused:?}");
+        wait_for_assignment(&consumer, 2);
+        commit_pending(&consumer).expect("commit once a member");
+        let committed = consumer
+            .committed(Duration::from_secs(10))
+            .expect("committed offsets");
+        let offset = committed
+            .find_partition("orders", 1)
+            .map(|e| e.offset());
+        assert_eq!(offset, Some(rdkafka::Offset::Offset(42)));
+    }
 }

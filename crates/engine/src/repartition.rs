@@ -29,7 +29,7 @@
 //! Only stream sources are repartitioned; a table's aggregate must subtract a key's old value
 //! when it moves between groups, which needs both old and new rows in the repartition topic.
 
-use crate::runner::{commit_batch, poll_batch, ProcessingLog, QueryStats, Running};
+use crate::runner::{commit_batch, poll_batch, retry_commit, ProcessingLog, QueryStats, Running};
 use crate::task::QueryTask;
 use crate::EngineError;
 use rdkafka::consumer::Consumer;
@@ -314,7 +314,7 @@ pub fn spawn(
     kafka.create_topic(&topic, partitions, 1)?;
     let stage = task.repartitioner()?;
     let encoder = GroupKeyEncoder::new(&task);
-    let consumer = kafka.consumer(&group, &auto_offset_reset)?;
+    let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
     consumer
         .subscribe(&[task.source_topic()])
         .map_err(runnel_connect::kafka::KafkaError::from)?;
@@ -351,6 +351,7 @@ pub fn spawn(
             while !stop.load(Ordering::Relaxed) {
                 let batch = poll_batch(&consumer, &stop);
                 if batch.is_empty() {
+                    retry_commit(&consumer, &query_id);
                     continue;
                 }
                 let result = repartition_batch(&stage, &encoder, &batch, &topic, partitions)
@@ -367,14 +368,7 @@ pub fn spawn(
                         flush(&producer)?;
                         Ok(())
                     })
-                    .map(|_| {
-                        // A commit refused during a rebalance is not fatal: the batch is in the
-                        // repartition topic, and the partition's next owner re-reads it from the
-                        // last commit (at-least-once, as Kafka Streams without exactly-once).
-                        if let Err(e) = commit_batch(&consumer, &batch) {
-                            tracing::warn!(query = %query_id, "cannot commit source offsets: {e}");
-                        }
-                    });
+                    .map(|_| commit_batch(&consumer, &batch, &query_id));
                 if let Err(e) = result {
                     tracing::error!(query = %query_id, "repartitioning failed, stopping; a restart resumes from the last commit: {e}");
                     stats.errored.store(true, Ordering::SeqCst);
@@ -382,6 +376,7 @@ pub fn spawn(
                 }
             }
             let _ = flush(&producer);
+            retry_commit(&consumer, &query_id);
         })
         .map_err(|e| EngineError::Internal(e.to_string()))?;
     let aggregate_thread = aggregate.thread.take();

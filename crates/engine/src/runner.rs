@@ -6,10 +6,10 @@
 //! `tracing`, and written to the processing-log topic with their topic, partition and offset.
 
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use runnel_connect::kafka::Producer;
 use runnel_connect::kafka::{
-    commit, delivered_offset, flush, record_of, send, KafkaConfig, Record,
+    commit, delivered_offset, flush, record_of, send, GroupConsumer, KafkaConfig, Record,
 };
 use runnel_plan::Value;
 use std::collections::BTreeMap;
@@ -57,7 +57,10 @@ impl Drop for Running {
 }
 
 /// Polls up to `MAX_BATCH` records, waiting at most `LINGER` after the first one.
-pub(crate) fn poll_batch(consumer: &BaseConsumer, stop: &AtomicBool) -> Vec<Record> {
+pub(crate) fn poll_batch<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    stop: &AtomicBool,
+) -> Vec<Record> {
     let mut batch = Vec::new();
     let deadline = Instant::now() + Duration::from_millis(200);
     let mut linger_until: Option<Instant> = None;
@@ -226,7 +229,7 @@ pub(crate) fn spawn_persistent_from(
     input: &str,
 ) -> Result<Running, crate::EngineError> {
     let repartitioned = input != task.source_topic();
-    let consumer = kafka.consumer(&group, &auto_offset_reset)?;
+    let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
     let producer = kafka.producer()?;
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut store = None;
@@ -265,6 +268,7 @@ pub(crate) fn spawn_persistent_from(
             while !stop2.load(Ordering::Relaxed) {
                 let mut batch = poll_batch(&consumer, &stop2);
                 if batch.is_empty() {
+                    retry_commit(&consumer, &log.query_id);
                     continue;
                 }
                 // The aggregate stage of a repartitioned aggregation processes the records it
@@ -289,8 +293,10 @@ pub(crate) fn spawn_persistent_from(
                             store.as_mut(),
                         ),
                         None => Ok(()),
-                    })
-                    .and_then(|_| commit_batch(&consumer, &batch));
+                    });
+                if result.is_ok() {
+                    commit_batch(&consumer, &batch, &log.query_id);
+                }
                 if let Err(e) = result {
                     // Going on would commit later offsets past this batch and lose it; like
                     // ksqlDB (ksql.fail.on.production.error=true) the query stops, and a restart
@@ -301,6 +307,7 @@ pub(crate) fn spawn_persistent_from(
                 }
             }
             let _ = flush(&producer);
+            retry_commit(&consumer, &log.query_id);
             // Close the local store (with `store`, dropped here) so a restart can reopen it.
             task.set_state_store(None);
             tracing::info!(query = %log.query_id, "query stopped");
@@ -356,10 +363,10 @@ fn checkpoint(
     Ok(())
 }
 
-pub(crate) fn commit_batch(
-    consumer: &BaseConsumer,
-    batch: &[Record],
-) -> Result<(), crate::EngineError> {
+/// Commits the source offsets of a processed batch (its outputs are acknowledged). A commit
+/// refused by a rebalancing group is logged and retried with the next one (see
+/// `runnel_connect::kafka::GroupContext`): the batch is done, so the query goes on.
+pub(crate) fn commit_batch(consumer: &GroupConsumer, batch: &[Record], query_id: &str) {
     let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for r in batch {
         let e = processed
@@ -367,8 +374,16 @@ pub(crate) fn commit_batch(
             .or_insert(r.offset);
         *e = (*e).max(r.offset);
     }
-    commit(consumer, &processed)?;
-    Ok(())
+    if let Err(e) = commit(consumer, &processed) {
+        tracing::warn!(query = %query_id, "source offsets not committed yet, retrying with the next commit: {e}");
+    }
+}
+
+/// Retries a refused commit while a query is idle (and when it stops).
+pub(crate) fn retry_commit(consumer: &GroupConsumer, query_id: &str) {
+    if let Err(e) = runnel_connect::kafka::commit_pending(consumer) {
+        tracing::warn!(query = %query_id, "source offsets not committed yet, retrying with the next commit: {e}");
+    }
 }
 
 fn process_and_send(

@@ -427,7 +427,7 @@ impl Bench {
         let group = format!("runnel-bench-{}-{what}", self.run_id);
         let clients = self
             .kafka
-            .consumer(&group, "earliest")
+            .group_consumer(&group, "earliest")
             .and_then(|c| Ok((c, self.kafka.producer()?)));
         let (consumer, producer) = match clients {
             Ok(c) => c,
@@ -577,7 +577,7 @@ fn classify(e: StatementError) -> Outcome {
 /// Polls batches like the engine's runner, produces each record unchanged, flushes, commits.
 /// `processed` counts records whose copies are acknowledged and whose offsets are committed.
 fn raw_pipeline(
-    consumer: &BaseConsumer,
+    consumer: &runnel_connect::kafka::GroupConsumer,
     producer: &Producer,
     output: &str,
     stop: &AtomicBool,

@@ -34,6 +34,13 @@ fn external_bootstrap() -> Option<String> {
 }
 
 fn kafka() -> KafkaConfig {
+    // What the engines of a test log goes to its captured output (shown when it fails).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNEL_TEST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,runnel_engine=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
     match external_bootstrap() {
         Some(b) => KafkaConfig {
             bootstrap_servers: b,

@@ -516,6 +516,11 @@ fn a_half_written_batch_is_never_restored() {
             Backend::Kafka(kafka.clone()),
             BTreeMap::from([
                 ("ksql.service.id".to_string(), service.clone()),
+                // Every update is emitted (no record cache), so the test can count them.
+                (
+                    "ksql.streams.cache.max.bytes.buffering".to_string(),
+                    "0".to_string(),
+                ),
                 (
                     "ksql.streams.state.dir".to_string(),
                     state.display().to_string(),
@@ -660,6 +665,11 @@ fn a_store_ahead_of_its_changelog_is_rebuilt() {
             Backend::Kafka(kafka.clone()),
             BTreeMap::from([
                 ("ksql.service.id".to_string(), service.to_string()),
+                // Every update is emitted (no record cache), so the test can count them.
+                (
+                    "ksql.streams.cache.max.bytes.buffering".to_string(),
+                    "0".to_string(),
+                ),
                 (
                     "ksql.streams.state.dir".to_string(),
                     state.display().to_string(),
@@ -989,7 +999,14 @@ fn table_aggregation_retracts_moved_and_deleted_rows_across_a_restart() {
     let start = || {
         let mut engine = Engine::new(
             Backend::Kafka(kafka.clone()),
-            BTreeMap::from([("ksql.service.id".to_string(), service.clone())]),
+            BTreeMap::from([
+                ("ksql.service.id".to_string(), service.clone()),
+                // Every update is emitted (no record cache), so the test can count them.
+                (
+                    "ksql.streams.cache.max.bytes.buffering".to_string(),
+                    "0".to_string(),
+                ),
+            ]),
         );
         engine.execute_script(&script).expect("table aggregation");
         engine

@@ -103,6 +103,8 @@ pub struct PersistentQuery {
 /// Properties ksqlDB defaults that Runnel reads.
 pub const SERVICE_ID: &str = "ksql.service.id";
 pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
+/// ksqlDB's `ksql.streams.cache.max.bytes.buffering` default.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 10_000_000;
 /// Kafka Streams' `state.dir`; also read as `ksql.streams.state.dir` (see `Engine::property`).
 pub const STATE_DIR: &str = "state.dir";
 
@@ -872,13 +874,23 @@ impl Engine {
         })
     }
 
-    /// Whether aggregations coalesce their updates per key and commit, as Kafka Streams' record
-    /// cache does when `ksql.streams.cache.max.bytes.buffering` is above 0. Runnel's default is
-    /// 0 (every update is emitted, as ksqlDB's test runner configures it).
-    pub fn record_cache(&self) -> bool {
+    /// The bytes of Kafka Streams' record cache (`ksql.streams.cache.max.bytes.buffering`,
+    /// ksqlDB's default 10 MB): above 0, aggregations emit the last update of each key (and
+    /// window) per commit; 0 emits every update (as ksqlDB's test runners configure it).
+    pub fn record_cache(&self) -> usize {
         self.property("cache.max.bytes.buffering")
             .and_then(|v| v.trim().parse::<i64>().ok())
-            .is_some_and(|bytes| bytes > 0)
+            .map(|bytes| bytes.max(0) as usize)
+            .unwrap_or(DEFAULT_CACHE_MAX_BYTES)
+    }
+
+    /// How often persistent queries on Kafka commit (`ksql.streams.commit.interval.ms`,
+    /// ksqlDB's default 2000 ms).
+    pub fn commit_interval(&self) -> std::time::Duration {
+        self.property("commit.interval.ms")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(task::DEFAULT_COMMIT_INTERVAL)
     }
 
     pub fn aggregate_config(&self) -> runnel_plan::aggregates::AggregateConfig {
@@ -941,7 +953,7 @@ impl Engine {
         sources: Vec<String>,
         task: QueryTask,
     ) -> Result<(), EngineError> {
-        let task = Arc::new(task);
+        let task = Arc::new(task.with_commit_interval(self.commit_interval()));
         let reset = self
             .property(AUTO_OFFSET_RESET)
             .unwrap_or_else(|| "earliest".into());

@@ -265,37 +265,62 @@ pub(crate) fn spawn_persistent_from(
     let thread = std::thread::Builder::new()
         .name(format!("query-{}", log.query_id))
         .spawn(move || {
-            while !stop2.load(Ordering::Relaxed) {
-                let mut batch = poll_batch(&consumer, &stop2);
-                if batch.is_empty() {
-                    retry_commit(&consumer, &log.query_id);
-                    continue;
-                }
-                // The aggregate stage of a repartitioned aggregation processes the records it
-                // has not aggregated yet; the checkpoint and commit still cover the whole batch.
-                let fresh = if repartitioned {
-                    crate::repartition::prepare(&task, &mut batch)
+            task.hold_record_cache();
+            // Processed since the last commit: the last offset of each (topic, partition).
+            let mut progress: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            let mut last_commit = Instant::now();
+            loop {
+                let stopping = stop2.load(Ordering::Relaxed);
+                let mut batch = if stopping {
+                    vec![]
                 } else {
-                    Ok(vec![])
+                    poll_batch(&consumer, &stop2)
                 };
-                let result = fresh
-                    .and_then(|fresh| {
+                let mut result = Ok(());
+                if !batch.is_empty() {
+                    // The aggregate stage of a repartitioned aggregation processes the records
+                    // it has not aggregated yet; the checkpoint and commit still cover the
+                    // whole batch.
+                    let fresh = if repartitioned {
+                        crate::repartition::prepare(&task, &mut batch)
+                    } else {
+                        Ok(vec![])
+                    };
+                    result = fresh.and_then(|fresh| {
                         let input = if repartitioned { &fresh } else { &batch };
                         process_and_send(&task, input, &producer, &log, &stats2)
-                    })
-                    .and_then(|_| match &changelog {
-                        Some(cl) => checkpoint(
-                            &task,
-                            &batch,
-                            &producer,
-                            cl,
-                            &mut next_offsets,
-                            store.as_mut(),
-                        ),
-                        None => Ok(()),
                     });
-                if result.is_ok() {
-                    commit_batch(&consumer, &batch, &log.query_id);
+                    for r in &batch {
+                        let e = progress
+                            .entry((r.topic.clone(), r.partition))
+                            .or_insert(r.offset);
+                        *e = (*e).max(r.offset);
+                    }
+                }
+                let due = stopping
+                    || last_commit.elapsed() >= task.commit_interval
+                    || (task.cache_max_bytes > 0 && task.held_bytes() >= task.cache_max_bytes);
+                if result.is_ok() && due && !progress.is_empty() {
+                    result = send_rows(&task, &task.flush_record_cache(), &producer, &log, &stats2)
+                        .and_then(|_| flush(&producer).map_err(Into::into))
+                        .and_then(|_| match &changelog {
+                            Some(cl) => checkpoint(
+                                &task,
+                                &progress,
+                                &producer,
+                                cl,
+                                &mut next_offsets,
+                                store.as_mut(),
+                            ),
+                            None => Ok(()),
+                        });
+                    if result.is_ok() {
+                        commit_offsets(&consumer, &progress, &log.query_id);
+                        progress.clear();
+                        last_commit = Instant::now();
+                    }
+                } else if batch.is_empty() {
+                    retry_commit(&consumer, &log.query_id);
                 }
                 if let Err(e) = result {
                     // Going on would commit later offsets past this batch and lose it; like
@@ -303,6 +328,9 @@ pub(crate) fn spawn_persistent_from(
                     // re-reads the batch from the last commit (at-least-once).
                     tracing::error!(query = %log.query_id, "query failed, stopping; a restart resumes from the last commit: {e}");
                     stats2.errored.store(true, Ordering::SeqCst);
+                    break;
+                }
+                if stopping {
                     break;
                 }
             }
@@ -320,11 +348,12 @@ pub(crate) fn spawn_persistent_from(
     })
 }
 
-/// Writes the batch's state changes and a checkpoint with the next input offsets, waits until
-/// the broker has them, then writes the same changes and checkpoint to the local store.
+/// Writes the state changes since the last checkpoint and a checkpoint with the next input
+/// offsets (`progress`: the last processed offset of each input partition), waits until the
+/// broker has them, then writes the same changes and checkpoint to the local store.
 fn checkpoint(
     task: &QueryTask,
-    batch: &[Record],
+    progress: &BTreeMap<(String, i32), i64>,
     producer: &Producer,
     changelog: &Changelog,
     next_offsets: &mut BTreeMap<i32, i64>,
@@ -343,8 +372,8 @@ fn checkpoint(
         };
         send(producer, &r)?;
     }
-    for r in batch {
-        next_offsets.insert(r.partition, r.offset + 1);
+    for ((_, partition), offset) in progress {
+        next_offsets.insert(*partition, offset + 1);
     }
     send(
         producer,
@@ -363,9 +392,20 @@ fn checkpoint(
     Ok(())
 }
 
-/// Commits the source offsets of a processed batch (its outputs are acknowledged). A commit
+/// Commits the source offsets of processed records (their outputs are acknowledged). A commit
 /// refused by a rebalancing group is logged and retried with the next one (see
-/// `runnel_connect::kafka::GroupContext`): the batch is done, so the query goes on.
+/// `runnel_connect::kafka::GroupContext`): the records are done, so the query goes on.
+pub(crate) fn commit_offsets(
+    consumer: &GroupConsumer,
+    processed: &BTreeMap<(String, i32), i64>,
+    query_id: &str,
+) {
+    if let Err(e) = commit(consumer, processed) {
+        tracing::warn!(query = %query_id, "source offsets not committed yet, retrying with the next commit: {e}");
+    }
+}
+
+/// `commit_offsets` for one batch.
 pub(crate) fn commit_batch(consumer: &GroupConsumer, batch: &[Record], query_id: &str) {
     let mut processed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for r in batch {
@@ -374,11 +414,8 @@ pub(crate) fn commit_batch(consumer: &GroupConsumer, batch: &[Record], query_id:
             .or_insert(r.offset);
         *e = (*e).max(r.offset);
     }
-    if let Err(e) = commit(consumer, &processed) {
-        tracing::warn!(query = %query_id, "source offsets not committed yet, retrying with the next commit: {e}");
-    }
+    commit_offsets(consumer, &processed, query_id);
 }
-
 /// Retries a refused commit while a query is idle (and when it stops).
 pub(crate) fn retry_commit(consumer: &GroupConsumer, query_id: &str) {
     if let Err(e) = runnel_connect::kafka::commit_pending(consumer) {
@@ -386,6 +423,8 @@ pub(crate) fn retry_commit(consumer: &GroupConsumer, query_id: &str) {
     }
 }
 
+/// Processes a batch and sends its output rows (not waiting for their acknowledgements: the
+/// commit flushes the producer first).
 fn process_and_send(
     task: &QueryTask,
     batch: &[Record],
@@ -403,12 +442,21 @@ fn process_and_send(
     for e in &out.errors {
         log.write(producer, e);
     }
-    // A query without a sink only materializes its table (CREATE SOURCE TABLE).
-    let rows: &[OutputRow] = if task.sink_topic().is_some() {
-        &out.rows
-    } else {
-        &[]
-    };
+    send_rows(task, &out.rows, producer, log, stats)
+}
+
+/// Encodes and sends output rows to the task's sink (if it has one: a query without a sink
+/// only materializes its table, as CREATE SOURCE TABLE does).
+fn send_rows(
+    task: &QueryTask,
+    rows: &[OutputRow],
+    producer: &Producer,
+    log: &ProcessingLog,
+    stats: &QueryStats,
+) -> Result<(), crate::EngineError> {
+    if task.sink_topic().is_none() {
+        return Ok(());
+    }
     for row in rows {
         match task.encode(row) {
             Ok(record) => {
@@ -429,7 +477,6 @@ fn process_and_send(
             }
         }
     }
-    flush(producer)?;
     Ok(())
 }
 

@@ -180,7 +180,7 @@ fn sink_encoder(
 /// The last update of each key and window, in the order of those last updates: what Kafka
 /// Streams' record cache forwards when it is flushed at a commit.
 fn coalesce(updates: Vec<AggregateUpdate>) -> Vec<AggregateUpdate> {
-    let id = |u: &AggregateUpdate| format!("{:?}{:?}", u.key, u.window);
+    let id = |u: &AggregateUpdate| update_id(&u.key, u.window);
     let mut last = std::collections::HashMap::new();
     for (i, u) in updates.iter().enumerate() {
         last.insert(id(u), i);
@@ -191,6 +191,59 @@ fn coalesce(updates: Vec<AggregateUpdate>) -> Vec<AggregateUpdate> {
         .filter(|(i, u)| last.get(&id(u)) == Some(i))
         .map(|(_, u)| u)
         .collect()
+}
+
+/// ksqlDB's `commit.interval.ms`.
+pub const DEFAULT_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(2000);
+
+/// What identifies an aggregate's row: its key and window.
+type UpdateId = (Vec<u8>, Option<(i64, i64)>);
+
+fn update_id(key: &[Value], window: Option<(i64, i64)>) -> UpdateId {
+    (runnel_plan::codec::encode_key(key), window)
+}
+
+/// Kafka Streams' record cache in front of an aggregation's output, held across micro-batches
+/// until the next commit: the last update of each key and window, in the order of those last
+/// updates. `bytes` approximates what it holds, so a commit can come early when it is full
+/// (`cache.max.bytes.buffering`).
+#[derive(Default)]
+struct RecordCache {
+    rows: Vec<Option<OutputRow>>,
+    index: std::collections::HashMap<UpdateId, usize>,
+    bytes: usize,
+}
+
+impl RecordCache {
+    /// Bytes a row occupies in the cache, roughly: its slot, its values and its key.
+    fn row_bytes(id: &UpdateId, row: &OutputRow) -> usize {
+        std::mem::size_of::<Option<OutputRow>>()
+            + 48
+            + id.0.len()
+            + row.values.iter().map(Value::approx_size).sum::<usize>()
+    }
+
+    fn put(&mut self, id: UpdateId, row: OutputRow) {
+        self.bytes += Self::row_bytes(&id, &row);
+        let at = self.rows.len();
+        self.rows.push(Some(row));
+        if let Some(old) = self.index.insert(id, at) {
+            // The replaced row's values are freed; its empty slot stays until the flush.
+            if let Some(r) = self.rows[old].take() {
+                let freed = r.values.iter().map(Value::approx_size).sum::<usize>();
+                self.bytes = self.bytes.saturating_sub(freed);
+            }
+        }
+    }
+
+    fn take(&mut self) -> Vec<OutputRow> {
+        self.index.clear();
+        self.bytes = 0;
+        std::mem::take(&mut self.rows)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
 }
 
 pub struct QueryTask {
@@ -218,8 +271,16 @@ pub struct QueryTask {
     /// pull queries; see `runnel_state` for its key layout and read API).
     state_store: std::sync::Mutex<Option<Arc<runnel_state::StateStore>>>,
     /// Kafka Streams' record cache (`cache.max.bytes.buffering` > 0): an aggregation emits only
-    /// the last update of each key (and window) per commit, i.e. per processed batch here.
+    /// the last update of each key (and window) per commit. A Kafka query's runner holds the
+    /// updates across batches until its commit (`hold_record_cache`); otherwise (the test
+    /// driver, push queries) a commit is a processed batch.
     record_cache: bool,
+    /// The updates held until the runner's next commit (see `record_cache`).
+    held: std::sync::Mutex<Option<RecordCache>>,
+    /// `cache.max.bytes.buffering`: a commit comes early when the held updates reach it.
+    pub cache_max_bytes: usize,
+    /// `commit.interval.ms`: how often a Kafka query's runner commits (see `crate::runner`).
+    pub commit_interval: std::time::Duration,
     /// The table this task's output materializes for pull queries (set once, after creation).
     materialization: std::sync::OnceLock<Arc<crate::materialized::Materialization>>,
     /// An aggregation's plan and settings, to build the first stage of a repartitioned
@@ -292,16 +353,60 @@ impl QueryTask {
                 .collect(),
             state_store: Default::default(),
             record_cache: false,
+            held: Default::default(),
+            cache_max_bytes: 0,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
             materialization: std::sync::OnceLock::new(),
             aggregate: None,
             source_offsets: Default::default(),
         })
     }
 
-    /// Turns Kafka Streams' record cache on or off (see `record_cache`).
-    pub fn with_record_cache(mut self, enabled: bool) -> Self {
-        self.record_cache = enabled;
+    /// Sizes Kafka Streams' record cache (see `record_cache`); 0 turns it off.
+    pub fn with_record_cache(mut self, max_bytes: usize) -> Self {
+        self.record_cache = max_bytes > 0;
+        self.cache_max_bytes = max_bytes;
         self
+    }
+
+    /// Sets how often a Kafka query's runner commits.
+    pub fn with_commit_interval(mut self, interval: std::time::Duration) -> Self {
+        self.commit_interval = interval;
+        self
+    }
+
+    /// Holds an aggregation's updates across batches until `flush_record_cache` (the runner's
+    /// commit), when the record cache is on; a no-op otherwise.
+    pub fn hold_record_cache(&self) {
+        if self.record_cache && matches!(self.operator, TaskOperator::Aggregate(..)) {
+            if let Ok(mut held) = self.held.lock() {
+                held.get_or_insert_with(RecordCache::default);
+            }
+        }
+    }
+
+    /// Roughly how many bytes of updates the record cache holds.
+    pub fn held_bytes(&self) -> usize {
+        self.held
+            .lock()
+            .ok()
+            .and_then(|h| h.as_ref().map(|c| c.bytes))
+            .unwrap_or(0)
+    }
+
+    /// The updates held since the last flush (see `hold_record_cache`), which then also update
+    /// the table's materialization.
+    pub fn flush_record_cache(&self) -> Vec<OutputRow> {
+        let rows = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|mut h| h.as_mut().map(RecordCache::take))
+            .unwrap_or_default();
+        if let Some(m) = self.materialization.get() {
+            m.apply_all(&rows);
+        }
+        rows
     }
 
     /// A task for an aggregation.
@@ -344,6 +449,9 @@ impl QueryTask {
             layout_fields_unique: fields_unique,
             state_store: Default::default(),
             record_cache: false,
+            held: Default::default(),
+            cache_max_bytes: 0,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
             materialization: std::sync::OnceLock::new(),
             aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
             source_offsets: Default::default(),
@@ -612,12 +720,17 @@ impl QueryTask {
                 for (row, message) in errors {
                     log(&mut out, row, message);
                 }
-                let updates = if self.record_cache {
+                let mut held = self
+                    .held
+                    .lock()
+                    .map_err(|_| EngineError::Internal("record cache poisoned".into()))?;
+                let updates = if self.record_cache && held.is_none() {
                     coalesce(updates)
                 } else {
                     updates
                 };
                 for u in updates {
+                    let id = held.as_ref().map(|_| update_id(&u.key, u.window));
                     let r = origins[u.input_row];
                     let mut keys = u.key.into_iter();
                     let mut vals = u.value.clone().unwrap_or_default().into_iter();
@@ -625,7 +738,7 @@ impl QueryTask {
                         .iter()
                         .map(|&k| if k { keys.next() } else { vals.next() }.unwrap_or(Value::Null))
                         .collect();
-                    out.rows.push(OutputRow {
+                    let row = OutputRow {
                         values,
                         timestamp: u.timestamp,
                         // Kafka Streams forwards an aggregate with the context, and so the
@@ -635,7 +748,11 @@ impl QueryTask {
                         offset: r.offset,
                         null_value: u.value.is_none(),
                         window: u.window,
-                    });
+                    };
+                    match (held.as_mut(), id) {
+                        (Some(cache), Some(id)) => cache.put(id, row),
+                        _ => out.rows.push(row),
+                    }
                 }
             }
         }

@@ -219,6 +219,24 @@ pub fn format_double_java(d: f64) -> String {
 }
 
 impl Value {
+    /// Roughly the bytes this value occupies in memory (for caches with a byte budget).
+    pub fn approx_size(&self) -> usize {
+        std::mem::size_of::<Value>()
+            + match self {
+                Value::String(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                Value::Array(items) => items.iter().map(Value::approx_size).sum(),
+                Value::Map(entries) => entries
+                    .iter()
+                    .map(|(k, v)| k.approx_size() + v.approx_size())
+                    .sum(),
+                Value::Struct(fields) => {
+                    fields.iter().map(|(n, v)| n.len() + v.approx_size()).sum()
+                }
+                _ => 0,
+            }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }

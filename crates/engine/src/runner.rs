@@ -1,7 +1,10 @@
-//! Running queries on Kafka: one thread per query, each a loop of
-//! poll → process → produce → flush → commit.
+//! Running queries on Kafka: one thread per query, each a loop of poll → process → produce, and
+//! every `commit.interval.ms` (ksqlDB's 2 s): flush → checkpoint state → commit.
 //!
-//! Offsets are committed only after every output record of the batch has been acknowledged by the
+//! Committing per interval rather than per micro-batch is what Kafka Streams does: a hot key's
+//! state is written to the changelog and the store once per interval, the record cache sends one
+//! update per key per commit, and the thread does not wait for acknowledgements per batch.
+//! Offsets are committed only after every output record before them has been acknowledged by the
 //! broker (at-least-once). Bad records never stop a query: they are skipped, logged with
 //! `tracing`, and written to the processing-log topic with their topic, partition and offset.
 

@@ -11,6 +11,7 @@ pub mod materialized;
 pub mod materialized_rocks;
 pub mod output;
 pub mod pull;
+pub mod pull_cache;
 pub mod repartition;
 pub mod runner;
 pub mod sandbox;
@@ -130,8 +131,9 @@ pub struct Engine {
     sandboxed: bool,
     /// Tables that pull queries can read, by table name (CTAS sinks and SOURCE tables).
     pub materialized: HashMap<String, Arc<materialized::Materialization>>,
-    /// Planned pull queries by statement text; cleared whenever a statement may change the catalog.
-    pull_plans: HashMap<String, Arc<pull::PullPlan>>,
+    /// Planned pull queries by statement shape (bounded, see `pull_cache`); cleared whenever a
+    /// statement may change the catalog.
+    pub pull_plans: pull_cache::PlanCache,
     next_pull: u64,
     /// How far the deterministic driver has read each query's source (memory backend).
     driver_positions: HashMap<String, usize>,
@@ -159,7 +161,7 @@ impl Engine {
             deferred_starts: None,
             sandboxed: false,
             materialized: HashMap::new(),
-            pull_plans: HashMap::new(),
+            pull_plans: Default::default(),
             next_pull: 0,
             driver_positions: HashMap::new(),
             memory_pushes: Vec::new(),

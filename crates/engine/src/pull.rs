@@ -43,11 +43,17 @@ enum Access {
     Scan,
 }
 
-/// A planned pull query (cached by statement text).
+/// A planned pull query: a statement's plan, or a shape's template with one statement's
+/// parameter values bound (see `pull_cache`).
 pub struct PullPlan {
-    select: SelectPlan,
+    /// The typed statement; its filter and LIMIT are the template's (see `filter`, `limit`).
+    select: Arc<SelectPlan>,
+    /// The filter with this statement's values.
+    filter: Option<TypedExpr>,
+    /// This statement's LIMIT.
+    limit: Option<u64>,
     access: Access,
-    key_columns: Vec<bool>,
+    key_columns: Arc<[bool]>,
     config: FunctionConfig,
     table: Arc<Source>,
 }
@@ -431,6 +437,84 @@ fn describe(e: &TypedExpr, plan: &SelectPlan) -> String {
     text(e, plan)
 }
 
+/// How a filter's rows are found: the keys it pins down, else a scan.
+fn access_path(
+    filter: Option<&TypedExpr>,
+    select: &SelectPlan,
+    table: &Source,
+    config: &FunctionConfig,
+) -> Access {
+    let key_types: Vec<SqlType> = table.schema.key_columns().map(|c| c.ty.clone()).collect();
+    match filter {
+        Some(f) if !key_types.is_empty() => match pinned_keys(f, select, &key_types, config) {
+            Some(mut keys) => {
+                let mut seen = Vec::new();
+                keys.retain(|k| {
+                    let fresh = !seen.contains(k);
+                    if fresh {
+                        seen.push(k.clone());
+                    }
+                    fresh
+                });
+                Access::Keys(keys)
+            }
+            None => Access::Scan,
+        },
+        _ => Access::Scan,
+    }
+}
+
+/// A template with one statement's values bound, and whether every parameter found its place.
+pub(crate) struct Bound {
+    pub plan: PullPlan,
+    complete: bool,
+}
+
+impl Bound {
+    /// Whether this is exactly `plan` (the statement planned on its own): the check that a
+    /// shape's template can stand for its statements.
+    pub fn matches(&self, plan: &PullPlan) -> bool {
+        let bound = SelectPlan {
+            filter: self.plan.filter.clone(),
+            limit: self.plan.limit,
+            ..(*self.plan.select).clone()
+        };
+        self.complete
+            && format!("{bound:?}") == format!("{:?}", plan.select)
+            && self.plan.key_columns == plan.key_columns
+            && self.plan.access == plan.access
+    }
+}
+
+impl crate::pull_cache::Template {
+    /// The template with a statement's parameter values in place of its sentinels.
+    pub(crate) fn bind(&self, shape: &crate::pull_cache::Shape) -> Bound {
+        let t = &self.plan;
+        let mut used = vec![0; self.sentinels.len()];
+        let filter = t
+            .filter
+            .as_ref()
+            .map(|f| crate::pull_cache::bind_expr(f, &self.sentinels, &shape.values, &mut used));
+        let access = if self.sentinels.is_empty() {
+            t.access.clone()
+        } else {
+            access_path(filter.as_ref(), &t.select, &t.table, &t.config)
+        };
+        Bound {
+            complete: used.iter().all(|n| *n > 0) && shape.values.len() == self.sentinels.len(),
+            plan: PullPlan {
+                select: t.select.clone(),
+                filter,
+                limit: shape.limit,
+                access,
+                key_columns: t.key_columns.clone(),
+                config: t.config.clone(),
+                table: t.table.clone(),
+            },
+        }
+    }
+}
+
 impl PullPlan {
     /// The input row of the table's layout for a stored row.
     fn input_row(&self, row: &StoredRow) -> Vec<Value> {
@@ -460,7 +544,7 @@ impl PullPlan {
     /// Filter and projection of one stored row; `None` when the filter rejects it.
     fn evaluate(&self, row: &StoredRow) -> Result<Option<Vec<Value>>, EngineError> {
         let input = self.input_row(row);
-        if let Some(f) = &self.select.filter {
+        if let Some(f) = &self.filter {
             let keep =
                 runnel_plan::eval::eval(f, &input, &self.config).map_err(EngineError::statement)?;
             if keep != Value::Boolean(true) {
@@ -481,7 +565,7 @@ impl PullPlan {
         &self,
         store: &dyn crate::materialized::TableStore,
     ) -> Result<Vec<Vec<Value>>, EngineError> {
-        let limit = self.select.limit.map(|l| l as usize).unwrap_or(usize::MAX);
+        let limit = self.limit.map(|l| l as usize).unwrap_or(usize::MAX);
         let mut rows = Vec::new();
         if limit == 0 {
             return Ok(rows);
@@ -601,7 +685,6 @@ impl Engine {
             disallowed_pseudo_columns(&[f], &select, "WHERE")?;
         }
         let config = self.function_config();
-        let key_types: Vec<SqlType> = source.schema.key_columns().map(|c| c.ty.clone()).collect();
         let key_names: Vec<String> = source
             .schema
             .key_columns()
@@ -620,25 +703,7 @@ impl Engine {
                 }
             }
         }
-        let access = match &select.filter {
-            Some(f) if !key_types.is_empty() => {
-                match pinned_keys(f, &select, &key_types, &config) {
-                    Some(mut keys) => {
-                        let mut seen = Vec::new();
-                        keys.retain(|k| {
-                            let fresh = !seen.contains(k);
-                            if fresh {
-                                seen.push(k.clone());
-                            }
-                            fresh
-                        });
-                        Access::Keys(keys)
-                    }
-                    None => Access::Scan,
-                }
-            }
-            _ => Access::Scan,
-        };
+        let access = access_path(select.filter.as_ref(), &select, &source, &config);
         let key_columns = select
             .projection
             .iter()
@@ -650,7 +715,9 @@ impl Engine {
             })
             .collect();
         Ok(PullPlan {
-            select,
+            filter: select.filter.clone(),
+            limit: select.limit,
+            select: Arc::new(select),
             access,
             key_columns,
             config,
@@ -658,24 +725,75 @@ impl Engine {
         })
     }
 
-    /// Runs a pull query (planned once per statement text while the catalog is unchanged).
+    /// Plans a statement for the cache, counting the compilation.
+    fn compile_pull(&mut self, query: &runnel_sql::Query) -> Result<Arc<PullPlan>, EngineError> {
+        self.pull_plans.compiled += 1;
+        self.plan_pull(query).map(Arc::new)
+    }
+
+    /// The plan of a pull query: a shape's cached template with the statement's values bound,
+    /// else the statement planned (and its shape's template planned and cached when the shape
+    /// has parameters that can be bound). See `pull_cache` for why this is sound.
+    fn cached_pull_plan(
+        &mut self,
+        query: &runnel_sql::Query,
+        text: &str,
+    ) -> Result<Arc<PullPlan>, EngineError> {
+        use crate::pull_cache::{Cached, Shape, Template};
+        let shape = Shape::of(query);
+        let shape_key = format!("S{:?}\u{0}{:?}", shape.query, self.session);
+        match self.pull_plans.get(&shape_key) {
+            Some(Cached::Shape(t)) => {
+                self.pull_plans.hits += 1;
+                return Ok(Arc::new(t.bind(&shape).plan));
+            }
+            Some(Cached::TextOnly) => {
+                let text_key = format!("T{}\u{0}{:?}", text.trim(), self.session);
+                if let Some(Cached::Plan(p)) = self.pull_plans.get(&text_key) {
+                    self.pull_plans.hits += 1;
+                    return Ok(p);
+                }
+                let p = self.compile_pull(query)?;
+                self.pull_plans.insert(text_key, Cached::Plan(p.clone()));
+                return Ok(p);
+            }
+            Some(Cached::Plan(_)) | None => {}
+        }
+        // A new shape: the statement's own plan first, so its errors are its own.
+        let plan = self.compile_pull(query)?;
+        if !shape.has_parameters() {
+            let template = Template {
+                plan: plan.clone(),
+                sentinels: Vec::new(),
+            };
+            self.pull_plans
+                .insert(shape_key, Cached::Shape(Arc::new(template)));
+            return Ok(plan);
+        }
+        let template = self.compile_pull(&shape.query).ok().map(|p| Template {
+            plan: p,
+            sentinels: shape.sentinels.clone(),
+        });
+        match template.and_then(|t| t.bind(&shape).matches(&plan).then_some(t)) {
+            Some(t) => self
+                .pull_plans
+                .insert(shape_key, Cached::Shape(Arc::new(t))),
+            None => {
+                self.pull_plans.insert(shape_key, Cached::TextOnly);
+                let text_key = format!("T{}\u{0}{:?}", text.trim(), self.session);
+                self.pull_plans.insert(text_key, Cached::Plan(plan.clone()));
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Runs a pull query (planned once per statement shape while the catalog is unchanged).
     pub(crate) fn pull_query(
         &mut self,
         query: &runnel_sql::Query,
         text: &str,
     ) -> Result<StatementOutput, EngineError> {
-        let cache_key = format!("{}\u{0}{:?}", text.trim(), self.session);
-        let plan = match self.pull_plans.get(&cache_key) {
-            Some(p) => p.clone(),
-            None => {
-                let p = Arc::new(self.plan_pull(query)?);
-                if self.pull_plans.len() > 1000 {
-                    self.pull_plans.clear();
-                }
-                self.pull_plans.insert(cache_key, p.clone());
-                p
-            }
-        };
+        let plan = self.cached_pull_plan(query, text)?;
         let query_id = format!("query_{}", self.next_pull_id());
         let (rows, final_message) = if plan.table.kind == SourceKind::Table {
             let m = self
@@ -690,7 +808,7 @@ impl Engine {
         Ok(StatementOutput::Pull(PullResult {
             query_id,
             columns: plan.columns(),
-            key_columns: plan.key_columns.clone(),
+            key_columns: plan.key_columns.to_vec(),
             rows,
             final_message,
         }))
@@ -701,7 +819,12 @@ impl Engine {
         &self,
         plan: &PullPlan,
     ) -> Result<(Vec<Vec<Value>>, Option<String>), EngineError> {
-        let task = QueryTask::new(&plan.select, None, self.function_config())?;
+        let select = SelectPlan {
+            filter: plan.filter.clone(),
+            limit: plan.limit,
+            ..(*plan.select).clone()
+        };
+        let task = QueryTask::new(&select, None, self.function_config())?;
         let records = match &self.backend {
             Backend::Memory(topics) => topics
                 .get(&plan.table.topic)
@@ -709,7 +832,7 @@ impl Engine {
                 .unwrap_or_default(),
             Backend::Kafka(k) => crate::runner::read_to_end(k, &plan.table.topic)?,
         };
-        let limit = plan.select.limit.map(|l| l as usize);
+        let limit = plan.limit.map(|l| l as usize);
         let mut rows = Vec::new();
         if limit != Some(0) {
             for r in &records {
@@ -910,7 +1033,194 @@ mod tests {
         assert_eq!(p.final_message.as_deref(), Some("Limit Reached"));
     }
 
-    /// Key-lookup latency: `cargo nextest run -p runnel-engine -E 'test(pull_latency)' --run-ignored only --no-capture`
+    #[test]
+    fn one_plan_per_statement_shape() {
+        let mut e = engine(TABLE);
+        let compiled = |e: &Engine| e.pull_plans.compiled;
+        let p = pull(&mut e, "SELECT NAME, N2 FROM Q WHERE ID = 1;").unwrap();
+        assert_eq!(
+            p.rows,
+            vec![vec![Value::String("z".into()), Value::Int(22)]]
+        );
+        let after_first = compiled(&e);
+        assert_eq!(after_first, 2, "the statement, then its shape's template");
+        // Another key value is a cache hit, with its own rows.
+        let p = pull(&mut e, "SELECT NAME, N2 FROM Q WHERE ID = 2;").unwrap();
+        assert_eq!(
+            p.rows,
+            vec![vec![Value::String("b".into()), Value::Int(40)]]
+        );
+        let p = pull(&mut e, "SELECT NAME, N2 FROM Q WHERE ID = 9;").unwrap();
+        assert!(p.rows.is_empty());
+        assert_eq!(compiled(&e), after_first);
+        assert_eq!(e.pull_plans.hits, 2);
+        // The literal may be on either side; that is another shape.
+        let p = pull(&mut e, "SELECT NAME, N2 FROM Q WHERE 3 = ID;").unwrap();
+        assert_eq!(
+            p.rows,
+            vec![vec![Value::String("c".into()), Value::Int(60)]]
+        );
+        // IN lists, non-key filters and LIMIT are parameters too.
+        let p = pull(
+            &mut e,
+            "SELECT ID FROM Q WHERE ID IN (1, 2) AND N2 > 0 LIMIT 5;",
+        )
+        .unwrap();
+        assert_eq!(p.rows.len(), 2);
+        let before = compiled(&e);
+        let p = pull(
+            &mut e,
+            "SELECT ID FROM Q WHERE ID IN (3, 2) AND N2 > 50 LIMIT 5;",
+        )
+        .unwrap();
+        assert_eq!(p.rows, vec![vec![Value::Int(3)]]);
+        let p = pull(
+            &mut e,
+            "SELECT ID FROM Q WHERE ID IN (1, 2) AND N2 > 0 LIMIT 1;",
+        )
+        .unwrap();
+        assert_eq!(p.rows.len(), 1);
+        assert_eq!(compiled(&e), before);
+        // Rows written after planning are seen by the cached shape.
+        e.execute_script("INSERT INTO T (ID, NAME, N) VALUES (4, 'd', 4);")
+            .unwrap();
+        driver::run_to_completion(&mut e).unwrap();
+        let p = pull(&mut e, "SELECT NAME, N2 FROM Q WHERE ID = 1;").unwrap();
+        assert_eq!(
+            p.rows,
+            vec![vec![Value::String("z".into()), Value::Int(22)]]
+        );
+        let before = compiled(&e);
+        let p = pull(&mut e, "SELECT NAME, N2 FROM Q WHERE ID = 4;").unwrap();
+        assert_eq!(p.rows, vec![vec![Value::String("d".into()), Value::Int(8)]]);
+        assert_eq!(compiled(&e), before);
+        assert!(
+            pull(&mut e, "SELECT * FROM Q WHERE ID = 4;")
+                .unwrap()
+                .rows
+                .len()
+                == 1
+        );
+    }
+
+    #[test]
+    fn literal_types_do_not_share_plans_and_errors_stay() {
+        let mut e = engine(
+            "CREATE TABLE T (ID STRING PRIMARY KEY, N BIGINT, D DOUBLE) WITH (kafka_topic='t', value_format='JSON', partitions=1);
+             CREATE TABLE Q AS SELECT * FROM T;
+             INSERT INTO T (ID, N, D) VALUES ('a', 1, 1.5);
+             INSERT INTO T (ID, N, D) VALUES ('1', 10000000000, 2.5);",
+        );
+        let ids =
+            |p: PullResult| -> Vec<Value> { p.rows.into_iter().map(|r| r[0].clone()).collect() };
+        assert_eq!(
+            ids(pull(&mut e, "SELECT * FROM Q WHERE ID = 'a';").unwrap()),
+            vec![Value::String("a".into())]
+        );
+        let compiled = e.pull_plans.compiled;
+        // An INT literal against a STRING key: its own plan and ksqlDB's coercion, not the
+        // STRING shape's.
+        let int = pull(&mut e, "SELECT * FROM Q WHERE ID = 1;");
+        assert!(e.pull_plans.compiled > compiled);
+        let int_again = pull(&mut e, "SELECT * FROM Q WHERE ID = 1;");
+        assert_eq!(
+            format!("{int:?}").replace("query_3", "query_4"),
+            format!("{int_again:?}")
+        );
+        // INT, BIGINT and DOUBLE literals against a BIGINT column: three shapes.
+        let compiled = e.pull_plans.compiled;
+        let n = |e: &mut Engine, sql: &str| ids(pull(e, sql).unwrap());
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = 1;"),
+            vec![Value::String("a".into())]
+        );
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = 10000000000;"),
+            vec![Value::String("1".into())]
+        );
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = 1E0;"),
+            vec![Value::String("a".into())]
+        );
+        assert_eq!(e.pull_plans.compiled, compiled + 6);
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = 10000000001;"),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE D = 2.5E0;"),
+            vec![Value::String("1".into())]
+        );
+        let compiled = e.pull_plans.compiled;
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE D = 1.5E0;"),
+            vec![Value::String("a".into())]
+        );
+        assert_eq!(e.pull_plans.compiled, compiled);
+        // A string read as a number is not a parameter the template could take: such
+        // statements are cached by text, and a bad value still gets its error.
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = '1';"),
+            vec![Value::String("a".into())]
+        );
+        let compiled = e.pull_plans.compiled;
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = '1';"),
+            vec![Value::String("a".into())]
+        );
+        assert_eq!(e.pull_plans.compiled, compiled);
+        assert_eq!(
+            n(&mut e, "SELECT * FROM Q WHERE N = '10000000000';"),
+            vec![Value::String("1".into())]
+        );
+        let err = pull(&mut e, "SELECT * FROM Q WHERE N = 'x';")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("Error in WHERE expression: Cannot compare N (BIGINT) to 'x' (STRING)"),
+            "{err}"
+        );
+        // Errors of a cached shape's statements are their own.
+        e.session
+            .insert("ksql.query.pull.table.scan.enabled".into(), "false".into());
+        assert_eq!(
+            pull(&mut e, "SELECT * FROM Q WHERE D = 4E0;")
+                .unwrap_err()
+                .to_string(),
+            "WHERE clause missing key column for disjunct: (D = 4.0)"
+        );
+        assert_eq!(
+            pull(&mut e, "SELECT * FROM Q WHERE D = 5E0;")
+                .unwrap_err()
+                .to_string(),
+            "WHERE clause missing key column for disjunct: (D = 5.0)"
+        );
+    }
+
+    #[test]
+    fn the_plan_cache_is_bounded_and_cleared_by_ddl() {
+        let mut e = engine(TABLE);
+        // Distinct shapes (the column list differs) cannot grow the cache without bound.
+        for i in 0..crate::pull_cache::MAX_ENTRIES + 100 {
+            let p = pull(
+                &mut e,
+                &format!("SELECT ID, N2 + {i} AS X FROM Q WHERE ID = 2;"),
+            )
+            .unwrap();
+            assert_eq!(p.rows, vec![vec![Value::Int(2), Value::Int(40 + i as i32)]]);
+            assert!(e.pull_plans.len() <= crate::pull_cache::MAX_ENTRIES);
+        }
+        assert!(!e.pull_plans.is_empty());
+        e.execute_script(
+            "CREATE STREAM S2 (V INT) WITH (kafka_topic='s2', value_format='JSON', partitions=1);",
+        )
+        .unwrap();
+        assert!(e.pull_plans.is_empty());
+    }
+
+    /// Key-lookup latency, the same key each time and a different key each time (what the
+    /// shape cache serves without planning):
+    /// `cargo nextest run -p runnel-engine -E 'test(pull_latency)' --run-ignored only --no-capture`
     #[test]
     #[ignore]
     fn pull_latency() {
@@ -929,6 +1239,17 @@ mod tests {
             .collect();
         e.produce(records).unwrap();
         driver::run_to_completion(&mut e).unwrap();
+        let report = |what: &str, mut samples: Vec<std::time::Duration>| {
+            samples.sort();
+            let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
+            println!(
+                "pull key lookup over 100k rows, {what}: p50 {:?}, p99 {:?}, max {:?}",
+                p(0.5),
+                p(0.99),
+                samples[samples.len() - 1]
+            );
+            p(0.99)
+        };
         let parsed = e.parse("SELECT NAME, N2 FROM Q WHERE ID = 4242;").unwrap();
         let mut samples = Vec::new();
         for _ in 0..20_000 {
@@ -937,14 +1258,29 @@ mod tests {
             samples.push(t.elapsed());
             assert!(matches!(out, StatementOutput::Pull(ref p) if p.rows.len() == 1));
         }
-        samples.sort();
-        let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize];
-        println!(
-            "pull key lookup over 100k rows: p50 {:?}, p99 {:?}, max {:?}",
-            p(0.5),
-            p(0.99),
-            samples[samples.len() - 1]
-        );
-        assert!(p(0.99) < std::time::Duration::from_millis(1));
+        let same = report("same key", samples);
+        // A different key (and statement text) each time, parsed beforehand.
+        let statements: Vec<_> = (0..20_000)
+            .map(|i| {
+                let sql = format!(
+                    "SELECT NAME, N2 FROM Q WHERE ID = {};",
+                    (i * 7919) % 100_000
+                );
+                e.parse(&sql).unwrap().remove(0)
+            })
+            .collect();
+        let mut samples = Vec::new();
+        for (i, stmt) in statements.iter().enumerate() {
+            let t = std::time::Instant::now();
+            let out = e.execute(stmt).unwrap();
+            samples.push(t.elapsed());
+            let id = ((i * 7919) % 100_000) as i32;
+            assert!(
+                matches!(out, StatementOutput::Pull(ref p) if p.rows == vec![vec![Value::String(format!("n{id}")), Value::Int(id * 2)]])
+            );
+        }
+        let distinct = report("a different key each time", samples);
+        assert!(same < std::time::Duration::from_millis(1));
+        assert!(distinct < std::time::Duration::from_millis(1));
     }
 }

@@ -732,8 +732,9 @@ impl QueryTask {
                 for u in updates {
                     let id = held.as_ref().map(|_| update_id(&u.key, u.window));
                     let r = origins[u.input_row];
+                    let null_value = u.value.is_none();
                     let mut keys = u.key.into_iter();
-                    let mut vals = u.value.clone().unwrap_or_default().into_iter();
+                    let mut vals = u.value.unwrap_or_default().into_iter();
                     let values = key_flags
                         .iter()
                         .map(|&k| if k { keys.next() } else { vals.next() }.unwrap_or(Value::Null))
@@ -746,7 +747,7 @@ impl QueryTask {
                         headers: r.headers.clone(),
                         partition: r.partition,
                         offset: r.offset,
-                        null_value: u.value.is_none(),
+                        null_value,
                         window: u.window,
                     };
                     match (held.as_mut(), id) {

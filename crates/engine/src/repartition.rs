@@ -141,9 +141,15 @@ pub fn topic_name(service_id: &str, query_id: &str) -> String {
 
 /// Does this task aggregate a stream by something other than the stream's key?
 ///
-/// Windowed aggregations do not repartition yet: their EMIT FINAL results are not emitted when
-/// the aggregate stage reads the repartition topic (found by `runnel bench`'s W2-final, which
-/// produced no rows), so they keep reading the source directly until that is fixed.
+/// Windowed aggregations do not repartition yet. The GroupBy stage writes the records of several
+/// source partitions into each repartition partition in the order it happens to consume them
+/// (a fetched run of one partition, then of another), so with a backlog one partition's newest
+/// records land before another's older ones; the aggregate stage's stream time, the largest
+/// timestamp seen in its partition, then jumps ahead and closes windows (and drops as late the
+/// records that follow, beyond grace). That is what `runnel bench`'s W2-final showed. The fix is
+/// a timestamp-ordered merge of the source partitions before writing (Kafka Streams' partition
+/// group with `max.task.idle.ms`); until then windowed aggregations read the source directly,
+/// with one stream time per source partition.
 pub fn needs_repartition(task: &QueryTask) -> bool {
     let Some(plan) = task.aggregate_plan() else {
         return false;

@@ -33,7 +33,7 @@ type Close = (u16, String);
 enum Source {
     Rows {
         query_id: String,
-        rows: Receiver<Vec<runnel_plan::Value>>,
+        rows: Receiver<runnel_engine::runner::PushRow>,
         limit: Option<u64>,
         running: Running,
     },
@@ -184,9 +184,14 @@ async fn stream(state: Arc<AppState>, source: Source, slot: PushSlot, mut socket
                 state
                     .lock_queries()
                     .insert(query_id.clone(), running.stop.clone());
+                // ksqlDB's StreamedRow: a table's deleted key is flagged as a tombstone.
                 let end = pump(&rows, &running, limit, &tx, |row| {
-                    let columns: Vec<Json> = row.iter().map(value_json).collect();
-                    json!({"row": {"columns": columns}}).to_string()
+                    let columns: Vec<Json> = row.values.iter().map(value_json).collect();
+                    if row.tombstone {
+                        json!({"row": {"columns": columns, "tombstone": true}}).to_string()
+                    } else {
+                        json!({"row": {"columns": columns}}).to_string()
+                    }
                 });
                 running.stop();
                 state.lock_queries().remove(&query_id);

@@ -490,4 +490,42 @@ mod tests {
         assert_eq!(closed, Some((1000, "done".to_string())), "{texts:?}");
         assert_eq!(texts.len(), 2);
     }
+
+    /// A table push query over the embedded broker: a key the CTAS's HAVING drops arrives as
+    /// ksqlDB's tombstone row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn table_push_queries_send_tombstones() {
+        let broker = EmbeddedBroker::start().unwrap();
+        let kafka = KafkaConfig {
+            bootstrap_servers: broker.bootstrap_servers(),
+            properties: Default::default(),
+            embedded: Some(Arc::new(broker)),
+        };
+        let mut engine = Engine::new(Backend::Kafka(kafka), Default::default());
+        engine
+            .session
+            .insert("auto.offset.reset".into(), "earliest".into());
+        engine
+            .execute_script(
+                "CREATE STREAM S (K STRING KEY, V INT) WITH (kafka_topic='ws_t', value_format='JSON', partitions=1); \
+                 CREATE TABLE A AS SELECT K, SUM(V) AS TOTAL FROM S GROUP BY K HAVING SUM(V) > 0; \
+                 INSERT INTO S (K, V) VALUES ('a', 5); INSERT INTO S (K, V) VALUES ('a', -10);",
+            )
+            .unwrap();
+        let server = Server::new(engine, "c".into());
+        let port = serve(server.clone()).await;
+        let request = json!({
+            "ksql": "SELECT * FROM A EMIT CHANGES LIMIT 2;",
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        });
+        let (texts, closed) = frames(&url(port, &request, "")).await;
+        assert_eq!(closed, Some((1000, "done".to_string())), "{texts:?}");
+        assert_eq!(
+            texts[1..].to_vec(),
+            vec![
+                r#"{"row":{"columns":["a",5]}}"#,
+                r#"{"row":{"columns":["a",null],"tombstone":true}}"#
+            ]
+        );
+    }
 }

@@ -534,7 +534,9 @@ mod tests {
         let committed = consumer
             .committed(Duration::from_secs(10))
             .expect("committed offsets");
-        let offset = committed.find_partition("orders", 1).map(|e| e.offset());
+        let offset = committed
+            .find_partition("orders", 1)
+            .map(|e| e.offset());
         assert_eq!(offset, Some(rdkafka::Offset::Offset(42)));
     }
 }

@@ -433,8 +433,6 @@ fn process_and_send(
     Ok(())
 }
 
-/// A transient push query: rows arrive on `rows` until `limit` or until the receiver is dropped
-/// or `stop` is set.
 /// One row of a push query. A table's deleted key is a tombstone: ksqlDB sends it with the key
 /// columns the query projects and every other column null (`{"row":{...,"tombstone":true}}`).
 #[derive(Debug, Clone, PartialEq)]
@@ -443,6 +441,8 @@ pub struct PushRow {
     pub tombstone: bool,
 }
 
+/// A transient push query: rows arrive on `rows` until `limit` or until the receiver is dropped
+/// or `stop` is set.
 pub struct PushQuery {
     pub query_id: String,
     pub columns: Vec<(String, runnel_sql::SqlType)>,

@@ -523,3 +523,31 @@ fn cli_execute_on_an_in_process_server() {
         "OUTPUT JSON prints the entities: {stdout}"
     );
 }
+
+/// The CLI shows a table push query's deleted key as ksqlDB's CLI does: `<TOMBSTONE>` in the
+/// columns the tombstone has no value for (it reads `/query`, whose rows carry tombstones).
+#[test]
+fn cli_shows_table_tombstones() {
+    let stream = unique("CLI_T").to_uppercase();
+    let mut cmd = runnel();
+    cmd.args(["cli", "--local", "-e"]);
+    cmd.arg(format!(
+        "SET 'auto.offset.reset'='earliest';\n\
+         CREATE STREAM {stream} (K STRING KEY, V INT) WITH (KAFKA_TOPIC='{stream}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+         CREATE TABLE {stream}_SUMS AS SELECT K, SUM(V) AS TOTAL FROM {stream} GROUP BY K HAVING SUM(V) > 0;\n\
+         INSERT INTO {stream} (K, V) VALUES ('a', 5);\n\
+         INSERT INTO {stream} (K, V) VALUES ('a', -10);\n\
+         SELECT * FROM {stream}_SUMS EMIT CHANGES LIMIT 2;"
+    ));
+    if let Some(b) = external_bootstrap() {
+        cmd.args(["--bootstrap-servers", &b]);
+    }
+    let out = cmd.output().expect("runnel cli -e");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(has_row(&stdout, &["K", "TOTAL"]), "{stdout}");
+    assert!(has_row(&stdout, &["a", "5"]), "{stdout}");
+    assert!(has_row(&stdout, &["a", "<TOMBSTONE>"]), "{stdout}");
+    assert!(stdout.contains("Limit Reached"), "{stdout}");
+}

@@ -960,6 +960,100 @@ fn rest_server_runs_statements_and_push_queries() {
     }
 }
 
+/// A push query on a table through Kafka: a key the table deletes (here a CTAS whose HAVING
+/// drops it) arrives on `/query` as ksqlDB's tombstone row (`"tombstone":true`, the key kept,
+/// the other columns null), and `/query-stream` drops it as ksqlDB does (counting it towards
+/// the LIMIT).
+#[test]
+fn rest_table_push_queries_send_tombstones() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let service = format!("{}_", unique("tomb"));
+    let mut cmd = runnel();
+    cmd.args(["server", "--listeners", &format!("http://127.0.0.1:{port}")]);
+    cmd.args(["--property", &format!("ksql.service.id={service}")]);
+    if let Some(b) = external_bootstrap() {
+        cmd.args(["--bootstrap-servers", &b]);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start runnel server");
+    let result = std::panic::catch_unwind(|| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let input = unique("tomb_in");
+        let sums = unique("tomb_sums").to_uppercase();
+        let ksql = format!(
+            "CREATE STREAM S (K STRING KEY, V INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\
+             CREATE TABLE {sums} AS SELECT K, SUM(V) AS TOTAL FROM S GROUP BY K HAVING SUM(V) > 0;\
+             INSERT INTO S (K, V) VALUES ('a', 5);\
+             INSERT INTO S (K, V) VALUES ('b', 1);\
+             INSERT INTO S (K, V) VALUES ('a', -10);"
+        );
+        let (status, out) = http(
+            port,
+            "POST",
+            "/ksql",
+            &serde_json::json!({"ksql": ksql, "streamsProperties": {"auto.offset.reset": "earliest"}})
+                .to_string(),
+        );
+        assert_eq!(status, 200, "{out}");
+        let query = serde_json::json!({
+            "ksql": format!("SELECT * FROM {sums} EMIT CHANGES LIMIT 3;"),
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        });
+        let (status, out) = http(port, "POST", "/query", &query.to_string());
+        assert_eq!(status, 200, "{out}");
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("query JSON");
+        let rows = rows.as_array().expect("array");
+        assert_eq!(rows.len(), 5, "{out}");
+        assert_eq!(
+            rows[0]["header"]["schema"], "`K` STRING, `TOTAL` INTEGER",
+            "{out}"
+        );
+        assert_eq!(
+            rows[1],
+            serde_json::json!({"row": {"columns": ["a", 5]}}),
+            "{out}"
+        );
+        assert_eq!(
+            rows[2],
+            serde_json::json!({"row": {"columns": ["b", 1]}}),
+            "{out}"
+        );
+        assert_eq!(
+            rows[3],
+            serde_json::json!({"row": {"columns": ["a", null], "tombstone": true}}),
+            "{out}"
+        );
+        assert_eq!(rows[4]["finalMessage"], "Limit Reached");
+        let query = serde_json::json!({
+            "sql": format!("SELECT * FROM {sums} EMIT CHANGES LIMIT 3;"),
+            "properties": {"auto.offset.reset": "earliest"},
+        });
+        let (status, out) = http(port, "POST", "/query-stream", &query.to_string());
+        assert_eq!(status, 200, "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[1..].to_vec(),
+            vec![r#"["a",5]"#, r#"["b",1]"#],
+            "{out}"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
 /// A record the broker cannot take (here: a partition that does not exist) must surface as an
 /// error from send or flush, so a query never commits past an output it lost.
 #[test]

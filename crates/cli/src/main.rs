@@ -245,7 +245,16 @@ fn print_push(query: runnel_engine::runner::PushQuery) {
         }
         match query.rows.recv_timeout(Duration::from_millis(100)) {
             Ok(row) => {
-                println!("{}", line(row.iter().map(|v| v.to_string()).collect()));
+                // As ksqlDB's CLI: a deleted key shows `<TOMBSTONE>` in its null columns.
+                let cells = row
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        runnel_plan::Value::Null if row.tombstone => "<TOMBSTONE>".to_string(),
+                        v => v.to_string(),
+                    })
+                    .collect();
+                println!("{}", line(cells));
                 count += 1;
                 if query.limit.is_some_and(|l| count >= l) {
                     println!("{sep}");

@@ -12,7 +12,6 @@
 use crate::task::{ProcessingLogEntry, QueryTask};
 use crate::{Backend, Engine, EngineError};
 use runnel_connect::kafka::Record;
-use runnel_plan::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use std::sync::Arc;
 /// A push query on the memory backend.
 pub struct MemoryPush {
     pub(crate) task: Arc<QueryTask>,
-    pub(crate) sender: Sender<Vec<Value>>,
+    pub(crate) sender: Sender<crate::runner::PushRow>,
     /// Next record of the source topic to read.
     pub(crate) position: usize,
     /// Rows still to send before LIMIT is reached.
@@ -105,7 +104,11 @@ pub fn feed_push_queries(engine: &mut Engine) {
                 if p.remaining == Some(0) {
                     return false;
                 }
-                if p.sender.send(row.values).is_err() {
+                let row = crate::runner::PushRow {
+                    values: row.values,
+                    tombstone: row.null_value,
+                };
+                if p.sender.send(row).is_err() {
                     return false;
                 }
                 if let Some(r) = p.remaining.as_mut() {

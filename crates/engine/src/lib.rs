@@ -133,7 +133,7 @@ pub struct Engine {
     pub materialized: HashMap<String, Arc<materialized::Materialization>>,
     /// Planned pull queries by statement shape (bounded, see `pull_cache`); cleared whenever a
     /// statement may change the catalog.
-    pub pull_plans: pull_cache::PlanCache,
+    pub(crate) pull_plans: pull_cache::PlanCache,
     next_pull: u64,
     /// How far the deterministic driver has read each query's source (memory backend).
     driver_positions: HashMap<String, usize>,

@@ -1198,6 +1198,53 @@ mod tests {
     }
 
     #[test]
+    fn widened_literals_and_window_bounds_share_plans() {
+        let mut e = engine(
+            "CREATE TABLE T (ID BIGINT PRIMARY KEY, D DOUBLE) WITH (kafka_topic='t', format='JSON', partitions=1);
+             CREATE TABLE Q AS SELECT * FROM T;
+             INSERT INTO T (ID, D) VALUES (1, 1.5);
+             INSERT INTO T (ID, D) VALUES (2, 2.5);
+             CREATE STREAM S (K STRING KEY, V INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+             CREATE TABLE A AS SELECT K, COUNT(*) AS C FROM S WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY K;
+             INSERT INTO S (ROWTIME, K, V) VALUES (1000, 'a', 1);
+             INSERT INTO S (ROWTIME, K, V) VALUES (12000, 'a', 1);
+             INSERT INTO S (ROWTIME, K, V) VALUES (3000, 'b', 1);",
+        );
+        let mut hits = |sqls: &[(&str, usize)]| {
+            for (i, (sql, rows)) in sqls.iter().enumerate() {
+                let before = e.pull_plans.compiled;
+                let p = pull(&mut e, sql).unwrap();
+                assert_eq!(p.rows.len(), *rows, "{sql}");
+                if i > 0 {
+                    assert_eq!(e.pull_plans.compiled, before, "{sql} re-planned");
+                }
+            }
+        };
+        // An INT literal against a BIGINT key or a DOUBLE column.
+        hits(&[
+            ("SELECT * FROM Q WHERE ID = 1;", 1),
+            ("SELECT * FROM Q WHERE ID = 2;", 1),
+            ("SELECT * FROM Q WHERE ID = 3;", 0),
+        ]);
+        hits(&[
+            ("SELECT * FROM Q WHERE D > 1;", 2),
+            ("SELECT * FROM Q WHERE D > 2;", 1),
+        ]);
+        hits(&[
+            ("SELECT C FROM A WHERE K = 'a' AND WINDOWSTART >= 10000;", 1),
+            ("SELECT C FROM A WHERE K = 'a' AND WINDOWSTART >= 0;", 2),
+            ("SELECT C FROM A WHERE K = 'b' AND WINDOWSTART >= 0;", 1),
+        ]);
+        hits(&[
+            ("SELECT K FROM A WHERE WINDOWSTART BETWEEN 0 AND 5000;", 2),
+            (
+                "SELECT K FROM A WHERE WINDOWSTART BETWEEN 10000 AND 15000;",
+                1,
+            ),
+        ]);
+    }
+
+    #[test]
     fn the_plan_cache_is_bounded_and_cleared_by_ddl() {
         let mut e = engine(TABLE);
         // Distinct shapes (the column list differs) cannot grow the cache without bound.

@@ -483,12 +483,20 @@ fn send_rows(
     Ok(())
 }
 
+/// One row of a push query. A table's deleted key is a tombstone: ksqlDB sends it with the key
+/// columns the query projects and every other column null (`{"row":{...,"tombstone":true}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushRow {
+    pub values: Vec<Value>,
+    pub tombstone: bool,
+}
+
 /// A transient push query: rows arrive on `rows` until `limit` or until the receiver is dropped
 /// or `stop` is set.
 pub struct PushQuery {
     pub query_id: String,
     pub columns: Vec<(String, runnel_sql::SqlType)>,
-    pub rows: Receiver<Vec<Value>>,
+    pub rows: Receiver<PushRow>,
     pub running: Running,
     pub limit: Option<u64>,
 }
@@ -499,7 +507,7 @@ pub fn spawn_push(
     group: String,
     auto_offset_reset: String,
     limit: Option<u64>,
-    sender: SyncSender<Vec<Value>>,
+    sender: SyncSender<PushRow>,
     query_id: String,
 ) -> Result<Running, crate::EngineError> {
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
@@ -528,8 +536,15 @@ pub fn spawn_push(
                 for e in &out.errors {
                     tracing::warn!(query = %query_id, topic = %e.topic, partition = e.partition, offset = e.offset, "record skipped: {}", e.message);
                 }
-                for OutputRow { values, .. } in out.rows {
-                    if sender.send(values).is_err() {
+                for OutputRow {
+                    values, null_value, ..
+                } in out.rows
+                {
+                    let row = PushRow {
+                        values,
+                        tombstone: null_value,
+                    };
+                    if sender.send(row).is_err() {
                         return;
                     }
                     sent += 1;

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use runnel_engine::output::StatementOutput;
 use runnel_engine::pull::PullResult;
-use runnel_engine::runner::{PushQuery, Running};
+use runnel_engine::runner::{PushQuery, PushRow, Running};
 use runnel_sql::{SqlType, Statement};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
@@ -110,6 +110,23 @@ impl Framing {
                     format!("[{meta}")
                 }
             }
+        }
+    }
+
+    /// A push row's text; `None` for a tombstone where the framing has no way to say so:
+    /// like ksqlDB, `/query` flags it (`"tombstone":true`) and `/query-stream`'s delimited and
+    /// JSON formats drop it (ksqlDB logs "Dropped tombstone. Not currently supported").
+    fn push_row(self, row: &PushRow) -> Option<String> {
+        match self {
+            Framing::Legacy if row.tombstone => {
+                let columns = Json::Array(row.values.iter().map(value_json).collect());
+                Some(format!(
+                    ",\n{}",
+                    json!({"row": {"columns": columns, "tombstone": true}})
+                ))
+            }
+            _ if row.tombstone => None,
+            _ => Some(self.row(&row.values)),
         }
     }
 
@@ -361,7 +378,7 @@ fn pump_push(state: &AppState, query: PushQuery, framing: Framing, tx: &mpsc::Se
 }
 
 fn pump_rows(
-    rows: &Receiver<Vec<runnel_plan::Value>>,
+    rows: &Receiver<PushRow>,
     stop: &AtomicBool,
     limit: Option<u64>,
     framing: Framing,
@@ -381,8 +398,11 @@ fn pump_rows(
         }
         match rows.recv_timeout(POLL) {
             Ok(row) => {
-                if !send(framing.row(&row)) {
-                    return End::ClientGone;
+                // A dropped tombstone still counts towards the LIMIT, as in ksqlDB.
+                if let Some(text) = framing.push_row(&row) {
+                    if !send(text) {
+                        return End::ClientGone;
+                    }
                 }
                 count += 1;
             }
@@ -416,12 +436,7 @@ mod tests {
     use super::*;
     use crate::testing::{call, memory_server};
 
-    fn push_query(
-        limit: Option<u64>,
-    ) -> (
-        PushQuery,
-        std::sync::mpsc::SyncSender<Vec<runnel_plan::Value>>,
-    ) {
+    fn push_query(limit: Option<u64>) -> (PushQuery, std::sync::mpsc::SyncSender<PushRow>) {
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         let q = PushQuery {
             query_id: "transient_S_1".into(),
@@ -455,8 +470,11 @@ mod tests {
         let state = server.state().clone();
         let (q, rows) = push_query(Some(2));
         for i in 0..3 {
-            rows.send(vec![Value::String(format!("r{i}")), Value::Bigint(i)])
-                .unwrap();
+            rows.send(PushRow {
+                values: vec![Value::String(format!("r{i}")), Value::Bigint(i)],
+                tombstone: false,
+            })
+            .unwrap();
         }
         let (tx, rx) = mpsc::channel(64);
         let s = state.clone();
@@ -481,8 +499,11 @@ mod tests {
         let state = server.state().clone();
         let (q, rows) = push_query(None);
         let stop = q.running.stop.clone();
-        rows.send(vec![Value::String("x".into()), Value::Null])
-            .unwrap();
+        rows.send(PushRow {
+            values: vec![Value::String("x".into()), Value::Null],
+            tombstone: false,
+        })
+        .unwrap();
         let (tx, mut rx) = mpsc::channel(64);
         let s = state.clone();
         let pump = tokio::task::spawn_blocking(move || pump_push(&s, q, Framing::Delimited, &tx));
@@ -688,5 +709,111 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body.contains("isn't queryable"), "{body}");
+    }
+
+    /// A table push query sends a deleted key as ksqlDB does: `/query` flags the row as a
+    /// tombstone (projected key columns kept, the rest null); `/query-stream`'s delimited format
+    /// drops it, and it still counts towards the LIMIT.
+    #[tokio::test]
+    async fn table_push_queries_send_tombstones() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE TABLE T (ID INT PRIMARY KEY, V STRING, N INT) WITH (kafka_topic='t', format='JSON', partitions=1); CREATE TABLE Q AS SELECT ID, V FROM T WHERE N > 0;"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        {
+            let engine = server.engine();
+            let mut engine = engine.lock().unwrap();
+            let record = |key: &str, value: Option<&str>| runnel_connect::kafka::Record {
+                topic: "t".into(),
+                key: Some(key.as_bytes().to_vec()),
+                value: value.map(|v| v.as_bytes().to_vec()),
+                timestamp: 1,
+                ..Default::default()
+            };
+            engine
+                .produce(vec![
+                    record("1", Some(r#"{"V":"a","N":1}"#)),
+                    record("2", Some(r#"{"V":"b","N":2}"#)),
+                    // A tombstone for key 1, then key 2 leaves Q through its WHERE clause.
+                    record("1", None),
+                    record("2", Some(r#"{"V":"b","N":0}"#)),
+                ])
+                .unwrap();
+            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+        }
+        let earliest = r#""streamsProperties": {"auto.offset.reset": "earliest"}"#;
+        for table in ["Q", "T"] {
+            let (status, _, body) = call(
+                &server,
+                "POST",
+                "/query",
+                &format!(
+                    r#"{{"ksql": "SELECT * FROM {table} EMIT CHANGES LIMIT 4;", {earliest}}}"#
+                ),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let v: Json = serde_json::from_str(&body).unwrap();
+            let rows: Vec<&Json> = v.as_array().unwrap()[1..5].iter().collect();
+            let last = if table == "T" {
+                json!({"row": {"columns": [2, "b", 0]}})
+            } else {
+                json!({"row": {"columns": [2, null], "tombstone": true}})
+            };
+            let nulls = if table == "T" {
+                json!([1, null, null])
+            } else {
+                json!([1, null])
+            };
+            assert_eq!(
+                rows[2],
+                &json!({"row": {"columns": nulls, "tombstone": true}}),
+                "{body}"
+            );
+            assert_eq!(rows[3], &last, "{body}");
+            assert!(
+                rows[0].get("row").unwrap().get("tombstone").is_none(),
+                "{body}"
+            );
+            assert_eq!(v[5], json!({"finalMessage": "Limit Reached"}), "{body}");
+        }
+        // Only the key column projected: the tombstone carries the key.
+        let (_, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            &format!(r#"{{"ksql": "SELECT ID FROM T EMIT CHANGES LIMIT 3;", {earliest}}}"#),
+            None,
+        )
+        .await;
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v[3],
+            json!({"row": {"columns": [1], "tombstone": true}}),
+            "{body}"
+        );
+        // /query-stream (delimited) drops the tombstone, which still counts towards LIMIT 3.
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query-stream",
+            r#"{"sql": "SELECT * FROM T EMIT CHANGES LIMIT 3;", "properties": {"auto.offset.reset": "earliest"}}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(
+            lines[1..].to_vec(),
+            vec![r#"[1,"a",1]"#, r#"[2,"b",2]"#],
+            "{body}"
+        );
     }
 }

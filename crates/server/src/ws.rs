@@ -33,7 +33,7 @@ type Close = (u16, String);
 enum Source {
     Rows {
         query_id: String,
-        rows: Receiver<Vec<runnel_plan::Value>>,
+        rows: Receiver<runnel_engine::runner::PushRow>,
         limit: Option<u64>,
         running: Running,
     },
@@ -184,9 +184,14 @@ async fn stream(state: Arc<AppState>, source: Source, slot: PushSlot, mut socket
                 state
                     .lock_queries()
                     .insert(query_id.clone(), running.stop.clone());
+                // ksqlDB's StreamedRow: a table's deleted key is flagged as a tombstone.
                 let end = pump(&rows, &running, limit, &tx, |row| {
-                    let columns: Vec<Json> = row.iter().map(value_json).collect();
-                    json!({"row": {"columns": columns}}).to_string()
+                    let columns: Vec<Json> = row.values.iter().map(value_json).collect();
+                    if row.tombstone {
+                        json!({"row": {"columns": columns, "tombstone": true}}).to_string()
+                    } else {
+                        json!({"row": {"columns": columns}}).to_string()
+                    }
                 });
                 running.stop();
                 state.lock_queries().remove(&query_id);
@@ -484,5 +489,43 @@ mod tests {
         let (texts, closed) = frames(&url(port, &limited, "")).await;
         assert_eq!(closed, Some((1000, "done".to_string())), "{texts:?}");
         assert_eq!(texts.len(), 2);
+    }
+
+    /// A table push query over the embedded broker: a key the CTAS's HAVING drops arrives as
+    /// ksqlDB's tombstone row.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn table_push_queries_send_tombstones() {
+        let broker = EmbeddedBroker::start().unwrap();
+        let kafka = KafkaConfig {
+            bootstrap_servers: broker.bootstrap_servers(),
+            properties: Default::default(),
+            embedded: Some(Arc::new(broker)),
+        };
+        let mut engine = Engine::new(Backend::Kafka(kafka), Default::default());
+        engine
+            .session
+            .insert("auto.offset.reset".into(), "earliest".into());
+        engine
+            .execute_script(
+                "CREATE STREAM S (K STRING KEY, V INT) WITH (kafka_topic='ws_t', value_format='JSON', partitions=1); \
+                 CREATE TABLE A AS SELECT K, SUM(V) AS TOTAL FROM S GROUP BY K HAVING SUM(V) > 0; \
+                 INSERT INTO S (K, V) VALUES ('a', 5); INSERT INTO S (K, V) VALUES ('a', -10);",
+            )
+            .unwrap();
+        let server = Server::new(engine, "c".into());
+        let port = serve(server.clone()).await;
+        let request = json!({
+            "ksql": "SELECT * FROM A EMIT CHANGES LIMIT 2;",
+            "streamsProperties": {"auto.offset.reset": "earliest"},
+        });
+        let (texts, closed) = frames(&url(port, &request, "")).await;
+        assert_eq!(closed, Some((1000, "done".to_string())), "{texts:?}");
+        assert_eq!(
+            texts[1..].to_vec(),
+            vec![
+                r#"{"row":{"columns":["a",5]}}"#,
+                r#"{"row":{"columns":["a",null],"tombstone":true}}"#
+            ]
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! A blocking client for ksqlDB's REST API (`/ksql`, `/query-stream`, `/close-query`, `/info`),
-//! as the CLI and `runnel run --server` use it.
+//! A blocking client for ksqlDB's REST API (`/ksql`, `/query`, `/close-query`, `/info`),
+//! as the CLI and `runnel run --server` use it. Queries go to `/query`, as ksqlDB's CLI sends
+//! them: unlike `/query-stream`, its `StreamedRow`s carry a table push query's tombstones.
 //!
 //! Errors keep what the server said: a `generic_error` / `statement_error` body becomes
 //! [`ClientError::Server`] with its `error_code` and message, so the CLI can print the server's
@@ -42,6 +43,8 @@ pub enum StreamEvent {
     },
     /// One row's values.
     Row(Vec<Json>),
+    /// A table's deleted key: the key columns the query projects, the others null.
+    Tombstone(Vec<Json>),
     /// A line of PRINT output.
     Text(String),
     /// An error the server reported in the stream (or a broken stream).
@@ -122,9 +125,9 @@ impl Client {
         }
     }
 
-    /// `POST /query-stream` (delimited): starts the query and returns its events, read on a
-    /// thread of their own so the caller can watch for Ctrl-C meanwhile. The thread ends (and
-    /// drops the connection) when the stream ends or the receiver is gone.
+    /// `POST /query`: starts the query and returns its events, read on a thread of their own so
+    /// the caller can watch for Ctrl-C meanwhile. The thread ends (and drops the connection)
+    /// when the stream ends or the receiver is gone.
     pub fn stream_query(
         &self,
         sql: &str,
@@ -132,14 +135,14 @@ impl Client {
         variables: &Map<String, Json>,
     ) -> Result<QueryStream, ClientError> {
         let body = json!({
-            "sql": sql,
-            "properties": properties,
+            "ksql": sql,
+            "streamsProperties": properties,
             "sessionVariables": variables,
         });
         let resp = self
             .agent
-            .post(&self.endpoint("/query-stream"))
-            .set("Accept", "application/vnd.ksqlapi.delimited.v1")
+            .post(&self.endpoint("/query"))
+            .set("Accept", "application/vnd.ksql.v1+json")
             .send_json(body)
             .map_err(|e| self.error_of(e))?;
         let text_lines = resp.content_type().starts_with("text/");
@@ -163,10 +166,26 @@ impl Client {
     }
 }
 
-/// Reads a delimited query response: a metadata line, then one JSON array per row; an object
-/// line is an error. PRINT answers with plain text lines.
+/// Reads a `/query` response: a JSON array of `StreamedRow`s (a header, rows, then a final
+/// message or an error), each handed on as soon as its closing brace arrives (a live push
+/// query's row must not wait for the next one). PRINT answers with plain text lines.
 fn read_stream(reader: impl BufRead, text_lines: bool, tx: &mpsc::Sender<StreamEvent>) {
-    let mut first = true;
+    if !text_lines {
+        let elements = serde_json::Deserializer::from_reader(ArrayElements::new(reader));
+        for element in elements.into_iter::<Json>() {
+            let event = match element {
+                Ok(v) => streamed_row(v),
+                Err(e) => Some(StreamEvent::Error(format!("the query stream broke: {e}"))),
+            };
+            if let Some(event) = event {
+                let broke = matches!(&event, StreamEvent::Error(m) if m.starts_with("the query stream broke"));
+                if tx.send(event).is_err() || broke {
+                    return;
+                }
+            }
+        }
+        return;
+    }
     for line in reader.lines() {
         let line = match line {
             Ok(l) => l,
@@ -178,46 +197,144 @@ fn read_stream(reader: impl BufRead, text_lines: bool, tx: &mpsc::Sender<StreamE
         if line.trim().is_empty() {
             continue;
         }
-        let event = if text_lines {
-            StreamEvent::Text(line)
-        } else {
-            parse_stream_line(&line, first)
-        };
-        first = false;
-        if tx.send(event).is_err() {
+        if tx.send(StreamEvent::Text(line)).is_err() {
             return;
         }
     }
 }
 
-/// One line of a delimited `/query-stream` response.
-pub fn parse_stream_line(line: &str, first: bool) -> StreamEvent {
-    match serde_json::from_str::<Json>(line) {
-        Ok(Json::Array(values)) => StreamEvent::Row(values),
-        Ok(Json::Object(o)) if first && o.contains_key("columnNames") => StreamEvent::Header {
-            query_id: o
+/// A reader of a streamed JSON array that blanks the array's own brackets and commas, so its
+/// elements read as a whitespace-separated JSON stream.
+struct ArrayElements<R> {
+    inner: R,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl<R> ArrayElements<R> {
+    fn new(inner: R) -> Self {
+        ArrayElements {
+            inner,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for ArrayElements<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for b in &mut buf[..n] {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if *b == b'\\' {
+                    self.escaped = true;
+                } else if *b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match *b {
+                b'"' => self.in_string = true,
+                b'{' => self.depth += 1,
+                b'}' => self.depth = self.depth.saturating_sub(1),
+                b'[' | b']' | b',' if self.depth == 0 => *b = b' ',
+                b'[' => self.depth += 1,
+                b']' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The column names of a `/query` header's schema (`` `A` STRING, `B` STRUCT<`X` INT> ``).
+fn schema_columns(schema: &str) -> Vec<String> {
+    let mut columns = Vec::new();
+    let mut depth = 0i32;
+    let mut segment = String::new();
+    let mut quoted = false;
+    for c in schema.chars().chain(std::iter::once(',')) {
+        match c {
+            '`' => quoted = !quoted,
+            '<' | '(' if !quoted => depth += 1,
+            '>' | ')' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                let s = segment.trim();
+                let name = match s.strip_prefix('`') {
+                    // A doubled backtick is a backtick in the name.
+                    Some(rest) => {
+                        let mut name = String::new();
+                        let mut chars = rest.chars().peekable();
+                        while let Some(ch) = chars.next() {
+                            if ch == '`' {
+                                if chars.peek() == Some(&'`') {
+                                    chars.next();
+                                } else {
+                                    break;
+                                }
+                            }
+                            name.push(ch);
+                        }
+                        name
+                    }
+                    None => s.split_whitespace().next().unwrap_or_default().to_string(),
+                };
+                if !s.is_empty() {
+                    columns.push(name);
+                }
+                segment.clear();
+                continue;
+            }
+            _ => {}
+        }
+        segment.push(c);
+    }
+    columns
+}
+
+/// What the CLI shows of one `StreamedRow`; `None` for what it does not show (the final
+/// message: it reports the LIMIT itself).
+fn streamed_row(v: Json) -> Option<StreamEvent> {
+    let Json::Object(o) = v else {
+        return Some(StreamEvent::Text(v.to_string()));
+    };
+    if let Some(h) = o.get("header") {
+        return Some(StreamEvent::Header {
+            query_id: h
                 .get("queryId")
                 .and_then(Json::as_str)
                 .unwrap_or_default()
                 .to_string(),
-            columns: o
-                .get("columnNames")
-                .and_then(Json::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|c| c.as_str().unwrap_or_default().to_string())
-                        .collect()
-                })
-                .unwrap_or_default(),
-        },
-        Ok(Json::Object(o)) => StreamEvent::Error(
-            o.get("message")
-                .and_then(Json::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| Json::Object(o.clone()).to_string()),
-        ),
-        _ => StreamEvent::Text(line.to_string()),
+            columns: schema_columns(h.get("schema").and_then(Json::as_str).unwrap_or_default()),
+        });
     }
+    if let Some(r) = o.get("row") {
+        let values = r
+            .get("columns")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        return Some(if r.get("tombstone") == Some(&Json::Bool(true)) {
+            StreamEvent::Tombstone(values)
+        } else {
+            StreamEvent::Row(values)
+        });
+    }
+    if o.contains_key("finalMessage") {
+        return None;
+    }
+    let error = o.get("errorMessage").unwrap_or(&Json::Null);
+    Some(StreamEvent::Error(
+        error
+            .get("message")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| Json::Object(o.clone()).to_string()),
+    ))
 }
 
 /// The error of a non-2xx answer: ksqlDB's error body when there is one.
@@ -249,28 +366,42 @@ pub fn server_error(status: u16, body: &str) -> ClientError {
 mod tests {
     use super::*;
 
+    /// Every event of a `/query` body, read as it streams in.
+    fn events(body: &str) -> Vec<StreamEvent> {
+        let (tx, rx) = mpsc::channel();
+        read_stream(std::io::Cursor::new(body.as_bytes().to_vec()), false, &tx);
+        drop(tx);
+        rx.into_iter().collect()
+    }
+
     #[test]
-    fn stream_lines() {
+    fn query_responses() {
+        let body = "[{\"header\":{\"queryId\":\"q1\",\"schema\":\"`K` STRING KEY, `S` STRUCT<`A` INTEGER, `B` DECIMAL(4, 2)>, `x``y` INTEGER\"}},\n\
+            {\"row\":{\"columns\":[\"a,]\\\"[\",[1,2],{\"m\":1}]}},\n\
+            {\"row\":{\"columns\":[\"a\",null,null],\"tombstone\":true}},\n\
+            {\"finalMessage\":\"Limit Reached\"}]\n";
         assert_eq!(
-            parse_stream_line(
-                r#"{"queryId":"q1","columnNames":["K","V"],"columnTypes":["STRING","INTEGER"]}"#,
-                true
-            ),
-            StreamEvent::Header {
-                query_id: "q1".into(),
-                columns: vec!["K".into(), "V".into()]
-            }
+            events(body),
+            vec![
+                StreamEvent::Header {
+                    query_id: "q1".into(),
+                    columns: vec!["K".into(), "S".into(), "x`y".into()]
+                },
+                StreamEvent::Row(vec![json!("a,]\"["), json!([1, 2]), json!({"m": 1})]),
+                StreamEvent::Tombstone(vec![json!("a"), Json::Null, Json::Null]),
+            ]
         );
         assert_eq!(
-            parse_stream_line(r#"["a",1]"#, false),
-            StreamEvent::Row(vec![json!("a"), json!(1)])
-        );
-        assert_eq!(
-            parse_stream_line(
-                r#"{"@type":"generic_error","error_code":50000,"message":"boom"}"#,
-                false
-            ),
+            events("[{\"header\":{\"queryId\":\"q\",\"schema\":\"`V` INTEGER\"}},\n{\"errorMessage\":{\"@type\":\"generic_error\",\"error_code\":50000,\"message\":\"boom\"}}]\n")[1],
             StreamEvent::Error("boom".into())
+        );
+        // A body cut short is reported, not hung on.
+        let cut = events(
+            "[{\"header\":{\"queryId\":\"q\",\"schema\":\"`V` INTEGER\"}},\n{\"row\":{\"colu",
+        );
+        assert!(
+            matches!(&cut[1], StreamEvent::Error(m) if m.starts_with("the query stream broke")),
+            "{cut:?}"
         );
     }
 

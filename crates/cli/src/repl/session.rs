@@ -5,7 +5,7 @@
 //! Local commands (`SET`, `UNSET`, `DEFINE`, `UNDEFINE`, `RUN SCRIPT`, `OUTPUT`, `SPOOL`, `EXIT`,
 //! `HELP`, ...) never reach the server; the properties and variables they set are sent with every
 //! request (`streamsProperties` / `sessionVariables`), so the server substitutes `${var}` as
-//! ksqlDB does. `SELECT` and `PRINT` go to `/query-stream` and are printed live; everything
+//! ksqlDB does. `SELECT` and `PRINT` go to `/query` and are printed live; everything
 //! else goes to `/ksql`, one statement per request so each gets its own report.
 
 use super::client::{Client, ClientError, StreamEvent};
@@ -468,6 +468,30 @@ impl Session {
                     let line = match &table {
                         Some(t) if self.format == Format::Tabular => t.row(&values),
                         _ => format!("{}\n", Json::Array(values)),
+                    };
+                    self.print(&line);
+                }
+                // As ksqlDB's CLI: a deleted key's null columns show `<TOMBSTONE>`.
+                Ok(StreamEvent::Tombstone(values)) => {
+                    rows += 1;
+                    let line = match &table {
+                        Some(t) if self.format == Format::Tabular => {
+                            let cells: Vec<Json> = values
+                                .into_iter()
+                                .map(|v| {
+                                    if v.is_null() {
+                                        Json::String("<TOMBSTONE>".into())
+                                    } else {
+                                        v
+                                    }
+                                })
+                                .collect();
+                            t.row(&cells)
+                        }
+                        _ => format!(
+                            "{}\n",
+                            serde_json::json!({"row": {"columns": values, "tombstone": true}})
+                        ),
                     };
                     self.print(&line);
                 }

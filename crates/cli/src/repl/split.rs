@@ -3,7 +3,7 @@
 //!
 //! This is deliberately lexical (no parsing): the CLI only needs to know where statements end,
 //! whether the input so far is complete, and the first words of each statement (to handle its
-//! local commands and to route queries to `/query-stream`). The server parses every statement
+//! local commands and to route queries to `/query`). The server parses every statement
 //! itself and reports syntax errors with ksqlDB's messages.
 
 /// One statement of a script, with the 1-based line it starts on.

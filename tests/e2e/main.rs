@@ -1714,7 +1714,7 @@ fn windowed_emit_final_by_a_value_column_over_partitions() {
                 .or_default() += 1;
             Record {
                 topic: input.clone(),
-                partition: (i % 4) as i32,
+                partition: i % 4,
                 key: Some(format!("o{i}").into_bytes()),
                 value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
                 timestamp: ts,

@@ -501,7 +501,16 @@ mod tests {
             properties: Default::default(),
             embedded: Some(Arc::new(broker)),
         };
-        let mut engine = Engine::new(Backend::Kafka(kafka), Default::default());
+        // Every update of the table is emitted (no record cache), so its push query sees the
+        // row and then its tombstone.
+        let mut engine = Engine::new(
+            Backend::Kafka(kafka),
+            [(
+                "ksql.streams.cache.max.bytes.buffering".to_string(),
+                "0".to_string(),
+            )]
+            .into(),
+        );
         engine
             .session
             .insert("auto.offset.reset".into(), "earliest".into());

@@ -533,6 +533,7 @@ fn cli_shows_table_tombstones() {
     cmd.args(["cli", "--local", "-e"]);
     cmd.arg(format!(
         "SET 'auto.offset.reset'='earliest';\n\
+         SET 'ksql.streams.cache.max.bytes.buffering'='0';\n\
          CREATE STREAM {stream} (K STRING KEY, V INT) WITH (KAFKA_TOPIC='{stream}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
          CREATE TABLE {stream}_SUMS AS SELECT K, SUM(V) AS TOTAL FROM {stream} GROUP BY K HAVING SUM(V) > 0;\n\
          INSERT INTO {stream} (K, V) VALUES ('a', 5);\n\

@@ -401,6 +401,9 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir) {
                 "--property",
                 &format!("ksql.streams.state.dir={}", state.display()),
             ])
+            // Commits (and so local checkpoints) follow the first outputs closely, so the kill
+            // below lands after at least one of them.
+            .args(["--property", "ksql.streams.commit.interval.ms=100"])
             .env("RUST_LOG", "warn,runnel_engine=info")
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -416,7 +419,11 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir) {
         .expect("consumer");
     consumer.subscribe(&[output.as_str()]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline && consumer.poll(Duration::from_millis(200)).is_none() {}
+    // A record, not an error event (the output topic may not exist yet): the query has
+    // committed once (outputs are sent at commits).
+    while Instant::now() < deadline
+        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
+    {}
     produce_readings(&kafka, &input, 2000, 3500, &mut sent);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");
@@ -1647,7 +1654,11 @@ fn repartitioned_aggregation_survives_sigkill() {
         .expect("consumer");
     consumer.subscribe(&[output.as_str()]).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline && consumer.poll(Duration::from_millis(200)).is_none() {}
+    // A record, not an error event (the output topic may not exist yet): the query has
+    // committed once (outputs are sent at commits).
+    while Instant::now() < deadline
+        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
+    {}
     feed(2000..3500);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");

@@ -318,6 +318,7 @@ pub(crate) fn spawn_persistent_from(
                             None => Ok(()),
                         });
                     if result.is_ok() {
+                        tracing::debug!(query = %log.query_id, partitions = progress.len(), "committed");
                         commit_offsets(&consumer, &progress, &log.query_id);
                         progress.clear();
                         last_commit = Instant::now();

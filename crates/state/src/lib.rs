@@ -365,27 +365,27 @@ impl StateStore {
             encode_key(KIND_META, 0, CHECKPOINT_KEY),
             checkpoint.encode(),
         );
-        self.db
-            .write_opt(batch.batch, &Self::write_options())
-            .map_err(|e| self.error(e))
-    }
-
-    /// No write-ahead log, as Kafka Streams configures its stores: the changelog topic (or, for
-    /// a pull-query table, the table's topic) is the log. After a crash the store reopens at
-    /// its last flush, a consistent checkpoint, and the changelog replays what follows it (or
-    /// rebuilds the store when that checkpoint is no longer in the changelog).
-    fn write_options() -> WriteOptions {
+        // With the write-ahead log (not synced): a store killed right after a commit reopens at
+        // that commit, so a restart replays only the changelog's tail. Commits are once per
+        // commit interval, so the log costs little.
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
-        opts.disable_wal(true);
-        opts
+        self.db
+            .write_opt(batch.batch, &opts)
+            .map_err(|e| self.error(e))
     }
 
     /// Writes `batch` without a checkpoint, for stores rebuilt from Kafka on every start (such
     /// as the tables that pull queries read), whose contents need no changelog position.
+    ///
+    /// No write-ahead log: such a store is refilled from its topic at every start, so a crash
+    /// loses nothing the log would keep, and these writes come once per micro-batch.
     pub fn write(&self, batch: Batch) -> Result<(), StateError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(false);
+        opts.disable_wal(true);
         self.db
-            .write_opt(batch.batch, &Self::write_options())
+            .write_opt(batch.batch, &opts)
             .map_err(|e| self.error(e))
     }
 

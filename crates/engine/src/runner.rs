@@ -32,6 +32,9 @@ pub struct QueryStats {
     pub processed: AtomicU64,
     pub produced: AtomicU64,
     pub failed: AtomicU64,
+    /// Input records covered by commits: their outputs (including the record cache's) and state
+    /// are acknowledged by the broker and their offsets committed.
+    pub committed: AtomicU64,
     /// Set when the query stopped on an error it cannot skip (e.g. undeliverable output).
     pub errored: AtomicBool,
 }
@@ -271,6 +274,7 @@ pub(crate) fn spawn_persistent_from(
             task.hold_record_cache();
             // Processed since the last commit: the last offset of each (topic, partition).
             let mut progress: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            let mut uncommitted = 0u64;
             let mut last_commit = Instant::now();
             loop {
                 let stopping = stop2.load(Ordering::Relaxed);
@@ -299,6 +303,7 @@ pub(crate) fn spawn_persistent_from(
                             .or_insert(r.offset);
                         *e = (*e).max(r.offset);
                     }
+                    uncommitted += batch.len() as u64;
                 }
                 let due = stopping
                     || last_commit.elapsed() >= task.commit_interval
@@ -320,6 +325,8 @@ pub(crate) fn spawn_persistent_from(
                     if result.is_ok() {
                         tracing::debug!(query = %log.query_id, partitions = progress.len(), "committed");
                         commit_offsets(&consumer, &progress, &log.query_id);
+                        stats2.committed.fetch_add(uncommitted, Ordering::Release);
+                        uncommitted = 0;
                         progress.clear();
                         last_commit = Instant::now();
                     }

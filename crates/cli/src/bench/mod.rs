@@ -524,12 +524,21 @@ impl Bench {
         started: Instant,
         bench_after_start: u64,
     ) -> Outcome {
-        let first = match self.wait_processed(|| Ok(stats.processed.load(Ordering::Relaxed))) {
-            Ok(f) => f,
+        // Until the input is covered by the query's commits: then the outputs held by the
+        // record cache have been sent and, with the state, acknowledged by the broker.
+        let first_processed = std::cell::Cell::new(None);
+        let committed = self.wait_processed(|| {
+            if first_processed.get().is_none() && stats.processed.load(Ordering::Relaxed) > 0 {
+                first_processed.set(Some(Instant::now()));
+            }
+            Ok(stats.committed.load(Ordering::Acquire))
+        });
+        let first = match committed {
+            Ok(f) => first_processed.get().unwrap_or(f),
             Err(e) => return Outcome::Failed(e),
         };
-        // `processed` counts a batch before its outputs are flushed: wait for the broker to
-        // acknowledge every record produced so far.
+        // Wait for the broker to acknowledge every record produced so far (also for queries
+        // whose outputs were sent between commits).
         let produced = stats.produced.load(Ordering::Relaxed);
         let partitions = match self.kafka.topic(out_topic) {
             Ok(Some(t)) => t.partitions,

@@ -96,6 +96,26 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("/info: {e}")))
     }
 
+    /// Posts statements with the session's properties and variables, as ksqlDB's CLI does.
+    fn post_statement(
+        &self,
+        path: &str,
+        sql: &str,
+        properties: &Map<String, Json>,
+        variables: &Map<String, Json>,
+    ) -> Result<ureq::Response, ClientError> {
+        let body = json!({
+            "ksql": sql,
+            "streamsProperties": properties,
+            "sessionVariables": variables,
+        });
+        self.agent
+            .post(&self.endpoint(path))
+            .set("Accept", "application/vnd.ksql.v1+json")
+            .send_json(body)
+            .map_err(|e| self.error_of(e))
+    }
+
     /// `POST /ksql` with one or more statements: the entity list.
     pub fn ksql(
         &self,
@@ -103,17 +123,7 @@ impl Client {
         properties: &Map<String, Json>,
         variables: &Map<String, Json>,
     ) -> Result<Vec<Json>, ClientError> {
-        let body = json!({
-            "ksql": sql,
-            "streamsProperties": properties,
-            "sessionVariables": variables,
-        });
-        let resp = self
-            .agent
-            .post(&self.endpoint("/ksql"))
-            .set("Accept", "application/vnd.ksql.v1+json")
-            .send_json(body)
-            .map_err(|e| self.error_of(e))?;
+        let resp = self.post_statement("/ksql", sql, properties, variables)?;
         let text = resp
             .into_string()
             .map_err(|e| ClientError::Protocol(format!("/ksql: {e}")))?;
@@ -134,17 +144,7 @@ impl Client {
         properties: &Map<String, Json>,
         variables: &Map<String, Json>,
     ) -> Result<QueryStream, ClientError> {
-        let body = json!({
-            "ksql": sql,
-            "streamsProperties": properties,
-            "sessionVariables": variables,
-        });
-        let resp = self
-            .agent
-            .post(&self.endpoint("/query"))
-            .set("Accept", "application/vnd.ksql.v1+json")
-            .send_json(body)
-            .map_err(|e| self.error_of(e))?;
+        let resp = self.post_statement("/query", sql, properties, variables)?;
         let text_lines = resp.content_type().starts_with("text/");
         let reader = BufReader::new(resp.into_reader());
         let (tx, rx) = mpsc::channel();

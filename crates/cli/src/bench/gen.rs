@@ -123,15 +123,20 @@ impl Generator {
         self.kind
     }
 
-    /// Writes the next event into `out` (cleared first) and returns its event time in ms, which
-    /// is also used as the Kafka record timestamp.
-    pub fn next_event(&mut self, out: &mut String) -> i64 {
+    /// Writes the next event into `out` and its record key into `key` (both cleared first) and
+    /// returns its event time in ms, which is also used as the Kafka record timestamp.
+    ///
+    /// Bids have no key (a bid stream is not partitioned by anything a query groups on); readings
+    /// are keyed by their sensor id, as a device gateway writes them, so that every reading of a
+    /// sensor lands in one partition and a `GROUP BY` of the key aggregates without repartitioning.
+    pub fn next_event(&mut self, out: &mut String, key: &mut String) -> i64 {
         out.clear();
+        key.clear();
         let base = BASE_TIMESTAMP_MS + (self.index / EVENTS_PER_MS) as i64;
         self.index += 1;
         match self.kind {
             EventKind::Bids => self.bid(out, base),
-            EventKind::Sensors => self.reading(out, base),
+            EventKind::Sensors => self.reading(out, key, base),
         }
     }
 
@@ -182,7 +187,7 @@ impl Generator {
         ts
     }
 
-    fn reading(&mut self, out: &mut String, base: i64) -> i64 {
+    fn reading(&mut self, out: &mut String, key: &mut String, base: i64) -> i64 {
         let sensor = self.zipf.as_ref().map_or(0, |z| z.sample(&mut self.rng));
         let r = &mut self.rng;
         // 1 % of the readings arrive late, by up to 5 s of event time.
@@ -198,6 +203,7 @@ impl Generator {
             "{{\"sensor_id\":\"s-{sensor:06}\",\"ts\":{ts},\"temp\":{temp:.2},\"humidity\":{humidity:.1},\"site\":\"plant-{}\"}}",
             sensor % 50
         );
+        let _ = write!(key, "s-{sensor:06}");
         ts
     }
 }
@@ -206,14 +212,32 @@ impl Generator {
 mod tests {
     use super::*;
 
-    fn take(mut g: Generator, n: usize) -> Vec<(i64, String)> {
-        let mut buf = String::new();
+    fn take(g: Generator, n: usize) -> Vec<(i64, String)> {
+        take_keyed(g, n)
+            .into_iter()
+            .map(|(ts, _, value)| (ts, value))
+            .collect()
+    }
+
+    fn take_keyed(mut g: Generator, n: usize) -> Vec<(i64, String, String)> {
+        let (mut buf, mut key) = (String::new(), String::new());
         (0..n)
             .map(|_| {
-                let ts = g.next_event(&mut buf);
-                (ts, buf.clone())
+                let ts = g.next_event(&mut buf, &mut key);
+                (ts, key.clone(), buf.clone())
             })
             .collect()
+    }
+
+    #[test]
+    fn readings_are_keyed_by_their_sensor_and_bids_have_no_key() {
+        for (_, key, value) in take_keyed(Generator::sensors(3, 1000), 200) {
+            let v: serde_json::Value = serde_json::from_str(&value).unwrap();
+            assert_eq!(v["sensor_id"].as_str(), Some(key.as_str()));
+        }
+        assert!(take_keyed(Generator::bids(3), 50)
+            .iter()
+            .all(|(_, key, _)| key.is_empty()));
     }
 
     #[test]

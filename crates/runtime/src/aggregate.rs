@@ -56,6 +56,9 @@ struct GroupState {
     max_ts: i64,
     /// The input partition whose records update it (its stream time closes the window).
     partition: i32,
+    /// Listed in `dirty` since the last `take_changes` (so a hot group is listed once per
+    /// commit, not once per record).
+    dirty: bool,
 }
 
 /// What one source row of a table aggregation adds to its group.
@@ -227,6 +230,14 @@ impl AggregateOperator {
         key
     }
 
+    /// Lists a changed state for the next `take_changes`, once until then.
+    fn mark_dirty(dirty: &mut Vec<(Vec<Value>, i64)>, state: &mut GroupState, start: i64) {
+        if !state.dirty {
+            state.dirty = true;
+            dirty.push((state.group.clone(), start));
+        }
+    }
+
     /// The state changes since the last call, as changelog records (`None` deletes).
     pub fn take_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let dirty = std::mem::take(&mut self.dirty);
@@ -238,20 +249,7 @@ impl AggregateOperator {
             if !seen.insert((text.clone(), start)) {
                 continue;
             }
-            let found = match self.plan.window.as_ref().map(|w| w.window_type) {
-                Some(WindowType::Session) => self
-                    .sessions
-                    .get(&text)
-                    .and_then(|v| v.iter().find(|s| s.start == start))
-                    .map(|s| (s.state.clone(), s.end)),
-                _ => {
-                    let size = self.plan.window.as_ref().map(|w| w.size_ms).unwrap_or(0);
-                    self.table
-                        .get(&(text, start))
-                        .map(|st| (st.clone(), start + size))
-                }
-            };
-            let value = found.map(|(state, end)| {
+            let encode = |state: &GroupState, end: i64| {
                 let mut buf = Vec::new();
                 for (v, t) in state.group.iter().zip(group_types.iter()) {
                     codec::encode_value(v, t, &mut buf);
@@ -264,7 +262,21 @@ impl AggregateOperator {
                 buf.extend_from_slice(&end.to_be_bytes());
                 buf.extend_from_slice(&state.partition.to_be_bytes());
                 buf
-            });
+            };
+            let value = match self.plan.window.as_ref().map(|w| w.window_type) {
+                Some(WindowType::Session) => self
+                    .sessions
+                    .get(&text)
+                    .and_then(|v| v.iter().find(|s| s.start == start))
+                    .map(|s| encode(&s.state, s.end)),
+                _ => {
+                    let size = self.plan.window.as_ref().map(|w| w.size_ms).unwrap_or(0);
+                    self.table.get_mut(&(text, start)).map(|st| {
+                        st.dirty = false;
+                        encode(st, start + size)
+                    })
+                }
+            };
             out.push((Self::state_key(&group, start), value));
         }
         out.reverse();
@@ -397,6 +409,7 @@ impl AggregateOperator {
             states,
             max_ts,
             partition,
+            dirty: false,
         };
         if self.plan.emit_final {
             self.pending
@@ -708,10 +721,11 @@ impl AggregateOperator {
             states: self.init_states(),
             max_ts: i64::MIN,
             partition: self.current_partition,
+            dirty: false,
         });
         let result = change(self, &mut state).and_then(|_| self.output(row, &state, None));
+        Self::mark_dirty(&mut self.dirty, &mut state, 0);
         self.table.insert(key, state);
-        self.dirty.push((group.to_vec(), 0));
         Self::emit(out, result?, shown);
         Ok(())
     }
@@ -762,13 +776,19 @@ impl AggregateOperator {
                         continue;
                     }
                     any = true;
-                    let existing = self.table.remove(&(key.clone(), start));
+                    // One key string per window: looked up, then moved back in with the state.
+                    let lookup = (key.clone(), start);
+                    let (slot, existing) = match self.table.remove_entry(&lookup) {
+                        Some((slot, state)) => (slot, Some(state)),
+                        None => (lookup, None),
+                    };
                     let shown = self.shown(row, existing.as_ref(), Some((start, end)));
                     let mut state = existing.unwrap_or_else(|| GroupState {
                         group: group.clone(),
                         states: self.init_states(),
                         max_ts: i64::MIN,
                         partition: self.current_partition,
+                        dirty: false,
                     });
                     self.add(&mut state, args, ts)?;
                     if self.plan.emit_final {
@@ -779,8 +799,8 @@ impl AggregateOperator {
                     } else {
                         Self::emit(out, self.output(row, &state, Some((start, end)))?, shown);
                     }
-                    self.table.insert((key.clone(), start), state);
-                    self.dirty.push((group.clone(), start));
+                    Self::mark_dirty(&mut self.dirty, &mut state, start);
+                    self.table.insert(slot, state);
                     start += advance;
                 }
                 if !any {
@@ -817,6 +837,7 @@ impl AggregateOperator {
                     states: vec![],
                     max_ts: i64::MIN,
                     partition: self.current_partition,
+                    dirty: false,
                 };
                 // Kafka Streams' order: the merged sessions fold into a fresh state, then the row.
                 let mut merged_states = self.init_states();

@@ -358,7 +358,9 @@ enum StateDir {
 /// restarts it and finishes the input, then checks the final value of every window against a
 /// count made here: whether the state comes back from the local RocksDB store plus the
 /// changelog tail or from the changelog alone, no update is lost or counted twice.
-fn windowed_aggregation_survives_sigkill(state_dir: StateDir) {
+/// `state_memory` sets `runnel.state.memory.max.bytes` (0: every committed group leaves memory
+/// at each commit and is read back from the store when updated).
+fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Option<&str>) {
     let kafka = kafka();
     let input = unique("readings");
     let output = unique("counts");
@@ -404,7 +406,21 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir) {
             // Commits (and so local checkpoints) follow the first outputs closely, so the kill
             // below lands after at least one of them.
             .args(["--property", "ksql.streams.commit.interval.ms=100"])
-            .env("RUST_LOG", "warn,runnel_engine=info")
+            .args(
+                state_memory
+                    .map(|m| {
+                        [
+                            "--property".to_string(),
+                            format!("runnel.state.memory.max.bytes={m}"),
+                        ]
+                    })
+                    .into_iter()
+                    .flatten(),
+            )
+            .env(
+                "RUST_LOG",
+                "warn,runnel_engine=info,runnel_engine::state=debug",
+            )
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
@@ -481,22 +497,37 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir) {
     if state_dir == StateDir::Corrupted {
         assert!(log.contains("local state store recreated"), "{log}");
     }
+    // With a small bound, groups left memory and came back from the store.
+    let dropped = log.contains("dropped from memory")
+        || std::fs::read_to_string(dir.join("run1.log"))
+            .expect("log")
+            .contains("dropped from memory");
+    assert_eq!(
+        dropped,
+        state_memory.is_some(),
+        "state memory {state_memory:?}:\n{log}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn windowed_aggregation_survives_sigkill_with_state_kept() {
-    windowed_aggregation_survives_sigkill(StateDir::Kept);
+    windowed_aggregation_survives_sigkill(StateDir::Kept, None);
+}
+
+#[test]
+fn windowed_aggregation_survives_sigkill_with_state_kept_and_little_memory() {
+    windowed_aggregation_survives_sigkill(StateDir::Kept, Some("0"));
 }
 
 #[test]
 fn windowed_aggregation_survives_sigkill_with_state_deleted() {
-    windowed_aggregation_survives_sigkill(StateDir::Deleted);
+    windowed_aggregation_survives_sigkill(StateDir::Deleted, None);
 }
 
 #[test]
 fn windowed_aggregation_survives_sigkill_with_state_corrupted() {
-    windowed_aggregation_survives_sigkill(StateDir::Corrupted);
+    windowed_aggregation_survives_sigkill(StateDir::Corrupted, None);
 }
 
 /// A batch that died half-written leaves state records in the changelog without their

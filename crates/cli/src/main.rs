@@ -128,7 +128,8 @@ fn read_properties_file(path: &PathBuf) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Splits properties into engine settings (`ksql.*`, `auto.offset.reset`) and librdkafka ones.
+/// Splits properties into engine settings (`ksql.*`, Runnel's own `runnel.*`,
+/// `auto.offset.reset`) and librdkafka ones.
 fn split_properties(
     args: &KafkaArgs,
 ) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
@@ -145,7 +146,7 @@ fn split_properties(
         if k == "bootstrap.servers" || k == "listeners" {
             continue;
         }
-        if k.starts_with("ksql.") || k == "auto.offset.reset" {
+        if k.starts_with("ksql.") || k.starts_with("runnel.") || k == "auto.offset.reset" {
             engine.insert(k, v);
         } else {
             client.insert(k, v);

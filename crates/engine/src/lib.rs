@@ -106,6 +106,11 @@ pub const SERVICE_ID: &str = "ksql.service.id";
 pub const AUTO_OFFSET_RESET: &str = "auto.offset.reset";
 /// ksqlDB's `ksql.streams.cache.max.bytes.buffering` default.
 pub const DEFAULT_CACHE_MAX_BYTES: usize = 10_000_000;
+/// Bound of an aggregation's in-memory working state when it has a local store (Runnel's
+/// own property; see `Engine::state_memory`).
+pub const STATE_MEMORY_MAX_BYTES: &str = "runnel.state.memory.max.bytes";
+/// Its default: 256 MiB per query.
+pub const DEFAULT_STATE_MEMORY_MAX_BYTES: usize = 256 << 20;
 /// Kafka Streams' `state.dir`; also read as `ksql.streams.state.dir` (see `Engine::property`).
 pub const STATE_DIR: &str = "state.dir";
 
@@ -886,6 +891,19 @@ impl Engine {
             .unwrap_or(DEFAULT_CACHE_MAX_BYTES)
     }
 
+    /// How much of an aggregation's state a persistent query keeps in memory
+    /// (`runnel.state.memory.max.bytes`, default 256 MiB): beyond it, groups already committed
+    /// to the query's local RocksDB store are dropped from memory after a commit (the least
+    /// recently used first) and read back when a record updates them again. Session windows
+    /// and EMIT FINAL windows waiting to close are always in memory.
+    /// A negative value keeps all of it in memory.
+    pub fn state_memory(&self) -> usize {
+        self.property(STATE_MEMORY_MAX_BYTES)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|bytes| usize::try_from(bytes).unwrap_or(usize::MAX))
+            .unwrap_or(DEFAULT_STATE_MEMORY_MAX_BYTES)
+    }
+
     /// How often persistent queries on Kafka commit (`ksql.streams.commit.interval.ms`,
     /// ksqlDB's default 2000 ms).
     pub fn commit_interval(&self) -> std::time::Duration {
@@ -955,7 +973,10 @@ impl Engine {
         sources: Vec<String>,
         task: QueryTask,
     ) -> Result<(), EngineError> {
-        let task = Arc::new(task.with_commit_interval(self.commit_interval()));
+        let task = Arc::new(
+            task.with_commit_interval(self.commit_interval())
+                .with_state_memory(self.state_memory()),
+        );
         let reset = self
             .property(AUTO_OFFSET_RESET)
             .unwrap_or_else(|| "earliest".into());

@@ -248,6 +248,10 @@ pub(crate) fn spawn_persistent_from(
             let restored = crate::state::restore(&task, &kafka, &producer, cl)?;
             next_offsets = restored.offsets;
             store = restored.store;
+            // A restore loads the whole state; keep only what the bound allows.
+            if let Some(store) = &store {
+                store.evict(&task)?;
+            }
             let partitions = kafka.topic(input)?.map(|t| t.partitions).unwrap_or(1);
             let mut tpl = rdkafka::TopicPartitionList::new();
             for p in 0..partitions {

@@ -106,7 +106,26 @@ impl LocalStore {
             changelog: BTreeMap::from([(PARTITION, changelog_next)]),
             inputs: inputs.clone(),
         };
-        self.store.commit(batch, &checkpoint).map_err(state_error)
+        self.store.commit(batch, &checkpoint).map_err(state_error)?;
+        self.evict(task)
+    }
+
+    /// Bounds the aggregation's in-memory state (`runnel.state.memory.max.bytes`) now that the
+    /// store holds every committed group. Once groups have left memory the store is read by
+    /// key, so its memtable is flushed at each commit (as Kafka Streams flushes its stores on
+    /// commit): a point read then finds an empty memtable and the table files.
+    pub fn evict(&self, task: &QueryTask) -> Result<(), EngineError> {
+        let (dropped, reads) = task.evict_state();
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                "aggregate groups dropped from memory (kept in the store)"
+            );
+        }
+        if reads {
+            self.store.flush().map_err(state_error)?;
+        }
+        Ok(())
     }
 }
 

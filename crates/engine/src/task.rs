@@ -281,6 +281,9 @@ pub struct QueryTask {
     pub cache_max_bytes: usize,
     /// `commit.interval.ms`: how often a Kafka query's runner commits (see `crate::runner`).
     pub commit_interval: std::time::Duration,
+    /// `runnel.state.memory.max.bytes`: the in-memory part of an aggregation's state once it
+    /// has a local store (see `evict_state`).
+    pub state_memory: usize,
     /// The table this task's output materializes for pull queries (set once, after creation).
     materialization: std::sync::OnceLock<Arc<crate::materialized::Materialization>>,
     /// An aggregation's plan and settings, to build the first stage of a repartitioned
@@ -355,6 +358,7 @@ impl QueryTask {
             record_cache: false,
             held: Default::default(),
             cache_max_bytes: 0,
+            state_memory: usize::MAX,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             materialization: std::sync::OnceLock::new(),
             aggregate: None,
@@ -366,6 +370,12 @@ impl QueryTask {
     pub fn with_record_cache(mut self, max_bytes: usize) -> Self {
         self.record_cache = max_bytes > 0;
         self.cache_max_bytes = max_bytes;
+        self
+    }
+
+    /// Bounds the in-memory part of an aggregation's state (see `evict_state`).
+    pub fn with_state_memory(mut self, max_bytes: usize) -> Self {
+        self.state_memory = max_bytes;
         self
     }
 
@@ -451,6 +461,7 @@ impl QueryTask {
             record_cache: false,
             held: Default::default(),
             cache_max_bytes: 0,
+            state_memory: usize::MAX,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             materialization: std::sync::OnceLock::new(),
             aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
@@ -883,15 +894,40 @@ impl QueryTask {
     /// Entries are keyed by `AggregateOperator::STORE_KIND_*`, window start and changelog key.
     /// Readers should not keep it: the store closes (and can be reopened by a restarted query)
     /// only when the last handle is dropped. It is opened `Access::WriteMostly`: scans are
-    /// cheap, point reads of recent entries are not.
+    /// cheap, point reads are cheap only once the runner has flushed it (see `evict_state`).
     pub fn state_store(&self) -> Option<Arc<runnel_state::StateStore>> {
         self.state_store.lock().ok()?.clone()
     }
 
-    /// Set by the query thread once restored, cleared when it stops.
+    /// Set by the query thread once restored, cleared when it stops. While set, the
+    /// aggregation reads groups it dropped from memory (`evict_state`) back from the store.
     pub(crate) fn set_state_store(&self, store: Option<Arc<runnel_state::StateStore>>) {
+        if let TaskOperator::Aggregate(op, _) = &self.operator {
+            let reader = store.clone().map(|store| {
+                Box::new(move |key: &[u8]| {
+                    let (kind, start) = AggregateOperator::store_key_parts(key);
+                    store.get(kind, start, key).map_err(|e| e.to_string())
+                }) as runnel_runtime::aggregate::StateReader
+            });
+            if let Ok(mut op) = op.lock() {
+                op.set_state_reader(reader);
+            }
+        }
         if let Ok(mut s) = self.state_store.lock() {
             *s = store;
+        }
+    }
+
+    /// After a commit has reached the local store: drops committed groups from memory beyond
+    /// `state_memory`. Returns how many were dropped, and whether the aggregation has dropped
+    /// any so far (it then reads the store by key, which should be flushed for that).
+    pub fn evict_state(&self) -> (usize, bool) {
+        match &self.operator {
+            TaskOperator::Aggregate(op, _) => op
+                .lock()
+                .map(|mut op| (op.evict(self.state_memory), op.has_evicted()))
+                .unwrap_or((0, false)),
+            TaskOperator::Select(_) => (0, false),
         }
     }
 

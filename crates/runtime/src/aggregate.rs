@@ -59,7 +59,23 @@ struct GroupState {
     /// Listed in `dirty` since the last `take_changes` (so a hot group is listed once per
     /// commit, not once per record).
     dirty: bool,
+    /// Used since the last eviction (see [`AggregateOperator::evict`]).
+    touched: bool,
 }
+
+impl GroupState {
+    fn approx_size(&self, key: &str) -> usize {
+        const OVERHEAD: usize = 96;
+        OVERHEAD
+            + key.len()
+            + self.group.iter().map(Value::approx_size).sum::<usize>()
+            + self.states.iter().map(Value::approx_size).sum::<usize>()
+    }
+}
+
+/// Reads a committed state entry by its changelog key (the local store holds every committed
+/// entry), for groups evicted from memory.
+pub type StateReader = Box<dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, String> + Send>;
 
 /// What one source row of a table aggregation adds to its group.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +129,10 @@ pub struct AggregateOperator {
     contributions: HashMap<Vec<u8>, Contribution>,
     /// Source keys whose contribution changed since the last `take_changes`.
     dirty_contributions: Vec<Vec<u8>>,
+    /// Reads evicted groups back (see [`Self::evict`]); `None`: all state is in memory.
+    reader: Option<StateReader>,
+    /// Some group has been dropped from memory (and may be read back).
+    evicted: bool,
 }
 
 /// A group's identity in the in-memory state: exactly the `Debug` text of its values (whose
@@ -208,6 +228,8 @@ impl AggregateOperator {
             source_key,
             contributions: HashMap::new(),
             dirty_contributions: Vec::new(),
+            reader: None,
+            evicted: false,
         })
     }
 
@@ -377,6 +399,37 @@ impl AggregateOperator {
             }
             return Ok(());
         };
+        let (state, start, end) = self.decode_state(bytes)?;
+        let time = self
+            .partition_times
+            .entry(state.partition)
+            .or_insert(i64::MIN);
+        *time = (*time).max(state.max_ts);
+        let text = key_text(&state.group);
+        if self.plan.emit_final {
+            self.pending
+                .entry(state.partition)
+                .or_default()
+                .insert((end, text.clone(), start), state.clone());
+        }
+        if self
+            .plan
+            .window
+            .as_ref()
+            .is_some_and(|w| w.window_type == WindowType::Session)
+        {
+            let v = self.sessions.entry(text).or_default();
+            v.retain(|s| s.start != start);
+            v.push(Session { start, end, state });
+            v.sort_by_key(|s| s.start);
+        } else {
+            self.table.insert((text, start), state);
+        }
+        Ok(())
+    }
+
+    /// Decodes a state entry's value: the state, its window start and end.
+    fn decode_state(&self, bytes: &[u8]) -> Result<(GroupState, i64, i64), String> {
         let mut pos = 0;
         let mut read = |ty: &SqlType| -> Result<Value, String> {
             let (v, used) = codec::decode_value(&bytes[pos..], ty)?;
@@ -401,36 +454,87 @@ impl AggregateOperator {
             |i: usize| i64::from_be_bytes(rest[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
         let (max_ts, start, end) = (num(0), num(1), num(2));
         let partition = i32::from_be_bytes(rest[24..28].try_into().unwrap_or([0; 4]));
-        let time = self.partition_times.entry(partition).or_insert(i64::MIN);
-        *time = (*time).max(max_ts);
-        let text = key_text(&group);
         let state = GroupState {
             group,
             states,
             max_ts,
             partition,
             dirty: false,
+            touched: false,
         };
-        if self.plan.emit_final {
-            self.pending
-                .entry(state.partition)
-                .or_default()
-                .insert((end, text.clone(), start), state.clone());
+        Ok((state, start, end))
+    }
+
+    /// Lets the operator keep only part of its (non-session) state in memory: groups evicted
+    /// by [`Self::evict`] are read back through `reader` when a record updates them again.
+    pub fn set_state_reader(&mut self, reader: Option<StateReader>) {
+        self.reader = reader;
+    }
+
+    /// A group's state that is not in memory, from the committed state.
+    fn load(&self, group: &[Value], start: i64) -> Result<Option<GroupState>, String> {
+        let Some(reader) = &self.reader else {
+            return Ok(None);
+        };
+        let Some(bytes) = reader(&Self::state_key(group, start))? else {
+            return Ok(None);
+        };
+        let (mut state, _, _) = self
+            .decode_state(&bytes)
+            .map_err(|e| format!("cannot read the state of group {group:?}: {e}"))?;
+        state.touched = true;
+        Ok(Some(state))
+    }
+
+    /// Bounds the in-memory working copy of the state at about `max_bytes`: once it is larger,
+    /// drops committed groups (not changed since the last `take_changes`, so the state reader
+    /// has them) that were not used since the last eviction, then other committed groups,
+    /// down to 90 % of the bound (a CLOCK policy: hot groups stay). Call it only after the
+    /// changes taken by `take_changes` are readable through the reader. Session windows and
+    /// EMIT FINAL's windows waiting to close stay in memory. Returns the groups dropped.
+    pub fn evict(&mut self, max_bytes: usize) -> usize {
+        if self.reader.is_none() {
+            return 0;
         }
-        if self
-            .plan
-            .window
-            .as_ref()
-            .is_some_and(|w| w.window_type == WindowType::Session)
-        {
-            let v = self.sessions.entry(text).or_default();
-            v.retain(|s| s.start != start);
-            v.push(Session { start, end, state });
-            v.sort_by_key(|s| s.start);
-        } else {
-            self.table.insert((text, start), state);
+        let mut size: usize = self
+            .table
+            .iter()
+            .map(|((key, _), state)| state.approx_size(key))
+            .sum();
+        if size <= max_bytes {
+            return 0;
         }
-        Ok(())
+        let target = max_bytes / 10 * 9;
+        let before = self.table.len();
+        for cold_only in [true, false] {
+            self.table.retain(|(key, _), state| {
+                if size > target && !state.dirty && (!cold_only || !state.touched) {
+                    size = size.saturating_sub(state.approx_size(key));
+                    false
+                } else {
+                    true
+                }
+            });
+            if size <= target {
+                break;
+            }
+        }
+        for state in self.table.values_mut() {
+            state.touched = false;
+        }
+        let dropped = before - self.table.len();
+        self.evicted |= dropped > 0;
+        dropped
+    }
+
+    /// Whether groups have been dropped from memory since the operator started.
+    pub fn has_evicted(&self) -> bool {
+        self.evicted
+    }
+
+    /// Groups (and windows) held in memory, sessions excluded.
+    pub fn groups_in_memory(&self) -> usize {
+        self.table.len()
     }
 
     pub fn input_schema(&self) -> &SchemaRef {
@@ -714,7 +818,10 @@ impl AggregateOperator {
         change: impl FnOnce(&Self, &mut GroupState) -> Result<(), String>,
     ) -> Result<(), String> {
         let key = (key_text(group), 0);
-        let existing = self.table.remove(&key);
+        let existing = match self.table.remove(&key) {
+            Some(state) => Some(state),
+            None => self.load(group, 0)?,
+        };
         let shown = self.shown(row, existing.as_ref(), None);
         let mut state = existing.unwrap_or_else(|| GroupState {
             group: group.to_vec(),
@@ -722,7 +829,9 @@ impl AggregateOperator {
             max_ts: i64::MIN,
             partition: self.current_partition,
             dirty: false,
+            touched: true,
         });
+        state.touched = true;
         let result = change(self, &mut state).and_then(|_| self.output(row, &state, None));
         Self::mark_dirty(&mut self.dirty, &mut state, 0);
         self.table.insert(key, state);
@@ -780,7 +889,7 @@ impl AggregateOperator {
                     let lookup = (key.clone(), start);
                     let (slot, existing) = match self.table.remove_entry(&lookup) {
                         Some((slot, state)) => (slot, Some(state)),
-                        None => (lookup, None),
+                        None => (lookup, self.load(&group, start)?),
                     };
                     let shown = self.shown(row, existing.as_ref(), Some((start, end)));
                     let mut state = existing.unwrap_or_else(|| GroupState {
@@ -789,7 +898,9 @@ impl AggregateOperator {
                         max_ts: i64::MIN,
                         partition: self.current_partition,
                         dirty: false,
+                        touched: true,
                     });
+                    state.touched = true;
                     self.add(&mut state, args, ts)?;
                     if self.plan.emit_final {
                         self.pending
@@ -838,6 +949,7 @@ impl AggregateOperator {
                     max_ts: i64::MIN,
                     partition: self.current_partition,
                     dirty: false,
+                    touched: true,
                 };
                 // Kafka Streams' order: the merged sessions fold into a fresh state, then the row.
                 let mut merged_states = self.init_states();
@@ -1141,6 +1253,68 @@ mod table_aggregation_tests {
             })
             .collect();
         (shown, errors.into_iter().map(|(_, e)| e).collect())
+    }
+
+    #[test]
+    fn evicted_groups_are_read_back_from_the_committed_state_and_go_on_counting() {
+        use std::sync::{Arc, Mutex};
+        let queries = [
+            "CREATE TABLE C AS SELECT NAME, COUNT(*) AS N, SUM(V) AS T FROM S GROUP BY NAME;",
+            "CREATE TABLE C AS SELECT NAME, COUNT(*) AS N, SUM(V) AS T FROM S \
+             WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY NAME;",
+            "CREATE TABLE C AS SELECT NAME, COUNT(*) AS N, MAX(V) AS M FROM S \
+             WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY NAME;",
+        ];
+        for query in queries {
+            // The same records through an operator that keeps everything in memory and one
+            // that drops every committed group after each commit.
+            let mut all_in_memory = operator(query);
+            let mut bounded = operator(query);
+            assert_eq!(bounded.evict(0), 0, "no reader: nothing can be dropped");
+            let committed: Arc<Mutex<HashMap<Vec<u8>, Vec<u8>>>> = Default::default();
+            let reader = committed.clone();
+            bounded.set_state_reader(Some(Box::new(move |key| {
+                Ok(reader.lock().map_err(|e| e.to_string())?.get(key).cloned())
+            })));
+            let names = ["a", "b", "c", "d", "e"];
+            for round in 0..4i64 {
+                let inputs: Vec<Input> = (0..20)
+                    .map(|i| {
+                        let name = names[(i * 7 + round as usize) % names.len()];
+                        (
+                            "k",
+                            Some((Some(name), i as i32)),
+                            round * 3_000 + i as i64 * 100,
+                        )
+                    })
+                    .collect();
+                let expected = run(&mut all_in_memory, &inputs);
+                assert_eq!(
+                    run(&mut bounded, &inputs),
+                    expected,
+                    "{query}, round {round}"
+                );
+                // Changed groups are not committed yet: none may be dropped.
+                let held = bounded.groups_in_memory();
+                assert_eq!(bounded.evict(0), 0);
+                assert_eq!(bounded.groups_in_memory(), held);
+                all_in_memory.take_changes();
+                let mut store = committed.lock().expect("store");
+                for (key, value) in bounded.take_changes() {
+                    match value {
+                        Some(v) => store.insert(key, v),
+                        None => store.remove(&key),
+                    };
+                }
+                drop(store);
+                assert_eq!(
+                    bounded.evict(0),
+                    held,
+                    "{query}: every committed group drops"
+                );
+                assert_eq!(bounded.groups_in_memory(), 0);
+            }
+        }
     }
 
     #[test]

@@ -255,10 +255,10 @@ pub enum Access {
     /// Point reads and scans at any time (RocksDB's default skip-list memtable).
     #[default]
     ReadWrite,
-    /// Written at every commit, read only by scans at start-up (an aggregation's state, whose
+    /// Written at every commit, read by scans at start-up (an aggregation's state, whose
     /// working copy is in memory): an append-only vector memtable, sorted once when flushed,
-    /// so that a commit's writes cost no skip-list search. A point read of an unflushed entry
-    /// scans the memtable, so stores read by key must not use it.
+    /// so that a commit's writes cost no skip-list search. A point read copies and sorts the
+    /// memtable, so a store read by key must [`StateStore::flush`] before it is read.
     WriteMostly,
 }
 
@@ -348,6 +348,12 @@ impl StateStore {
                 Ok((Self::open_with(path, access)?, Opened::Recreated { reason }))
             }
         }
+    }
+
+    /// Writes the memtable out to a table file, so that point reads no longer go through it
+    /// (a `WriteMostly` store's memtable is a vector, which a point read copies and sorts).
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map_err(|e| self.error(e))
     }
 
     /// Deletes everything in the store and returns an empty one at the same place.
@@ -713,6 +719,11 @@ mod tests {
                 batch.put(1, start, key, key);
             }
             store.commit(batch, &Checkpoint::default()).expect("commit");
+            // Read by key: from the vector memtable, then from the table file it flushes to.
+            assert_eq!(store.get(1, 10, b"z").expect("get"), Some(b"z".to_vec()));
+            store.flush().expect("flush");
+            assert_eq!(store.get(1, 10, b"z").expect("get"), Some(b"z".to_vec()));
+            assert_eq!(store.get(1, 10, b"y").expect("get"), None);
             let keys: Vec<(i64, Vec<u8>)> = store
                 .scan(1)
                 .map(|e| e.map(|(k, _)| (k.window_start, k.key)).expect("entry"))

@@ -521,6 +521,11 @@ fn windowed_aggregation_survives_sigkill_with_state_kept_and_little_memory() {
 }
 
 #[test]
+fn windowed_aggregation_survives_sigkill_with_state_deleted_and_little_memory() {
+    windowed_aggregation_survives_sigkill(StateDir::Deleted, Some("0"));
+}
+
+#[test]
 fn windowed_aggregation_survives_sigkill_with_state_deleted() {
     windowed_aggregation_survives_sigkill(StateDir::Deleted, None);
 }

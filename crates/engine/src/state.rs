@@ -339,6 +339,7 @@ pub fn restore(
         None => None,
     };
     if let Some(s) = store.take() {
+        task.restore_into_store();
         match from_store(task, kafka, &s, &changelog.topic, end) {
             Ok(offsets) => {
                 tracing::info!(
@@ -360,6 +361,7 @@ pub fn restore(
                 }
                 task.reset_state().map_err(EngineError::Internal)?;
                 store = Some(s.wipe().map_err(state_error)?);
+                task.restore_into_store();
             }
         }
     }

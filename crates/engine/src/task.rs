@@ -918,6 +918,19 @@ impl QueryTask {
         }
     }
 
+    /// Before a restore into the local store: with a bounded state memory the restored groups
+    /// stay in the store (read back when updated) instead of all being loaded into memory.
+    pub(crate) fn restore_into_store(&self) {
+        if self.state_memory == usize::MAX {
+            return;
+        }
+        if let TaskOperator::Aggregate(op, _) = &self.operator {
+            if let Ok(mut op) = op.lock() {
+                op.restore_in_store(true);
+            }
+        }
+    }
+
     /// After a commit has reached the local store: drops committed groups from memory beyond
     /// `state_memory`. Returns how many were dropped, and whether the aggregation has dropped
     /// any so far (it then reads the store by key, which should be flushed for that).

@@ -133,6 +133,8 @@ pub struct AggregateOperator {
     reader: Option<StateReader>,
     /// Some group has been dropped from memory (and may be read back).
     evicted: bool,
+    /// `restore` leaves groups in the store they are restored into (see `restore_in_store`).
+    restore_in_store: bool,
 }
 
 /// A group's identity in the in-memory state: exactly the `Debug` text of its values (whose
@@ -230,6 +232,7 @@ impl AggregateOperator {
             dirty_contributions: Vec::new(),
             reader: None,
             evicted: false,
+            restore_in_store: false,
         })
     }
 
@@ -391,6 +394,9 @@ impl AggregateOperator {
             return Ok(());
         }
         let Some(bytes) = value else {
+            if self.restore_in_store {
+                return Ok(());
+            }
             // A delete: find the entry whose key this is.
             self.table
                 .retain(|(_, start), st| Self::state_key(&st.group, *start) != key);
@@ -422,7 +428,7 @@ impl AggregateOperator {
             v.retain(|s| s.start != start);
             v.push(Session { start, end, state });
             v.sort_by_key(|s| s.start);
-        } else {
+        } else if !self.restore_in_store {
             self.table.insert((text, start), state);
         }
         Ok(())
@@ -525,6 +531,14 @@ impl AggregateOperator {
         let dropped = before - self.table.len();
         self.evicted |= dropped > 0;
         dropped
+    }
+
+    /// Restores into a store that the operator will read (`set_state_reader`): `restore` then
+    /// keeps only what must be in memory (stream time, sessions, EMIT FINAL's open windows) and
+    /// leaves the groups in the store, so a restart needs no more memory than the bound.
+    pub fn restore_in_store(&mut self, yes: bool) {
+        self.restore_in_store = yes;
+        self.evicted |= yes;
     }
 
     /// Whether groups have been dropped from memory since the operator started.

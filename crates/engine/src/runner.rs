@@ -240,9 +240,14 @@ pub(crate) fn spawn_persistent_from(
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut store = None;
     match &changelog {
-        None => consumer
-            .subscribe(&[input])
-            .map_err(runnel_connect::kafka::KafkaError::from)?,
+        None => {
+            if auto_offset_reset.eq_ignore_ascii_case("latest") {
+                start_at_end(&kafka, &group, input)?;
+            }
+            consumer
+                .subscribe(&[input])
+                .map_err(runnel_connect::kafka::KafkaError::from)?
+        }
         Some(cl) => {
             kafka.create_topic(&cl.topic, 1, 1)?;
             let restored = crate::state::restore(&task, &kafka, &producer, cl)?;
@@ -254,7 +259,13 @@ pub(crate) fn spawn_persistent_from(
                 // Without a checkpoint there is no state for any committed position: start over.
                 let offset = match next_offsets.get(&p) {
                     Some(o) => rdkafka::Offset::Offset(*o),
-                    None if auto_offset_reset == "latest" => rdkafka::Offset::End,
+                    // The end now, not when the consumer first fetches (see `start_at_end`).
+                    None if auto_offset_reset == "latest" => {
+                        let (_, high) = consumer
+                            .fetch_watermarks(input, p, Duration::from_secs(10))
+                            .map_err(runnel_connect::kafka::KafkaError::from)?;
+                        rdkafka::Offset::Offset(high)
+                    }
                     None => rdkafka::Offset::Beginning,
                 };
                 tpl.add_partition_offset(input, p, offset)
@@ -519,9 +530,7 @@ pub fn spawn_push(
     query_id: String,
 ) -> Result<Running, crate::EngineError> {
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
-    consumer
-        .subscribe(&[task.source_topic()])
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    assign_push(&consumer, &kafka, task.source_topic(), &auto_offset_reset)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(QueryStats::default());
     let stop2 = stop.clone();
@@ -568,6 +577,85 @@ pub fn spawn_push(
         thread: Some(thread),
         stats,
     })
+}
+
+/// With `auto.offset.reset=latest`, a new query starts at the end of its input as it is when
+/// the query is created: the group's start is committed now, on every partition of `topic`
+/// without a committed offset. Left to the subscription, "latest" would be resolved only once
+/// the group has formed (seconds later), silently skipping what was written meanwhile.
+pub(crate) fn start_at_end(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+) -> Result<(), crate::EngineError> {
+    use rdkafka::consumer::CommitMode;
+    use runnel_connect::kafka::KafkaError as ConnectError;
+    let Some(info) = kafka.topic(topic)? else {
+        return Ok(());
+    };
+    let consumer = kafka.consumer(group, "latest")?;
+    let mut all = rdkafka::TopicPartitionList::new();
+    for p in 0..info.partitions {
+        all.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(all, Duration::from_secs(10))
+        .map_err(ConnectError::from)?;
+    let mut start = rdkafka::TopicPartitionList::new();
+    for p in 0..info.partitions {
+        let known = committed
+            .find_partition(topic, p)
+            .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(_)));
+        if !known {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_err(ConnectError::from)?;
+            start
+                .add_partition_offset(topic, p, rdkafka::Offset::Offset(high))
+                .map_err(ConnectError::from)?;
+        }
+    }
+    if start.count() > 0 {
+        consumer
+            .commit(&start, CommitMode::Sync)
+            .map_err(ConnectError::from)?;
+    }
+    Ok(())
+}
+
+/// Positions a push query's consumer on every partition of `topic` before the query is
+/// reported as started: with `latest`, at each partition's end as the broker reports it now, so
+/// every record written after the query started is delivered (a group subscription would only
+/// resolve "latest" once the group has formed, missing what arrives meanwhile). A transient
+/// query's group is its own, so it needs no group membership. A topic the broker does not know
+/// (yet) is subscribed to instead.
+fn assign_push(
+    consumer: &BaseConsumer,
+    kafka: &KafkaConfig,
+    topic: &str,
+    auto_offset_reset: &str,
+) -> Result<(), crate::EngineError> {
+    use runnel_connect::kafka::KafkaError as ConnectError;
+    let Some(info) = kafka.topic(topic)? else {
+        consumer.subscribe(&[topic]).map_err(ConnectError::from)?;
+        return Ok(());
+    };
+    let latest = auto_offset_reset.eq_ignore_ascii_case("latest");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..info.partitions {
+        let offset = if latest {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_err(ConnectError::from)?;
+            rdkafka::Offset::Offset(high)
+        } else {
+            rdkafka::Offset::Beginning
+        };
+        tpl.add_partition_offset(topic, p, offset)
+            .map_err(ConnectError::from)?;
+    }
+    consumer.assign(&tpl).map_err(ConnectError::from)?;
+    Ok(())
 }
 
 /// `PRINT topic`: raw records as they arrive, formatted as ksqlDB prints them.

@@ -62,7 +62,7 @@ pub fn ineligible(case: &TestCase) -> Option<&'static str> {
 
 /// A name unique to this process run and case: start time, process id and a counter, so runs
 /// sharing an external broker do not meet either.
-fn unique_id() -> String {
+pub(super) fn unique_id() -> String {
     static START: LazyLock<i64> = LazyLock::new(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -184,7 +184,7 @@ fn query_stats(engine: &Engine) -> String {
 /// Reads every expected output topic from the beginning with one consumer (assigned, not
 /// subscribed: no group join), until each topic has at least its expected number of records or
 /// the timeout passes, then for `grace` more to catch extra records.
-fn read_outputs(
+pub(super) fn read_outputs(
     engine: &Engine,
     case: &TestCase,
     kafka: &KafkaConfig,
@@ -257,7 +257,7 @@ fn read_outputs(
 }
 
 /// Deletes the case's topics from an external broker (best effort: they are the case's own).
-fn delete_topics(engine: &Engine, case: &TestCase, kafka: &KafkaConfig) {
+pub(super) fn delete_topics(engine: &Engine, case: &TestCase, kafka: &KafkaConfig) {
     let mut names: Vec<String> = engine.catalog.sources().map(|s| s.topic.clone()).collect();
     names.extend(case.topics.iter().map(|t| t.name.clone()));
     names.extend(case.inputs.iter().map(|r| r.topic.clone()));

@@ -182,11 +182,13 @@ pub(crate) async fn handle_query_stream(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: QueryStreamRequest = parse_body(&body)?;
-    let content_type = negotiate(&headers, &[DELIMITED, "application/json"]);
-    let framing = if content_type == DELIMITED {
-        Framing::Delimited
-    } else {
-        Framing::JsonArray
+    // Like ksqlDB: delimited by default, `[metadata, row...]` for `application/json`, and
+    // `/query`'s array of StreamedRows for `application/vnd.ksql.v1+json`.
+    let content_type = negotiate(&headers, &[DELIMITED, "application/json", KSQL_V1_JSON]);
+    let framing = match content_type {
+        DELIMITED => Framing::Delimited,
+        KSQL_V1_JSON => Framing::Legacy,
+        _ => Framing::JsonArray,
     };
     let slot = state.acquire_push_slot()?;
     let started = start(
@@ -699,6 +701,30 @@ mod tests {
         let lines: Vec<&str> = body.lines().collect();
         assert!(lines[0].contains("\"columnNames\":[\"V\"]"), "{body}");
         assert_eq!(lines[1], "[\"one\"]");
+        // /query-stream with ksqlDB's versioned JSON answers as /query does.
+        let (status, headers, body) = call(
+            &server,
+            "POST",
+            "/query-stream",
+            r#"{"sql": "SELECT V FROM Q WHERE ID = 1;"}"#,
+            Some("application/vnd.ksql.v1+json"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/vnd.ksql.v1+json"
+        );
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["header"]["schema"], "`V` STRING", "{body}");
+        assert!(
+            v[0]["header"]["queryId"]
+                .as_str()
+                .is_some_and(|q| !q.is_empty()),
+            "{body}"
+        );
+        assert_eq!(v[1], json!({"row": {"columns": ["one"]}}), "{body}");
+        assert_eq!(v.as_array().unwrap().len(), 2, "{body}");
         let (status, _, body) = call(
             &server,
             "POST",

@@ -510,6 +510,43 @@ pub struct PushRow {
     pub tombstone: bool,
 }
 
+/// What of a push query's output reaches its client. ksqlDB sends a table's tombstone only for a
+/// key the query's result holds: a row its WHERE rejects (which deletes the key downstream of a
+/// persistent query) or a deleted key sends nothing when the key never was in the result. Rows of
+/// streams and of aggregations all go through.
+#[derive(Debug, Default)]
+pub struct PushResult {
+    table: bool,
+    /// The keys (and windows) in the result now.
+    keys: std::collections::HashSet<ResultKey>,
+}
+
+/// A record key and the window of a row.
+type ResultKey = (Option<Vec<u8>>, Option<(i64, i64)>);
+
+impl PushResult {
+    pub fn new(task: &QueryTask) -> Self {
+        PushResult {
+            table: task.source.kind == runnel_sql::SourceKind::Table && !task.is_stateful(),
+            keys: Default::default(),
+        }
+    }
+
+    /// Whether `row`, the output of a record with key `key`, is sent to the client.
+    pub fn admit(&mut self, key: Option<&[u8]>, row: &OutputRow) -> bool {
+        if !self.table {
+            return true;
+        }
+        let id = (key.map(<[u8]>::to_vec), row.window);
+        if row.null_value {
+            self.keys.remove(&id)
+        } else {
+            self.keys.insert(id);
+            true
+        }
+    }
+}
+
 /// A transient push query: rows arrive on `rows` until `limit` or until the receiver is dropped
 /// or `stop` is set.
 pub struct PushQuery {
@@ -538,11 +575,16 @@ pub fn spawn_push(
         .name(format!("push-{query_id}"))
         .spawn(move || {
             let mut sent = 0u64;
+            let mut result = PushResult::new(&task);
             while !stop2.load(Ordering::Relaxed) {
                 let batch = poll_batch(&consumer, &stop2);
                 if batch.is_empty() {
                     continue;
                 }
+                let keys: std::collections::HashMap<(i32, i64), Option<&[u8]>> = batch
+                    .iter()
+                    .map(|r| ((r.partition, r.offset), r.key.as_deref()))
+                    .collect();
                 let out = match task.process(&batch) {
                     Ok(o) => o,
                     Err(e) => {
@@ -553,13 +595,14 @@ pub fn spawn_push(
                 for e in &out.errors {
                     tracing::warn!(query = %query_id, topic = %e.topic, partition = e.partition, offset = e.offset, "record skipped: {}", e.message);
                 }
-                for OutputRow {
-                    values, null_value, ..
-                } in out.rows
-                {
+                for row in out.rows {
+                    let key = keys.get(&(row.partition, row.offset)).copied().flatten();
+                    if !result.admit(key, &row) {
+                        continue;
+                    }
                     let row = PushRow {
-                        values,
-                        tombstone: null_value,
+                        values: row.values,
+                        tombstone: row.null_value,
                     };
                     if sender.send(row).is_err() {
                         return;

@@ -10,6 +10,9 @@
 //! With `--kafka` the same cases run end to end through a Kafka broker (`kafka`), judged by the
 //! same comparison; cases run in parallel there (`--jobs`), as most of a case's time is spent
 //! waiting for consumer groups and records.
+//!
+//! `--rest` runs ksqlDB's REST test files against the REST server (`rest`): on an in-memory
+//! engine, or with `--kafka` on an engine on a broker (`rest_kafka`).
 
 mod compare;
 mod execute;

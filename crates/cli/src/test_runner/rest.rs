@@ -7,6 +7,9 @@
 //! streamed `StreamedRow` array is read. With `inputConditions.waitForActivePushQuery` the inputs
 //! are only produced once the push query is running. The deterministic driver then moves the
 //! persistent queries (and the push queries) along, so the outcome never depends on timing.
+//! With `--kafka` the engine runs on a broker instead and the runner waits for the persistent
+//! queries to catch up before each SELECT (see `rest_kafka`); everything else is shared, so both
+//! modes judge a case the same way.
 //!
 //! Expected responses match partially (only the keys given; `key|starts_with` for prefixes;
 //! `{STATEMENT}` is the statement's text), query rows match as a multiset, and an expected error

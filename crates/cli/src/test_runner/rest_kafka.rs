@@ -196,6 +196,8 @@ struct Probe {
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The group of the consumer that only reads metadata and watermarks.
+const PROBE_GROUP: &str = "_runnel-test-probe";
 
 impl Probe {
     fn consumer(&mut self, group: &str) -> Result<&BaseConsumer, String> {
@@ -211,13 +213,28 @@ impl Probe {
             .ok_or_else(|| "no consumer".to_string())
     }
 
+    /// The partition count of every topic, in one metadata request (asking for one topic may
+    /// auto-create it on some brokers).
+    fn partitions(&mut self) -> Result<BTreeMap<String, i32>, String> {
+        let metadata = self
+            .consumer(PROBE_GROUP)?
+            .fetch_metadata(None, PROBE_TIMEOUT)
+            .map_err(|e| format!("cannot list the topics: {e}"))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
+    }
+
     fn lags(&mut self, targets: &[Target]) -> Result<Vec<Lag>, String> {
+        let topics = self.partitions()?;
         let mut lags = Vec::new();
         for t in targets {
-            let partitions = match self.kafka.topic(&t.topic).map_err(|e| e.to_string())? {
-                Some(info) => info.partitions,
+            let Some(&partitions) = topics.get(&t.topic) else {
                 // Not created yet (a repartition topic): nothing to read.
-                None => continue,
+                continue;
             };
             match &t.position {
                 Position::Group(group) => {
@@ -247,7 +264,7 @@ impl Probe {
                     }
                 }
                 Position::Processed(stats) => {
-                    let consumer = self.consumer("_runnel-test-probe")?;
+                    let consumer = self.consumer(PROBE_GROUP)?;
                     let mut records = 0;
                     for p in 0..partitions {
                         let (low, high) = consumer

@@ -397,6 +397,48 @@ mod tests {
         );
     }
 
+    /// ksqlDB's scalable push query shape: a push query from `latest` over a CSAS's output,
+    /// with the inputs produced only once the push query runs.
+    const SCALABLE: &str = r#"{"tests": [{"name": "scalable",
+        "statements": [
+          "CREATE STREAM I (K STRING KEY, ID INT) WITH (kafka_topic='test_topic', value_format='JSON', partitions=1);",
+          "CREATE STREAM INPUT AS SELECT * FROM I;",
+          "SELECT K, ID FROM INPUT EMIT CHANGES LIMIT 2;"],
+        "properties": {"auto.offset.reset": "latest"},
+        "inputConditions": {"waitForActivePushQuery": true},
+        "inputs": [
+          {"topic": "test_topic", "timestamp": 12345, "key": "11", "value": {"id": 100}},
+          {"topic": "test_topic", "timestamp": 12365, "key": "12", "value": {"id": 101}}],
+        "responses": [
+          {"admin": {"@type": "currentStatus"}},
+          {"admin": {"@type": "currentStatus"}},
+          {"query": [
+            {"header": {"schema": "`K` STRING, `ID` INTEGER", "queryId|starts_with": "SCALABLE_PUSH_QUERY"}},
+            {"row": {"columns": ["11", 100]}},
+            {"row": {"columns": ["12", 101]}},
+            {"finalMessage": "Limit Reached"}]}]
+    }]}"#;
+
+    #[test]
+    fn a_push_query_from_latest_sees_inputs_produced_once_it_runs() {
+        let rc = load(SCALABLE);
+        assert_eq!(run_case(&rc, None), Outcome::Passed, "memory mode");
+        assert_eq!(run_case(&rc, Some(&embedded())), Outcome::Passed);
+    }
+
+    #[test]
+    fn an_input_key_the_source_format_cannot_hold_fails_the_case_clearly() {
+        let mut rc = load(COUNTS);
+        rc.case.inputs[1].key = Some(crate::test_runner::json::Json::String("two".into()));
+        for kafka in [None, Some(&embedded())] {
+            let outcome = run_case(&rc, kafka);
+            assert!(
+                matches!(&outcome, Outcome::Failed(m) if m.starts_with("cannot serialize input 2")),
+                "{outcome:?}"
+            );
+        }
+    }
+
     #[test]
     fn waiting_for_a_query_that_does_not_move_fails_naming_it() {
         let broker = EmbeddedBroker::start().unwrap();

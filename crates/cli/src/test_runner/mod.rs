@@ -326,17 +326,13 @@ fn outcome_of(
 
 fn run_files(args: &TestArgs) -> Result<()> {
     let files = collect_files(&args.paths)?;
-    let baseline: Option<Vec<String>> = match &args.baseline {
+    let baseline = match &args.baseline {
         None => None,
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read baseline {}", path.display()))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+        Some(path) => Some(read_names(path, "baseline")?),
+    };
+    let only: Option<HashSet<String>> = match &args.cases {
+        None => None,
+        Some(path) => Some(read_names(path, "case list")?.into_iter().collect()),
     };
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let mode = if args.kafka {
@@ -365,6 +361,7 @@ fn run_files(args: &TestArgs) -> Result<()> {
                     .filter
                     .as_ref()
                     .is_some_and(|f| !case.name.contains(f.as_str()))
+                    || only.as_ref().is_some_and(|o| !o.contains(&case.name))
                 {
                     continue;
                 }
@@ -425,7 +422,7 @@ fn run_files(args: &TestArgs) -> Result<()> {
                     continue;
                 }
             };
-            if args.sample.is_some() && plan.is_empty() {
+            if (args.sample.is_some() || args.cases.is_some()) && plan.is_empty() {
                 continue;
             }
             let mut counts = Counts::default();

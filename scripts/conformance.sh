@@ -15,6 +15,11 @@ RQTT="${RUNNEL_RQTT_DIR:-$(dirname "$QTT")/rest-query-validation-tests}"
 if [ -d "$RQTT" ]; then
   cargo run -q -- test --rest "$RQTT" --baseline tests/conformance/rest-passing.txt \
     --json /tmp/runnel-rest-conformance.json
+  # The same REST cases with the server's engine on Kafka (an embedded broker per case; set
+  # RUNNEL_TEST_BOOTSTRAP to use a real cluster): an even sample of 40 of the cases that pass in
+  # memory mode; any failing sampled case fails the run.
+  RUST_LOG="${RUST_LOG:-warn}" cargo run -q -- test --rest --kafka --sample 40 --jobs 8 \
+    --cases tests/conformance/rest-passing.txt "$RQTT"
 fi
 # The same cases end to end through Kafka (an embedded broker per case; set RUNNEL_TEST_BOOTSTRAP
 # to use a real cluster): an even sample of 40 cases from files that pass in memory mode; any

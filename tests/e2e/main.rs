@@ -6,6 +6,7 @@
 //! test so runs can share a broker.
 
 mod cli;
+mod latest;
 mod server_restart;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};

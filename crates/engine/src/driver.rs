@@ -25,6 +25,8 @@ pub struct MemoryPush {
     /// Rows still to send before LIMIT is reached.
     pub(crate) remaining: Option<u64>,
     pub(crate) stop: Arc<AtomicBool>,
+    /// Which tombstones reach the client.
+    pub(crate) result: crate::runner::PushResult,
 }
 
 fn topic_records(engine: &Engine, topic: &str, from: usize) -> Vec<Record> {
@@ -103,6 +105,9 @@ pub fn feed_push_queries(engine: &mut Engine) {
             for row in out.rows {
                 if p.remaining == Some(0) {
                     return false;
+                }
+                if !p.result.admit(record.key.as_deref(), &row) {
+                    continue;
                 }
                 let row = crate::runner::PushRow {
                     values: row.values,

@@ -1503,6 +1503,7 @@ impl Engine {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let columns = task.columns.clone();
         self.memory_pushes.push(driver::MemoryPush {
+            result: runner::PushResult::new(&task),
             task,
             sender: tx,
             position,

@@ -320,6 +320,9 @@ pub fn spawn(
     kafka.create_topic(&topic, partitions, 1)?;
     let stage = task.repartitioner()?;
     let encoder = GroupKeyEncoder::new(&task);
+    if auto_offset_reset.eq_ignore_ascii_case("latest") {
+        crate::runner::start_at_end(&kafka, &group, task.source_topic())?;
+    }
     let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
     consumer
         .subscribe(&[task.source_topic()])

@@ -240,9 +240,14 @@ pub(crate) fn spawn_persistent_from(
     let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut store = None;
     match &changelog {
-        None => consumer
-            .subscribe(&[input])
-            .map_err(runnel_connect::kafka::KafkaError::from)?,
+        None => {
+            if auto_offset_reset.eq_ignore_ascii_case("latest") {
+                start_at_end(&kafka, &group, input)?;
+            }
+            consumer
+                .subscribe(&[input])
+                .map_err(runnel_connect::kafka::KafkaError::from)?
+        }
         Some(cl) => {
             kafka.create_topic(&cl.topic, 1, 1)?;
             let restored = crate::state::restore(&task, &kafka, &producer, cl)?;
@@ -258,7 +263,13 @@ pub(crate) fn spawn_persistent_from(
                 // Without a checkpoint there is no state for any committed position: start over.
                 let offset = match next_offsets.get(&p) {
                     Some(o) => rdkafka::Offset::Offset(*o),
-                    None if auto_offset_reset == "latest" => rdkafka::Offset::End,
+                    // The end now, not when the consumer first fetches (see `start_at_end`).
+                    None if auto_offset_reset == "latest" => {
+                        let (_, high) = consumer
+                            .fetch_watermarks(input, p, Duration::from_secs(10))
+                            .map_err(runnel_connect::kafka::KafkaError::from)?;
+                        rdkafka::Offset::Offset(high)
+                    }
                     None => rdkafka::Offset::Beginning,
                 };
                 tpl.add_partition_offset(input, p, offset)
@@ -503,6 +514,43 @@ pub struct PushRow {
     pub tombstone: bool,
 }
 
+/// What of a push query's output reaches its client. ksqlDB sends a table's tombstone only for a
+/// key the query's result holds: a row its WHERE rejects (which deletes the key downstream of a
+/// persistent query) or a deleted key sends nothing when the key never was in the result. Rows of
+/// streams and of aggregations all go through.
+#[derive(Debug, Default)]
+pub struct PushResult {
+    table: bool,
+    /// The keys (and windows) in the result now.
+    keys: std::collections::HashSet<ResultKey>,
+}
+
+/// A record key and the window of a row.
+type ResultKey = (Option<Vec<u8>>, Option<(i64, i64)>);
+
+impl PushResult {
+    pub fn new(task: &QueryTask) -> Self {
+        PushResult {
+            table: task.source.kind == runnel_sql::SourceKind::Table && !task.is_stateful(),
+            keys: Default::default(),
+        }
+    }
+
+    /// Whether `row`, the output of a record with key `key`, is sent to the client.
+    pub fn admit(&mut self, key: Option<&[u8]>, row: &OutputRow) -> bool {
+        if !self.table {
+            return true;
+        }
+        let id = (key.map(<[u8]>::to_vec), row.window);
+        if row.null_value {
+            self.keys.remove(&id)
+        } else {
+            self.keys.insert(id);
+            true
+        }
+    }
+}
+
 /// A transient push query: rows arrive on `rows` until `limit` or until the receiver is dropped
 /// or `stop` is set.
 pub struct PushQuery {
@@ -523,9 +571,7 @@ pub fn spawn_push(
     query_id: String,
 ) -> Result<Running, crate::EngineError> {
     let consumer = kafka.consumer(&group, &auto_offset_reset)?;
-    consumer
-        .subscribe(&[task.source_topic()])
-        .map_err(runnel_connect::kafka::KafkaError::from)?;
+    assign_push(&consumer, &kafka, task.source_topic(), &auto_offset_reset)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(QueryStats::default());
     let stop2 = stop.clone();
@@ -533,11 +579,16 @@ pub fn spawn_push(
         .name(format!("push-{query_id}"))
         .spawn(move || {
             let mut sent = 0u64;
+            let mut result = PushResult::new(&task);
             while !stop2.load(Ordering::Relaxed) {
                 let batch = poll_batch(&consumer, &stop2);
                 if batch.is_empty() {
                     continue;
                 }
+                let keys: std::collections::HashMap<(i32, i64), Option<&[u8]>> = batch
+                    .iter()
+                    .map(|r| ((r.partition, r.offset), r.key.as_deref()))
+                    .collect();
                 let out = match task.process(&batch) {
                     Ok(o) => o,
                     Err(e) => {
@@ -548,13 +599,14 @@ pub fn spawn_push(
                 for e in &out.errors {
                     tracing::warn!(query = %query_id, topic = %e.topic, partition = e.partition, offset = e.offset, "record skipped: {}", e.message);
                 }
-                for OutputRow {
-                    values, null_value, ..
-                } in out.rows
-                {
+                for row in out.rows {
+                    let key = keys.get(&(row.partition, row.offset)).copied().flatten();
+                    if !result.admit(key, &row) {
+                        continue;
+                    }
                     let row = PushRow {
-                        values,
-                        tombstone: null_value,
+                        values: row.values,
+                        tombstone: row.null_value,
                     };
                     if sender.send(row).is_err() {
                         return;
@@ -572,6 +624,85 @@ pub fn spawn_push(
         thread: Some(thread),
         stats,
     })
+}
+
+/// With `auto.offset.reset=latest`, a new query starts at the end of its input as it is when
+/// the query is created: the group's start is committed now, on every partition of `topic`
+/// without a committed offset. Left to the subscription, "latest" would be resolved only once
+/// the group has formed (seconds later), silently skipping what was written meanwhile.
+pub(crate) fn start_at_end(
+    kafka: &KafkaConfig,
+    group: &str,
+    topic: &str,
+) -> Result<(), crate::EngineError> {
+    use rdkafka::consumer::CommitMode;
+    use runnel_connect::kafka::KafkaError as ConnectError;
+    let Some(info) = kafka.topic(topic)? else {
+        return Ok(());
+    };
+    let consumer = kafka.consumer(group, "latest")?;
+    let mut all = rdkafka::TopicPartitionList::new();
+    for p in 0..info.partitions {
+        all.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(all, Duration::from_secs(10))
+        .map_err(ConnectError::from)?;
+    let mut start = rdkafka::TopicPartitionList::new();
+    for p in 0..info.partitions {
+        let known = committed
+            .find_partition(topic, p)
+            .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(_)));
+        if !known {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_err(ConnectError::from)?;
+            start
+                .add_partition_offset(topic, p, rdkafka::Offset::Offset(high))
+                .map_err(ConnectError::from)?;
+        }
+    }
+    if start.count() > 0 {
+        consumer
+            .commit(&start, CommitMode::Sync)
+            .map_err(ConnectError::from)?;
+    }
+    Ok(())
+}
+
+/// Positions a push query's consumer on every partition of `topic` before the query is
+/// reported as started: with `latest`, at each partition's end as the broker reports it now, so
+/// every record written after the query started is delivered (a group subscription would only
+/// resolve "latest" once the group has formed, missing what arrives meanwhile). A transient
+/// query's group is its own, so it needs no group membership. A topic the broker does not know
+/// (yet) is subscribed to instead.
+fn assign_push(
+    consumer: &BaseConsumer,
+    kafka: &KafkaConfig,
+    topic: &str,
+    auto_offset_reset: &str,
+) -> Result<(), crate::EngineError> {
+    use runnel_connect::kafka::KafkaError as ConnectError;
+    let Some(info) = kafka.topic(topic)? else {
+        consumer.subscribe(&[topic]).map_err(ConnectError::from)?;
+        return Ok(());
+    };
+    let latest = auto_offset_reset.eq_ignore_ascii_case("latest");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..info.partitions {
+        let offset = if latest {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_err(ConnectError::from)?;
+            rdkafka::Offset::Offset(high)
+        } else {
+            rdkafka::Offset::Beginning
+        };
+        tpl.add_partition_offset(topic, p, offset)
+            .map_err(ConnectError::from)?;
+    }
+    consumer.assign(&tpl).map_err(ConnectError::from)?;
+    Ok(())
 }
 
 /// `PRINT topic`: raw records as they arrive, formatted as ksqlDB prints them.

@@ -332,6 +332,28 @@ impl QueryTask {
         let sink = sink
             .map(|s| sink_encoder(s, &plan.projection))
             .transpose()?;
+        // A push query's columns are not marked as keys, but its tombstones keep the key
+        // columns (and window bounds) it projects, as ksqlDB's do.
+        let key_inputs: Vec<Option<usize>> = plan
+            .projection
+            .iter()
+            .map(|p| match &p.expr {
+                runnel_plan::TypedExpr::Column { index, .. }
+                    if p.is_key
+                        || matches!(
+                            layout.get(*index),
+                            Some(
+                                InputField::Key(_)
+                                    | InputField::WindowStart
+                                    | InputField::WindowEnd
+                            )
+                        ) =>
+                {
+                    Some(*index)
+                }
+                _ => None,
+            })
+            .collect();
         Ok(QueryTask {
             source: plan.source.clone(),
             source_key,
@@ -346,14 +368,7 @@ impl QueryTask {
             has_filter: plan.filter.is_some(),
             header_kinds: header_kinds(&plan.source),
             layout_fields_unique: fields_unique,
-            key_inputs: plan
-                .projection
-                .iter()
-                .map(|p| match &p.expr {
-                    runnel_plan::TypedExpr::Column { index, .. } if p.is_key => Some(*index),
-                    _ => None,
-                })
-                .collect(),
+            key_inputs,
             state_store: Default::default(),
             record_cache: false,
             held: Default::default(),

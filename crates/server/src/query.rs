@@ -182,11 +182,13 @@ pub(crate) async fn handle_query_stream(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: QueryStreamRequest = parse_body(&body)?;
-    let content_type = negotiate(&headers, &[DELIMITED, "application/json"]);
-    let framing = if content_type == DELIMITED {
-        Framing::Delimited
-    } else {
-        Framing::JsonArray
+    // Like ksqlDB: delimited by default, `[metadata, row...]` for `application/json`, and
+    // `/query`'s array of StreamedRows for `application/vnd.ksql.v1+json`.
+    let content_type = negotiate(&headers, &[DELIMITED, "application/json", KSQL_V1_JSON]);
+    let framing = match content_type {
+        DELIMITED => Framing::Delimited,
+        KSQL_V1_JSON => Framing::Legacy,
+        _ => Framing::JsonArray,
     };
     let slot = state.acquire_push_slot()?;
     let started = start(
@@ -699,6 +701,30 @@ mod tests {
         let lines: Vec<&str> = body.lines().collect();
         assert!(lines[0].contains("\"columnNames\":[\"V\"]"), "{body}");
         assert_eq!(lines[1], "[\"one\"]");
+        // /query-stream with ksqlDB's versioned JSON answers as /query does.
+        let (status, headers, body) = call(
+            &server,
+            "POST",
+            "/query-stream",
+            r#"{"sql": "SELECT V FROM Q WHERE ID = 1;"}"#,
+            Some("application/vnd.ksql.v1+json"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            headers.get(header::CONTENT_TYPE).unwrap(),
+            "application/vnd.ksql.v1+json"
+        );
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["header"]["schema"], "`V` STRING", "{body}");
+        assert!(
+            v[0]["header"]["queryId"]
+                .as_str()
+                .is_some_and(|q| !q.is_empty()),
+            "{body}"
+        );
+        assert_eq!(v[1], json!({"row": {"columns": ["one"]}}), "{body}");
+        assert_eq!(v.as_array().unwrap().len(), 2, "{body}");
         let (status, _, body) = call(
             &server,
             "POST",
@@ -813,6 +839,68 @@ mod tests {
         assert_eq!(
             lines[1..].to_vec(),
             vec![r#"[1,"a",1]"#, r#"[2,"b",2]"#],
+            "{body}"
+        );
+    }
+
+    /// ksqlDB sends a table push query's tombstone only for a key its result holds: a row the
+    /// WHERE clause rejects, or a deleted key, sends nothing when the key never was in it.
+    #[tokio::test]
+    async fn table_push_queries_send_tombstones_only_for_keys_in_their_result() {
+        let server = memory_server();
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/ksql",
+            r#"{"ksql": "CREATE TABLE T (ID INT PRIMARY KEY, V STRING, N INT) WITH (kafka_topic='t', format='JSON', partitions=1);"}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        {
+            let engine = server.engine();
+            let mut engine = engine.lock().unwrap();
+            let record = |key: &str, value: Option<&str>| runnel_connect::kafka::Record {
+                topic: "t".into(),
+                key: Some(key.as_bytes().to_vec()),
+                value: value.map(|v| v.as_bytes().to_vec()),
+                timestamp: 1,
+                ..Default::default()
+            };
+            engine
+                .produce(vec![
+                    record("1", Some(r#"{"V":"a","N":1}"#)),
+                    // Never in the result: rejected by the WHERE clause, then deleted.
+                    record("2", Some(r#"{"V":"b","N":0}"#)),
+                    record("2", None),
+                    // Leaves the result through the WHERE clause.
+                    record("1", Some(r#"{"V":"a","N":0}"#)),
+                    record("3", Some(r#"{"V":"c","N":3}"#)),
+                    // Deleted while in the result.
+                    record("3", None),
+                ])
+                .unwrap();
+            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+        }
+        let (status, _, body) = call(
+            &server,
+            "POST",
+            "/query",
+            r#"{"ksql": "SELECT * FROM T WHERE N > 0 EMIT CHANGES LIMIT 4;", "streamsProperties": {"auto.offset.reset": "earliest"}}"#,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: Json = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v.as_array().unwrap()[1..].to_vec(),
+            vec![
+                json!({"row": {"columns": [1, "a", 1]}}),
+                json!({"row": {"columns": [1, null, null], "tombstone": true}}),
+                json!({"row": {"columns": [3, "c", 3]}}),
+                json!({"row": {"columns": [3, null, null], "tombstone": true}}),
+                json!({"finalMessage": "Limit Reached"}),
+            ],
             "{body}"
         );
     }

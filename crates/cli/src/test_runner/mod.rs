@@ -10,6 +10,9 @@
 //! With `--kafka` the same cases run end to end through a Kafka broker (`kafka`), judged by the
 //! same comparison; cases run in parallel there (`--jobs`), as most of a case's time is spent
 //! waiting for consumer groups and records.
+//!
+//! `--rest` runs ksqlDB's REST test files against the REST server (`rest`): on an in-memory
+//! engine, or with `--kafka` on an engine on a broker (`rest_kafka`).
 
 mod compare;
 mod execute;
@@ -17,6 +20,7 @@ mod json;
 mod kafka;
 mod model;
 mod rest;
+mod rest_kafka;
 mod values;
 
 use anyhow::{bail, Context, Result};
@@ -57,11 +61,12 @@ pub struct TestArgs {
     pub timeout_secs: u64,
     /// Run ksqlDB's REST query-validation tests (RQTT files) against a live in-process REST
     /// server: statements through `/ksql`, queries through `/query`, responses compared.
-    #[arg(long, conflicts_with = "kafka")]
+    #[arg(long)]
     pub rest: bool,
     /// Run each case end to end through a Kafka broker instead of in-memory topics: an embedded
-    /// broker per case, or the cluster given by --bootstrap-servers. Cases that expect an error
-    /// or have no expected outputs are left to the memory mode.
+    /// broker per case, or the cluster given by --bootstrap-servers. Without --rest, cases that
+    /// expect an error or have no expected outputs are left to the memory mode. With --rest, the
+    /// REST server's engine runs on the broker and every case runs.
     #[arg(long)]
     pub kafka: bool,
     /// With --kafka: an external Kafka cluster (host:port,...). Every topic of a case is then
@@ -79,6 +84,9 @@ pub struct TestArgs {
     /// sample are not run and not counted.
     #[arg(long, value_name = "N")]
     pub sample: Option<usize>,
+    /// Only run the cases named in this file (full names, one per line), e.g. a baseline.
+    #[arg(long, value_name = "FILE")]
+    pub cases: Option<PathBuf>,
     /// Cases run at the same time (default: 1, or 4 with --kafka).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -318,17 +326,13 @@ fn outcome_of(
 
 fn run_files(args: &TestArgs) -> Result<()> {
     let files = collect_files(&args.paths)?;
-    let baseline: Option<Vec<String>> = match &args.baseline {
+    let baseline = match &args.baseline {
         None => None,
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read baseline {}", path.display()))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+        Some(path) => Some(read_names(path, "baseline")?),
+    };
+    let only: Option<HashSet<String>> = match &args.cases {
+        None => None,
+        Some(path) => Some(read_names(path, "case list")?.into_iter().collect()),
     };
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let mode = if args.kafka {
@@ -357,6 +361,7 @@ fn run_files(args: &TestArgs) -> Result<()> {
                     .filter
                     .as_ref()
                     .is_some_and(|f| !case.name.contains(f.as_str()))
+                    || only.as_ref().is_some_and(|o| !o.contains(&case.name))
                 {
                     continue;
                 }
@@ -417,7 +422,7 @@ fn run_files(args: &TestArgs) -> Result<()> {
                     continue;
                 }
             };
-            if args.sample.is_some() && plan.is_empty() {
+            if (args.sample.is_some() || args.cases.is_some()) && plan.is_empty() {
                 continue;
             }
             let mut counts = Counts::default();
@@ -514,37 +519,71 @@ fn finish(
     Ok(())
 }
 
-/// Runs an RQTT case on its own thread, turning a panic or a timeout into a failure.
-fn run_rest_isolated(case: &rest::RestCase, timeout: Duration) -> Outcome {
-    let owned = case.clone();
-    on_own_thread("rqtt-case", timeout, move || rest::run_case(&owned))
+/// Case names, one per line (blank lines ignored).
+fn read_names(path: &Path, what: &str) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
-/// `runnel test --rest`: RQTT files, one case at a time, with the same reporting and baseline
-/// handling as the QTT mode.
+/// Runs an RQTT case on its own thread, turning a panic or a timeout into a failure.
+fn run_rest_isolated(
+    case: &rest::RestCase,
+    kafka: Option<&Arc<kafka::KafkaSettings>>,
+    timeout: Duration,
+) -> Outcome {
+    let owned = case.clone();
+    let kafka = kafka.cloned();
+    on_own_thread("rqtt-case", timeout, move || {
+        rest::run_case(&owned, kafka.as_deref())
+    })
+}
+
+/// `runnel test --rest`: RQTT files, with the same reporting and baseline handling as the QTT
+/// mode; cases run one at a time in memory, `--jobs` at a time through Kafka.
 fn run_rest_files(args: &TestArgs) -> Result<()> {
     let files = collect_files(&args.paths)?;
-    let baseline: Option<Vec<String>> = match &args.baseline {
+    let baseline = match &args.baseline {
         None => None,
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read baseline {}", path.display()))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
+        Some(path) => Some(read_names(path, "baseline")?),
+    };
+    let only: Option<HashSet<String>> = match &args.cases {
+        None => None,
+        Some(path) => Some(read_names(path, "case list")?.into_iter().collect()),
     };
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
-    let _quiet = QuietPanics::install();
+    let kafka = args.kafka.then(|| {
+        Arc::new(kafka::KafkaSettings {
+            bootstrap_servers: args.bootstrap_servers.clone().filter(|s| !s.is_empty()),
+            output_timeout: Duration::from_secs(args.kafka_timeout_secs),
+            grace: Duration::from_millis(args.kafka_grace_ms),
+        })
+    });
+    let workers = args.jobs.unwrap_or(if args.kafka { 4 } else { 1 });
+
+    // Load every file and select the cases before running any.
+    let mut loaded: Vec<(String, Vec<rest::RestCase>)> = Vec::new();
     let mut total = Counts::default();
     let mut per_file: Vec<(String, Counts)> = Vec::new();
-    let mut passing: Vec<String> = Vec::new();
-    let mut not_passing: HashSet<String> = HashSet::new();
     for path in &files {
-        let (file, cases) = match rest::load_file(path) {
-            Ok(loaded) => loaded,
+        match rest::load_file(path) {
+            Ok((file, cases)) => {
+                let selected = cases
+                    .into_iter()
+                    .filter(|c| {
+                        let name = &c.case.name;
+                        args.filter
+                            .as_ref()
+                            .is_none_or(|f| name.contains(f.as_str()))
+                            && only.as_ref().is_none_or(|o| o.contains(name))
+                    })
+                    .collect();
+                loaded.push((file, selected));
+            }
             Err(e) => {
                 println!("{}: cannot load: {e}", path.display());
                 total.failed += 1;
@@ -555,44 +594,81 @@ fn run_rest_files(args: &TestArgs) -> Result<()> {
                         ..Counts::default()
                     },
                 ));
-                continue;
-            }
-        };
-        let mut counts = Counts::default();
-        for case in cases {
-            let name = case.case.name.clone();
-            if args
-                .filter
-                .as_ref()
-                .is_some_and(|f| !name.contains(f.as_str()))
-            {
-                continue;
-            }
-            let outcome = run_rest_isolated(&case, timeout);
-            counts.add(&outcome);
-            total.add(&outcome);
-            match &outcome {
-                Outcome::Passed => passing.push(name),
-                Outcome::Failed(why) => {
-                    if args.verbose {
-                        println!("  FAIL {name}\n      {}", indent(why));
-                    }
-                    not_passing.insert(name);
-                }
-                Outcome::Skipped(why) => {
-                    if args.verbose {
-                        println!("  SKIP {name}: {}", one_line(why));
-                    }
-                    not_passing.insert(name);
-                }
             }
         }
-        println!(
-            "{file}: {} passed, {} failed, {} skipped",
-            counts.passed, counts.failed, counts.skipped
-        );
-        per_file.push((file, counts));
     }
+    let all: Vec<(usize, usize)> = loaded
+        .iter()
+        .enumerate()
+        .flat_map(|(f, (_, cases))| (0..cases.len()).map(move |c| (f, c)))
+        .collect();
+    let chosen: Vec<(usize, usize)> = match args.sample {
+        Some(n) => sample_indices(all.len(), n)
+            .into_iter()
+            .map(|i| all[i])
+            .collect(),
+        None => all,
+    };
+
+    let _quiet = QuietPanics::install();
+    let mut passing: Vec<String> = Vec::new();
+    let mut not_passing: HashSet<String> = HashSet::new();
+    std::thread::scope(|scope| {
+        let (tx, results) = mpsc::channel::<(usize, Outcome)>();
+        let next = Arc::new(AtomicUsize::new(0));
+        for _ in 0..workers.clamp(1, chosen.len().max(1)) {
+            let (tx, next, kafka) = (tx.clone(), Arc::clone(&next), kafka.clone());
+            let (chosen, loaded) = (&chosen, &loaded);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((f, c)) = chosen.get(i) else {
+                    return;
+                };
+                let outcome = run_rest_isolated(&loaded[*f].1[*c], kafka.as_ref(), timeout);
+                if tx.send((i, outcome)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let mut done = BTreeMap::new();
+        let mut job = 0;
+        for (f, (file, cases)) in loaded.iter().enumerate() {
+            let mut counts = Counts::default();
+            let mut ran = false;
+            while chosen.get(job).is_some_and(|(jf, _)| *jf == f) {
+                let name = cases[chosen[job].1].case.name.clone();
+                let outcome = outcome_of(job, &results, &mut done);
+                job += 1;
+                ran = true;
+                counts.add(&outcome);
+                total.add(&outcome);
+                match &outcome {
+                    Outcome::Passed => passing.push(name),
+                    Outcome::Failed(why) => {
+                        if args.verbose {
+                            println!("  FAIL {name}\n      {}", indent(why));
+                        }
+                        not_passing.insert(name);
+                    }
+                    Outcome::Skipped(why) => {
+                        if args.verbose {
+                            println!("  SKIP {name}: {}", one_line(why));
+                        }
+                        not_passing.insert(name);
+                    }
+                }
+            }
+            if !ran && (args.sample.is_some() || args.cases.is_some()) {
+                continue;
+            }
+            println!(
+                "{file}: {} passed, {} failed, {} skipped",
+                counts.passed, counts.failed, counts.skipped
+            );
+            per_file.push((file.clone(), counts));
+        }
+    });
     finish(
         args,
         &total,

@@ -7,6 +7,9 @@
 //! streamed `StreamedRow` array is read. With `inputConditions.waitForActivePushQuery` the inputs
 //! are only produced once the push query is running. The deterministic driver then moves the
 //! persistent queries (and the push queries) along, so the outcome never depends on timing.
+//! With `--kafka` the engine runs on a broker instead and the runner waits for the persistent
+//! queries to catch up before each SELECT (see `rest_kafka`); everything else is shared, so both
+//! modes judge a case the same way.
 //!
 //! Expected responses match partially (only the keys given; `key|starts_with` for prefixes;
 //! `{STATEMENT}` is the statement's text), query rows match as a multiset, and an expected error
@@ -18,7 +21,10 @@ use super::execute::{
     TimestampCheck,
 };
 use super::json::Json;
+use super::kafka::KafkaSettings;
 use super::model::{self, TestCase, TestFile};
+use super::rest_kafka;
+use runnel_connect::kafka::KafkaConfig;
 use runnel_engine::{driver, Engine};
 use runnel_server::Server;
 use serde_json::Value as JsonValue;
@@ -166,17 +172,16 @@ impl ElementReader {
 }
 
 /// Posts a query to `/query` and reads its streamed elements until the response ends, `wanted`
-/// elements have arrived, or nothing arrives for a while.
+/// elements have arrived, or nothing arrives for `quiet`.
 fn query(
     base: &str,
     sql: &str,
     properties: &JsonValue,
     wanted: Option<usize>,
+    quiet: Duration,
 ) -> Result<Reply, String> {
     let body = serde_json::json!({"ksql": sql, "streamsProperties": properties});
-    let agent = ureq::AgentBuilder::new()
-        .timeout_read(Duration::from_secs(3))
-        .build();
+    let agent = ureq::AgentBuilder::new().timeout_read(quiet).build();
     let result = agent
         .post(&format!("{base}/query"))
         .set("Accept", "application/vnd.ksql.v1+json")
@@ -223,9 +228,9 @@ fn query(
     })
 }
 
-/// Runs one RQTT case.
-pub fn run_case(rc: &RestCase) -> Outcome {
-    match run(rc) {
+/// Runs one RQTT case: on an in-memory engine, or through Kafka with `kafka`.
+pub fn run_case(rc: &RestCase, kafka: Option<&KafkaSettings>) -> Outcome {
+    match run(rc, kafka) {
         Ok(()) => Outcome::Passed,
         Err(o) => o,
     }
@@ -243,12 +248,62 @@ fn server_config() -> BTreeMap<String, String> {
     config
 }
 
-fn run(rc: &RestCase) -> Result<(), Outcome> {
-    let case = &rc.case;
-    let mut engine = Engine::in_memory(server_config());
-    create_topics(&mut engine, case, 1)
-        .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
+/// Where the case's engine runs.
+enum Backing<'a> {
+    /// In memory, moved along by the deterministic driver.
+    Memory,
+    /// On a broker, queries on their own threads.
+    Kafka {
+        kafka: KafkaConfig,
+        settings: &'a KafkaSettings,
+    },
+}
+
+impl Backing<'_> {
+    /// How long a streamed response may stay silent before what arrived is taken as the answer
+    /// (a push query without LIMIT never ends by itself).
+    fn quiet(&self) -> Duration {
+        match self {
+            Backing::Memory => Duration::from_secs(3),
+            Backing::Kafka { .. } => Duration::from_secs(6),
+        }
+    }
+}
+
+fn run(rc: &RestCase, kafka: Option<&KafkaSettings>) -> Result<(), Outcome> {
+    let (engine, kafka_run) = match kafka {
+        None => (Engine::in_memory(server_config()), None),
+        Some(settings) => {
+            let (engine, run) = rest_kafka::start(rc, settings, server_config())?;
+            (engine, Some((run, settings)))
+        }
+    };
+    let (rc, backing) = match &kafka_run {
+        None => (rc, Backing::Memory),
+        Some((run, settings)) => (
+            &run.case,
+            Backing::Kafka {
+                kafka: run.kafka.clone(),
+                settings,
+            },
+        ),
+    };
     let server = Server::new(engine, "rqtt".into());
+    let result = serve_and_exchange(rc, &server, &backing);
+    if let Some((run, _)) = &kafka_run {
+        rest_kafka::finish(&server.engine(), &run.kafka, rc, &run.state_dir);
+    }
+    result
+}
+
+fn serve_and_exchange(rc: &RestCase, server: &Server, backing: &Backing) -> Result<(), Outcome> {
+    let case = &rc.case;
+    {
+        let engine = server.engine();
+        let mut engine = engine.lock().unwrap_or_else(|e| e.into_inner());
+        create_topics(&mut engine, case, 1)
+            .map_err(|e| Outcome::Failed(format!("cannot create topics: {e}")))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -270,24 +325,68 @@ fn run(rc: &RestCase) -> Result<(), Outcome> {
             .await;
     });
     let base = format!("http://{addr}");
-    let result = exchange(rc, &server, &base);
+    let result = exchange(rc, server, &base, backing);
     let _ = stop_tx.send(());
     server.state().stop_push_queries();
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
 }
 
-/// Produces the case's inputs and runs the driver.
-fn produce_inputs(server: &Server, case: &TestCase) -> Result<(), Outcome> {
+/// Produces the case's inputs, then runs the driver (memory) or waits until the persistent
+/// queries have processed them (Kafka).
+fn produce_inputs(server: &Server, case: &TestCase, backing: &Backing) -> Result<(), Outcome> {
     let engine = server.engine();
-    let mut engine = engine.lock().unwrap_or_else(|e| e.into_inner());
-    let records = encode_inputs(&engine, case)?;
-    engine
-        .produce(records)
-        .map_err(|e| Outcome::Failed(format!("cannot write inputs: {e}")))?;
-    driver::run_to_completion(&mut engine)
-        .map_err(|e| Outcome::Failed(format!("processing failed: {e}")))?;
+    {
+        let mut engine = engine.lock().unwrap_or_else(|e| e.into_inner());
+        let records = encode_inputs(&engine, case)?;
+        engine
+            .produce(records)
+            .map_err(|e| Outcome::Failed(format!("cannot write inputs: {e}")))?;
+        if let Backing::Memory = backing {
+            driver::run_to_completion(&mut engine)
+                .map_err(|e| Outcome::Failed(format!("processing failed: {e}")))?;
+            return Ok(());
+        }
+    }
+    if let Backing::Kafka { kafka, settings } = backing {
+        // Without the engine's lock: the server keeps answering meanwhile.
+        rest_kafka::wait_caught_up(&engine, kafka, settings.output_timeout)
+            .map_err(Outcome::Failed)?;
+    }
     Ok(())
+}
+
+/// The records of the case's expected output topics.
+fn read_output_topics(server: &Server, case: &TestCase, backing: &Backing) -> Result<(), Outcome> {
+    let engine = server.engine();
+    let engine = engine.lock().unwrap_or_else(|e| e.into_inner());
+    match backing {
+        Backing::Memory => {
+            let outputs: BTreeMap<String, Vec<runnel_connect::kafka::Record>> = output_topics(case)
+                .into_iter()
+                .map(|t| {
+                    let records = match &engine.backend {
+                        runnel_engine::Backend::Memory(topics) => {
+                            topics.get(t).map(|x| x.records.clone()).unwrap_or_default()
+                        }
+                        runnel_engine::Backend::Kafka(_) => Vec::new(),
+                    };
+                    (t.to_string(), records)
+                })
+                .collect();
+            check_outputs(&engine, case, &outputs, TimestampCheck::Exact).map_err(Outcome::Failed)
+        }
+        Backing::Kafka { kafka, settings } => {
+            if case.outputs.is_empty() {
+                return Ok(());
+            }
+            let outputs = super::kafka::read_outputs(&engine, case, kafka, settings)
+                .map_err(|e| Outcome::Failed(format!("cannot read outputs: {e}")))?;
+            // Kafka clients cannot write a timestamp of 0 (see `kafka::ineligible`).
+            check_outputs(&engine, case, &outputs, TimestampCheck::UnlessZero)
+                .map_err(Outcome::Failed)
+        }
+    }
 }
 
 /// What an expected error and an error reply have to agree on.
@@ -344,7 +443,7 @@ fn on_error(rc: &RestCase, reply: &Reply, what: &str) -> Result<(), Outcome> {
     }
 }
 
-fn exchange(rc: &RestCase, server: &Server, base: &str) -> Result<(), Outcome> {
+fn exchange(rc: &RestCase, server: &Server, base: &str, backing: &Backing) -> Result<(), Outcome> {
     let case = &rc.case;
     let properties = JsonValue::Object(
         case.properties
@@ -388,7 +487,8 @@ fn exchange(rc: &RestCase, server: &Server, base: &str) -> Result<(), Outcome> {
         let sql = queries[0].clone();
         let base_owned = base.to_string();
         let props = properties.clone();
-        let handle = std::thread::spawn(move || query(&base_owned, &sql, &props, wanted));
+        let quiet = backing.quiet();
+        let handle = std::thread::spawn(move || query(&base_owned, &sql, &props, wanted, quiet));
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.state().running_push_queries().is_empty() && Instant::now() < deadline {
             if handle.is_finished() {
@@ -396,7 +496,7 @@ fn exchange(rc: &RestCase, server: &Server, base: &str) -> Result<(), Outcome> {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        produce_inputs(server, case)?;
+        produce_inputs(server, case, backing)?;
         let reply = handle
             .join()
             .map_err(|_| Outcome::Failed("the query thread panicked".into()))?
@@ -407,17 +507,19 @@ fn exchange(rc: &RestCase, server: &Server, base: &str) -> Result<(), Outcome> {
         actual.push(serde_json::json!({ "query": reply.body }));
         for q in &queries[1..] {
             let wanted = expected_elements(actual.len());
-            let reply = query(base, q, &properties, wanted).map_err(Outcome::Failed)?;
+            let reply =
+                query(base, q, &properties, wanted, backing.quiet()).map_err(Outcome::Failed)?;
             if reply.status != 200 {
                 return on_error(rc, &reply, q);
             }
             actual.push(serde_json::json!({ "query": reply.body }));
         }
     } else {
-        produce_inputs(server, case)?;
+        produce_inputs(server, case, backing)?;
         for q in &queries {
             let wanted = expected_elements(actual.len());
-            let reply = query(base, q, &properties, wanted).map_err(Outcome::Failed)?;
+            let reply =
+                query(base, q, &properties, wanted, backing.quiet()).map_err(Outcome::Failed)?;
             if reply.status != 200 {
                 return on_error(rc, &reply, q);
             }
@@ -429,23 +531,7 @@ fn exchange(rc: &RestCase, server: &Server, base: &str) -> Result<(), Outcome> {
             "expected an error ({expected}) but every request succeeded"
         ));
     }
-    {
-        let engine = server.engine();
-        let engine = engine.lock().unwrap_or_else(|e| e.into_inner());
-        let outputs: BTreeMap<String, Vec<runnel_connect::kafka::Record>> = output_topics(case)
-            .into_iter()
-            .map(|t| {
-                let records = match &engine.backend {
-                    runnel_engine::Backend::Memory(topics) => {
-                        topics.get(t).map(|x| x.records.clone()).unwrap_or_default()
-                    }
-                    runnel_engine::Backend::Kafka(_) => Vec::new(),
-                };
-                (t.to_string(), records)
-            })
-            .collect();
-        check_outputs(&engine, case, &outputs, TimestampCheck::Exact).map_err(Outcome::Failed)?;
-    }
+    read_output_topics(server, case, backing)?;
     check_responses(&rc.responses, &actual, &case.statements).map_err(Outcome::Failed)
 }
 

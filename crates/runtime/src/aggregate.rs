@@ -73,6 +73,25 @@ impl GroupState {
     }
 }
 
+/// Reads values of known types one after the other from a state entry (`codec` encoding).
+struct ValueReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl ValueReader<'_> {
+    fn values(&mut self, types: &[SqlType]) -> Result<Vec<Value>, String> {
+        types
+            .iter()
+            .map(|ty| {
+                let (v, used) = codec::decode_value(&self.bytes[self.pos..], ty)?;
+                self.pos += used;
+                Ok(v)
+            })
+            .collect()
+    }
+}
+
 /// Reads a committed state entry by its changelog key (the local store holds every committed
 /// entry), for groups evicted from memory.
 pub type StateReader = Box<dyn Fn(&[u8]) -> Result<Option<Vec<u8>>, String> + Send>;
@@ -344,21 +363,12 @@ impl AggregateOperator {
     }
 
     fn decode_contribution(&self, bytes: &[u8]) -> Result<Contribution, String> {
-        let mut pos = 0;
-        let mut read = |ty: &SqlType| -> Result<Value, String> {
-            let (v, used) = codec::decode_value(&bytes[pos..], ty)?;
-            pos += used;
-            Ok(v)
-        };
-        let group = self
-            .group_types()
-            .iter()
-            .map(&mut read)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut reader = ValueReader { bytes, pos: 0 };
+        let group = reader.values(&self.group_types())?;
         let args = self
             .arg_types()
             .iter()
-            .map(|types| types.iter().map(&mut read).collect::<Result<Vec<_>, _>>())
+            .map(|types| reader.values(types))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Contribution { group, args })
     }
@@ -436,23 +446,10 @@ impl AggregateOperator {
 
     /// Decodes a state entry's value: the state, its window start and end.
     fn decode_state(&self, bytes: &[u8]) -> Result<(GroupState, i64, i64), String> {
-        let mut pos = 0;
-        let mut read = |ty: &SqlType| -> Result<Value, String> {
-            let (v, used) = codec::decode_value(&bytes[pos..], ty)?;
-            pos += used;
-            Ok(v)
-        };
-        let group = self
-            .group_types()
-            .iter()
-            .map(&mut read)
-            .collect::<Result<Vec<_>, _>>()?;
-        let states = self
-            .state_types()
-            .iter()
-            .map(&mut read)
-            .collect::<Result<Vec<_>, _>>()?;
-        let rest = &bytes[pos..];
+        let mut reader = ValueReader { bytes, pos: 0 };
+        let group = reader.values(&self.group_types())?;
+        let states = reader.values(&self.state_types())?;
+        let rest = &bytes[reader.pos..];
         if rest.len() < 28 {
             return Err("truncated aggregate state".into());
         }

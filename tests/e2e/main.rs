@@ -1684,9 +1684,6 @@ fn repartitioned_aggregation_survives_sigkill() {
 }
 
 #[test]
-#[ignore = "known gap (issue 4): windowed GROUP BY on a value column is not repartitioned, and \
-            each source partition closes its own windows, so a group spread over partitions is \
-            emitted once per partition with that partition's partial count"]
 fn windowed_emit_final_by_a_value_column_over_partitions() {
     // Orders of three regions spread over 4 partitions by order id, in 10-second tumbling
     // windows: each region's final count per window comes out once, though every region
@@ -1753,7 +1750,7 @@ fn windowed_emit_final_by_a_value_column_over_partitions() {
         .execute_script(
             "CREATE TABLE final_counts WITH (KAFKA_TOPIC='OUTPUT', PARTITIONS=4, FORMAT='JSON') AS \
              SELECT region, COUNT(*) AS n FROM orders \
-             WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) \
+             WINDOW TUMBLING (SIZE 10 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 0 SECONDS) \
              GROUP BY region EMIT FINAL;"
                 .replace("OUTPUT", &output)
                 .as_str(),

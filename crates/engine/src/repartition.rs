@@ -48,6 +48,294 @@ pub const SOURCE_OFFSET_HEADER: &str = "__runnel_source_offset";
 /// State key of the aggregate stage's [`SourceOffsets`] (a table-contribution key, so the local
 /// store keeps it out of window retention; stream aggregations have no contributions).
 pub const SOURCE_OFFSETS_KEY: &[u8] = b"\xFF\x00runnel-source-offsets";
+/// Header carrying, on a record of a windowed aggregation, its source partition's stream time
+/// up to and including it (the largest timestamp of the rows the aggregation takes).
+pub const STREAM_TIME_HEADER: &str = "__runnel_stream_time";
+/// Header marking a progress marker of a windowed aggregation's GroupBy stage; the marker's
+/// value lists `<source partition>:<stream time>:<1 when caught up, else 0>`, comma-separated.
+pub const PROGRESS_HEADER: &str = "__runnel_progress";
+/// State key of the aggregate stage's [`StreamClock`].
+pub const STREAM_CLOCK_KEY: &[u8] = b"\xFF\x00runnel-stream-clock";
+/// How often at most the GroupBy stage sends progress markers while it has records to write
+/// (when it runs out of records, at once): how late an EMIT FINAL window can come out.
+const MARKER_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What the aggregate stage knows of one source partition in one repartition partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SourceTime {
+    /// The source partition's stream time, as far as its records (or markers) have arrived.
+    time: i64,
+    /// The GroupBy stage last said it had read everything the partition had.
+    caught_up: bool,
+}
+
+/// The stream time of each repartition partition of a windowed aggregation (aggregate stage).
+///
+/// Every source partition's stream time (`STREAM_TIME_HEADER`, progress markers) is followed
+/// per repartition partition. A record is late when a window closed at its own source
+/// partition's stream time (what a single-partition source gives, whatever the interleaving of
+/// partitions in the repartition topic); a repartition partition's windows close at the
+/// smallest stream time of the source partitions that still have records to read (an unknown
+/// one counts as not started; when all are caught up, the largest), which never goes back.
+#[derive(Debug, Default)]
+pub struct StreamClock {
+    /// Source partitions (the repartition topic has as many).
+    sources: i32,
+    partitions: std::collections::BTreeMap<i32, PartitionClock>,
+    changed: bool,
+    /// Row times of the batch `prepare` made, for `QueryTask::process`.
+    batch: Option<BatchTimes>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct PartitionClock {
+    sources: std::collections::BTreeMap<i32, SourceTime>,
+    close: i64,
+}
+
+/// The stream times of a prepared batch: one per fresh record, and the close time each
+/// repartition partition of the batch ends at.
+#[derive(Debug, Default)]
+pub struct BatchTimes {
+    pub rows: Vec<runnel_runtime::aggregate::RowTime>,
+    pub close: Vec<(i32, i64)>,
+}
+
+impl PartitionClock {
+    fn recompute(&mut self, sources: i32) {
+        let mut slowest: Option<i64> = None;
+        let mut fastest = i64::MIN;
+        for s in 0..sources.max(1) {
+            match self.sources.get(&s) {
+                Some(t) => {
+                    fastest = fastest.max(t.time);
+                    if !t.caught_up {
+                        slowest = Some(slowest.map_or(t.time, |x| x.min(t.time)));
+                    }
+                }
+                None => slowest = Some(i64::MIN),
+            }
+        }
+        self.close = self.close.max(slowest.unwrap_or(fastest));
+    }
+}
+
+impl StreamClock {
+    pub fn set_sources(&mut self, sources: i32) {
+        self.sources = sources;
+    }
+
+    /// A record of source partition `source` at repartition partition `partition`, whose
+    /// source partition's stream time is `time`: the stream time it is processed at.
+    pub fn record(
+        &mut self,
+        partition: i32,
+        source: i32,
+        time: i64,
+    ) -> runnel_runtime::aggregate::RowTime {
+        let sources = self.sources;
+        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
+            close: i64::MIN,
+            ..Default::default()
+        });
+        let known = clock.sources.entry(source).or_insert(SourceTime {
+            time: i64::MIN,
+            caught_up: false,
+        });
+        known.time = known.time.max(time);
+        known.caught_up = false;
+        let late = known.time;
+        clock.recompute(sources);
+        self.changed = true;
+        runnel_runtime::aggregate::RowTime {
+            late,
+            close: clock.close,
+        }
+    }
+
+    /// A progress marker at repartition partition `partition`.
+    pub fn marker(&mut self, partition: i32, progress: &[(i32, i64, bool)]) {
+        let sources = self.sources;
+        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
+            close: i64::MIN,
+            ..Default::default()
+        });
+        for &(source, time, caught_up) in progress {
+            let known = clock.sources.entry(source).or_insert(SourceTime {
+                time: i64::MIN,
+                caught_up,
+            });
+            known.time = known.time.max(time);
+            known.caught_up = caught_up;
+        }
+        clock.recompute(sources);
+        self.changed = true;
+    }
+
+    /// The close time of a repartition partition.
+    pub fn close_time(&self, partition: i32) -> i64 {
+        self.partitions
+            .get(&partition)
+            .map_or(i64::MIN, |c| c.close)
+    }
+
+    /// The close time of every repartition partition (to restore the aggregation's times).
+    pub fn close_times(&self) -> Vec<(i32, i64)> {
+        self.partitions.iter().map(|(p, c)| (*p, c.close)).collect()
+    }
+
+    pub fn take_batch(&mut self) -> Option<BatchTimes> {
+        self.batch.take()
+    }
+
+    /// The state change to write with the batch, if the clock moved.
+    pub fn take_change(&mut self) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let text: Vec<String> = self
+            .partitions
+            .iter()
+            .map(|(p, c)| {
+                let mut entry = format!("{p}/{}", c.close);
+                for (s, t) in &c.sources {
+                    entry.push_str(&format!("/{s}:{}:{}", t.time, u8::from(t.caught_up)));
+                }
+                entry
+            })
+            .collect();
+        Some((STREAM_CLOCK_KEY.to_vec(), Some(text.join(",").into_bytes())))
+    }
+
+    pub fn restore(&mut self, value: Option<&[u8]>) -> Result<(), String> {
+        self.partitions.clear();
+        self.changed = false;
+        self.batch = None;
+        let bad = |entry: &str| format!("bad stream clock entry {entry:?}");
+        let text = std::str::from_utf8(value.unwrap_or_default())
+            .map_err(|_| "stream clock is not text".to_string())?;
+        for entry in text.split(',').filter(|e| !e.is_empty()) {
+            let mut parts = entry.split('/');
+            let partition: i32 = parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| bad(entry))?;
+            let close: i64 = parts
+                .next()
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| bad(entry))?;
+            let mut clock = PartitionClock {
+                close,
+                ..Default::default()
+            };
+            for source in parts {
+                let (s, t, c) = parse_progress(source).ok_or_else(|| bad(entry))?;
+                clock.sources.insert(
+                    s,
+                    SourceTime {
+                        time: t,
+                        caught_up: c,
+                    },
+                );
+            }
+            self.partitions.insert(partition, clock);
+        }
+        Ok(())
+    }
+}
+
+/// `<source partition>:<stream time>:<0|1>`.
+fn parse_progress(text: &str) -> Option<(i32, i64, bool)> {
+    let mut parts = text.split(':');
+    let s = parts.next()?.parse().ok()?;
+    let t = parts.next()?.parse().ok()?;
+    let c = match parts.next()? {
+        "0" => false,
+        "1" => true,
+        _ => return None,
+    };
+    parts.next().is_none().then_some((s, t, c))
+}
+
+/// What the GroupBy stage of a windowed aggregation knows of its source partitions: their
+/// stream times and whether the consumer has reached their end, sent to every repartition
+/// partition as progress markers.
+#[derive(Debug, Default)]
+struct SourceProgress {
+    sources: std::collections::BTreeMap<i32, SourceTime>,
+    changed: bool,
+    last_sent: Option<std::time::Instant>,
+}
+
+impl SourceProgress {
+    /// The consumer got a record of `source`: it is not at its end (until it says so again).
+    fn polled(&mut self, source: i32) {
+        let known = self.sources.entry(source).or_insert(SourceTime {
+            time: i64::MIN,
+            caught_up: false,
+        });
+        self.changed |= known.caught_up;
+        known.caught_up = false;
+    }
+
+    /// A record of `source` goes to the repartition topic; `taken` when the aggregation takes
+    /// its row (it passes the WHERE clause and has a group), which moves the partition's stream
+    /// time. Returns that time.
+    fn record(&mut self, source: i32, timestamp: i64, taken: bool) -> i64 {
+        let known = self.sources.entry(source).or_insert(SourceTime {
+            time: i64::MIN,
+            caught_up: false,
+        });
+        if taken && timestamp > known.time {
+            known.time = timestamp;
+            self.changed = true;
+        }
+        known.time
+    }
+
+    /// The consumer reached the end of `source`.
+    fn caught_up(&mut self, source: i32) {
+        let known = self.sources.entry(source).or_insert(SourceTime {
+            time: i64::MIN,
+            caught_up: true,
+        });
+        self.changed |= !known.caught_up;
+        known.caught_up = true;
+    }
+
+    /// Progress markers for every repartition partition, when due: the progress changed, and
+    /// the last markers are `MARKER_INTERVAL` old or the stage has nothing else to write.
+    fn markers(&mut self, topic: &str, partitions: i32, idle: bool) -> Vec<Record> {
+        let due = self.changed
+            && (idle
+                || self
+                    .last_sent
+                    .is_none_or(|t| t.elapsed() >= MARKER_INTERVAL));
+        if !due {
+            return vec![];
+        }
+        self.changed = false;
+        self.last_sent = Some(std::time::Instant::now());
+        tracing::trace!("progress markers {:?}", self.sources);
+        let value: Vec<String> = self
+            .sources
+            .iter()
+            .map(|(s, t)| format!("{s}:{}:{}", t.time, u8::from(t.caught_up)))
+            .collect();
+        let value = value.join(",").into_bytes();
+        (0..partitions.max(1))
+            .map(|partition| Record {
+                topic: topic.to_string(),
+                partition,
+                offset: -1,
+                timestamp: chrono::Utc::now().timestamp_millis(),
+                key: None,
+                value: Some(value.clone()),
+                headers: vec![(PROGRESS_HEADER.to_string(), None)],
+            })
+            .collect()
+    }
+}
 
 /// The last source offset the aggregate stage has aggregated, per (repartition partition,
 /// source partition). A GroupBy stage that restarts (crash, rebalance) re-reads its source from
@@ -110,23 +398,76 @@ impl SourceOffsets {
     }
 }
 
-/// Aggregate stage: puts source keys back and leaves out records already aggregated.
+/// Removes the last header named `name` and returns its value.
+fn take_header(r: &mut Record, name: &str) -> Option<Option<Vec<u8>>> {
+    let i = r.headers.iter().rposition(|(k, _)| k == name)?;
+    Some(r.headers.remove(i).1)
+}
+
+/// Aggregate stage: puts source keys back and leaves out records already aggregated. For a
+/// windowed aggregation, also follows the progress markers and source stream times, and leaves
+/// the stream time of every fresh record for `QueryTask::process` (see [`StreamClock`]).
 pub fn prepare(task: &QueryTask, batch: &mut [Record]) -> Result<Vec<Record>, EngineError> {
     restore_source_keys(batch);
     let mut offsets = task.source_offsets()?;
+    let windowed = task.aggregate_plan().is_some_and(|p| p.window.is_some());
+    let mut clock = task.stream_clock()?;
+    let mut times = BatchTimes::default();
     let mut fresh = Vec::with_capacity(batch.len());
     for r in batch.iter_mut() {
-        let source = r
-            .headers
-            .iter()
-            .rposition(|(k, _)| k == SOURCE_OFFSET_HEADER)
-            .map(|i| r.headers.remove(i).1)
-            .and_then(|v| parse_position(v.as_deref()?));
+        if take_header(r, PROGRESS_HEADER).is_some() {
+            if windowed {
+                let text = std::str::from_utf8(r.value.as_deref().unwrap_or_default());
+                let progress: Vec<(i32, i64, bool)> = text
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(parse_progress)
+                    .collect();
+                clock.marker(r.partition, &progress);
+                tracing::trace!(
+                    partition = r.partition,
+                    close = clock.close_time(r.partition),
+                    "progress marker {progress:?}"
+                );
+                close_at(&mut times, r.partition, clock.close_time(r.partition));
+            }
+            continue;
+        }
+        let time = take_header(r, STREAM_TIME_HEADER)
+            .flatten()
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<i64>().ok());
+        let source = take_header(r, SOURCE_OFFSET_HEADER)
+            .flatten()
+            .and_then(|v| parse_position(&v));
         if source.is_none_or(|s| offsets.admit(r.partition, s)) {
+            if windowed {
+                let row = match (source, time) {
+                    (Some((s, _)), Some(t)) => clock.record(r.partition, s, t),
+                    // Rows the aggregation does not take (null group) keep the partition's
+                    // close time; they are only logged.
+                    _ => {
+                        let close = clock.close_time(r.partition);
+                        runnel_runtime::aggregate::RowTime { late: close, close }
+                    }
+                };
+                close_at(&mut times, r.partition, row.close);
+                times.rows.push(row);
+            }
             fresh.push(r.clone());
         }
     }
+    if windowed {
+        clock.batch = Some(times);
+    }
     Ok(fresh)
+}
+
+/// Records the close time a repartition partition has reached in a batch.
+fn close_at(times: &mut BatchTimes, partition: i32, close: i64) {
+    match times.close.iter_mut().find(|(p, _)| *p == partition) {
+        Some(entry) => entry.1 = entry.1.max(close),
+        None => times.close.push((partition, close)),
+    }
 }
 
 fn parse_position(bytes: &[u8]) -> Option<(i32, i64)> {
@@ -139,24 +480,15 @@ pub fn topic_name(service_id: &str, query_id: &str) -> String {
     format!("_confluent-ksql-{service_id}query_{query_id}-Aggregate-GroupBy-repartition")
 }
 
-/// Does this task aggregate a stream by something other than the stream's key?
-///
-/// Windowed aggregations do not repartition yet. The GroupBy stage writes the records of several
-/// source partitions into each repartition partition in the order it happens to consume them
-/// (a fetched run of one partition, then of another), so with a backlog one partition's newest
-/// records land before another's older ones; the aggregate stage's stream time, the largest
-/// timestamp seen in its partition, then jumps ahead and closes windows (and drops as late the
-/// records that follow, beyond grace). That is what `runnel bench`'s W2-final showed. The fix is
-/// a timestamp-ordered merge of the source partitions before writing (Kafka Streams' partition
-/// group with `max.task.idle.ms`); until then windowed aggregations read the source directly,
-/// with one stream time per source partition.
+/// Does this task aggregate a stream by something other than the stream's key? Windowed
+/// aggregations too: their stream time then follows every source partition (see
+/// [`StreamClock`]). A windowed source (a stream over a windowed topic) is read directly.
 pub fn needs_repartition(task: &QueryTask) -> bool {
     let Some(plan) = task.aggregate_plan() else {
         return false;
     };
     if plan.source.kind != SourceKind::Stream
         || plan.source.window.is_some()
-        || plan.window.is_some()
         || plan.group_by.is_empty()
     {
         return false;
@@ -168,6 +500,11 @@ pub fn needs_repartition(task: &QueryTask) -> bool {
                 if plan.input.fields.get(*index).map(|f| &f.0) == Some(&InputField::Key(i)))
         });
     !by_key
+}
+
+/// A repartitioned windowed aggregation (its aggregate stage keeps a [`StreamClock`]).
+pub fn windowed_repartition(task: &QueryTask) -> bool {
+    needs_repartition(task) && task.aggregate_plan().is_some_and(|p| p.window.is_some())
 }
 
 /// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`).
@@ -269,11 +606,17 @@ fn repartition_batch(
     batch: &[Record],
     topic: &str,
     partitions: i32,
+    mut progress: Option<&mut SourceProgress>,
 ) -> Result<(Vec<Record>, Vec<crate::task::ProcessingLogEntry>), EngineError> {
     let (rows, errors) = stage.group_keys(batch)?;
     let records = rows
         .into_iter()
-        .map(|(r, timestamp, group)| {
+        .map(|(r, timestamp, group, passes)| {
+            // A windowed aggregation's rows carry their source partition's stream time.
+            let has_group = group.is_some();
+            let stream_time = progress
+                .as_deref_mut()
+                .map(|p| p.record(r.partition, timestamp, passes && has_group));
             let (key, partition) = match group {
                 Some(g) => {
                     let key = encoder.encode(&g);
@@ -288,6 +631,12 @@ fn repartition_batch(
                 SOURCE_OFFSET_HEADER.to_string(),
                 Some(format!("{}:{}", r.partition, r.offset).into_bytes()),
             ));
+            if let (Some(time), true) = (stream_time, has_group) {
+                headers.push((
+                    STREAM_TIME_HEADER.to_string(),
+                    Some(time.to_string().into_bytes()),
+                ));
+            }
             Record {
                 topic: topic.to_string(),
                 partition,
@@ -300,6 +649,44 @@ fn repartition_batch(
         })
         .collect();
     Ok((records, errors))
+}
+
+/// `runner::poll_batch` for a consumer that reports partition ends (`enable.partition.eof`):
+/// notes them in `progress` and goes on polling.
+fn poll_batch_with_ends<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    stop: &std::sync::atomic::AtomicBool,
+    progress: &mut SourceProgress,
+) -> Vec<Record> {
+    use rdkafka::error::KafkaError as RdKafkaError;
+    use std::time::{Duration, Instant};
+    const MAX_BATCH: usize = 1000;
+    let mut batch = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let mut linger_until: Option<Instant> = None;
+    while batch.len() < MAX_BATCH && !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let until = linger_until.unwrap_or(deadline);
+        if now >= until {
+            break;
+        }
+        match consumer.poll(until - now) {
+            Some(Ok(m)) => {
+                let r = runnel_connect::kafka::record_of(&m);
+                // A record after an end: the partition has data again.
+                progress.polled(r.partition);
+                batch.push(r);
+                linger_until.get_or_insert(now + Duration::from_millis(20));
+            }
+            Some(Err(RdKafkaError::PartitionEOF(p))) => progress.caught_up(p),
+            Some(Err(e)) => {
+                tracing::warn!("consumer error: {e}");
+                break;
+            }
+            None => break,
+        }
+    }
+    batch
 }
 
 /// Starts both stages of a repartitioned aggregation; stopping the returned query stops both.
@@ -320,7 +707,16 @@ pub fn spawn(
     kafka.create_topic(&topic, partitions, 1)?;
     let stage = task.repartitioner()?;
     let encoder = GroupKeyEncoder::new(&task);
-    let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
+    let windowed = task.aggregate_plan().is_some_and(|p| p.window.is_some());
+    task.stream_clock()?.set_sources(partitions);
+    // A windowed aggregation's GroupBy stage tells the aggregate stage when it has read all a
+    // source partition has (so that partition no longer holds windows open).
+    let mut eof = kafka.clone();
+    if windowed {
+        eof.properties
+            .insert("enable.partition.eof".into(), "true".into());
+    }
+    let consumer = eof.group_consumer(&group, &auto_offset_reset)?;
     consumer
         .subscribe(&[task.source_topic()])
         .map_err(runnel_connect::kafka::KafkaError::from)?;
@@ -354,27 +750,59 @@ pub fn spawn(
     let group_by = std::thread::Builder::new()
         .name(format!("query-{query_id}-groupby"))
         .spawn(move || {
+            let mut progress = windowed.then(SourceProgress::default);
             while !stop.load(Ordering::Relaxed) {
-                let batch = poll_batch(&consumer, &stop);
+                let batch = match progress.as_mut() {
+                    Some(progress) => poll_batch_with_ends(&consumer, &stop, progress),
+                    None => poll_batch(&consumer, &stop),
+                };
                 if batch.is_empty() {
+                    let markers = progress
+                        .as_mut()
+                        .map(|p| p.markers(&topic, partitions, true))
+                        .unwrap_or_default();
+                    let sent = markers
+                        .iter()
+                        .try_for_each(|m| send(&producer, m))
+                        .and_then(|_| flush(&producer));
+                    if let Err(e) = sent {
+                        tracing::warn!(query = %query_id, "progress markers not sent, retrying: {e}");
+                        if let Some(p) = progress.as_mut() {
+                            p.changed = true;
+                        }
+                    }
                     retry_commit(&consumer, &query_id);
                     continue;
                 }
-                let result = repartition_batch(&stage, &encoder, &batch, &topic, partitions)
-                    .and_then(|(records, errors)| {
-                        stats
-                            .failed
-                            .fetch_add(errors.len() as u64, Ordering::Relaxed);
-                        for e in &errors {
-                            group_log.write(&producer, e);
+                let result = repartition_batch(
+                    &stage,
+                    &encoder,
+                    &batch,
+                    &topic,
+                    partitions,
+                    progress.as_mut(),
+                )
+                .and_then(|(records, errors)| {
+                    stats
+                        .failed
+                        .fetch_add(errors.len() as u64, Ordering::Relaxed);
+                    for e in &errors {
+                        group_log.write(&producer, e);
+                    }
+                    for r in &records {
+                        send(&producer, r)?;
+                    }
+                    // After the records they cover, in the same partitions: a marker never
+                    // gets ahead of a record.
+                    if let Some(p) = progress.as_mut() {
+                        for m in p.markers(&topic, partitions, false) {
+                            send(&producer, &m)?;
                         }
-                        for r in &records {
-                            send(&producer, r)?;
-                        }
-                        flush(&producer)?;
-                        Ok(())
-                    })
-                    .map(|_| commit_batch(&consumer, &batch, &query_id));
+                    }
+                    flush(&producer)?;
+                    Ok(())
+                })
+                .map(|_| commit_batch(&consumer, &batch, &query_id));
                 if let Err(e) = result {
                     tracing::error!(query = %query_id, "repartitioning failed, stopping; a restart resumes from the last commit: {e}");
                     stats.errored.store(true, Ordering::SeqCst);
@@ -446,6 +874,74 @@ mod tests {
         assert!(!restored.admit(0, (3, 12)));
         assert!(!restored.admit(1, (3, 5)));
         assert!(restored.admit(0, (2, 1)));
+    }
+
+    #[test]
+    fn the_close_time_waits_for_every_source_partition_and_never_goes_back() {
+        let mut clock = StreamClock::default();
+        clock.set_sources(3);
+        // Source partition 0 runs ahead; 1 and 2 are not heard of yet: nothing closes, and a
+        // record is late only by its own partition's time.
+        let t = clock.record(0, 0, 500);
+        assert_eq!((t.late, t.close), (500, i64::MIN));
+        clock.record(0, 1, 100);
+        assert_eq!(clock.close_time(0), i64::MIN);
+        let t = clock.record(0, 2, 80);
+        assert_eq!((t.late, t.close), (80, 80), "the slowest partition");
+        // Each repartition partition has its own clock.
+        assert_eq!(clock.close_time(1), i64::MIN);
+        // Partition 2 is caught up: it no longer holds windows open.
+        clock.marker(0, &[(2, 80, true)]);
+        assert_eq!(clock.close_time(0), 100);
+        // All caught up: the largest time.
+        clock.marker(0, &[(0, 500, true), (1, 120, true)]);
+        assert_eq!(clock.close_time(0), 500);
+        // New data on partition 1 (older): the close time stays, the record is late by it.
+        let t = clock.record(0, 1, 130);
+        assert_eq!((t.late, t.close), (130, 500));
+        // A marker for a partition never heard of counts too.
+        clock.marker(1, &[(0, 10, false), (1, 20, false), (2, 5, false)]);
+        assert_eq!(clock.close_time(1), 5);
+        // The clock is state: it comes back from its changelog value.
+        let (key, value) = clock.take_change().expect("changed");
+        assert_eq!(key, STREAM_CLOCK_KEY);
+        assert_eq!(clock.take_change(), None);
+        let mut restored = StreamClock::default();
+        restored.set_sources(3);
+        restored.restore(value.as_deref()).expect("restores");
+        assert_eq!(restored.close_times(), vec![(0, 500), (1, 5)]);
+        assert_eq!(restored.partitions, clock.partitions);
+        for bad in [&b"0"[..], b"0/x", b"0/1/2:3", b"0/1/2:3:7", &[0xff]] {
+            assert!(restored.restore(Some(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn progress_markers_go_to_every_partition_after_changes() {
+        let mut progress = SourceProgress::default();
+        assert!(progress.markers("t", 2, true).is_empty(), "nothing known");
+        progress.polled(1);
+        assert_eq!(progress.record(1, 50, true), 50);
+        assert_eq!(progress.record(1, 40, true), 50, "the largest timestamp");
+        // A row the aggregation does not take does not move the time.
+        assert_eq!(progress.record(1, 90, false), 50);
+        progress.caught_up(0);
+        let markers = progress.markers("t", 2, false);
+        assert_eq!(markers.len(), 2);
+        for (i, m) in markers.iter().enumerate() {
+            assert_eq!(m.partition, i as i32);
+            assert_eq!(
+                m.value.as_deref(),
+                Some(&b"0:-9223372036854775808:1,1:50:0"[..])
+            );
+            assert!(m.headers.iter().any(|(k, _)| k == PROGRESS_HEADER));
+        }
+        // Nothing changed: no markers; a change within the interval waits while records flow,
+        // and goes at once when the stage runs out of records.
+        assert!(progress.markers("t", 2, true).is_empty());
+        progress.record(1, 60, true);
+        assert!(progress.markers("t", 2, false).is_empty());
+        assert_eq!(progress.markers("t", 2, true).len(), 2);
     }
 
     #[test]

@@ -1579,6 +1579,18 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
 /// `group_by_a_value_column_repartitions_across_two_engines`.)
 #[test]
 fn repartitioned_aggregation_survives_sigkill() {
+    repartitioned_aggregation_survives_sigkill_case(false);
+}
+
+/// The same with 10-second tumbling windows: the aggregate stage's windows and its stream clock
+/// (every source partition's stream time) come back after the kill, so no window loses or
+/// double-counts an update and none is closed early.
+#[test]
+fn repartitioned_windowed_aggregation_survives_sigkill() {
+    repartitioned_aggregation_survives_sigkill_case(true);
+}
+
+fn repartitioned_aggregation_survives_sigkill_case(windowed: bool) {
     let kafka = kafka();
     let input = unique("readings");
     let output = unique("sensor_counts");
@@ -1602,7 +1614,12 @@ fn repartitioned_aggregation_survives_sigkill() {
         format!(
             "CREATE STREAM readings (id STRING KEY, sensor STRING, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
              CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
-             FROM readings GROUP BY sensor EMIT CHANGES;\n"
+             FROM readings {window} GROUP BY sensor EMIT CHANGES;\n",
+            window = if windowed {
+                "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS)"
+            } else {
+                ""
+            }
         ),
     )
     .expect("write script");
@@ -1627,6 +1644,8 @@ fn repartitioned_aggregation_survives_sigkill() {
             .expect("start runnel")
     };
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    // (sensor, timestamp, value) of every reading, for the windowed counts.
+    let mut sent: Vec<(String, i64, i64)> = Vec::new();
     let mut feed = |ids: std::ops::Range<usize>| {
         let records: Vec<Record> = ids
             .map(|i| {
@@ -1635,12 +1654,15 @@ fn repartitioned_aggregation_survives_sigkill() {
                 let e = expected.entry(sensor.clone()).or_default();
                 e.0 += 1;
                 e.1 += t;
+                // Windowed: 7 ms apart, so the 5000 readings span four 10-second windows.
+                let timestamp = 1_000_000 + i as i64 * if windowed { 7 } else { 1 };
+                sent.push((sensor.clone(), timestamp, t));
                 Record {
                     topic: input.clone(),
                     partition: (i % 4) as i32,
                     key: Some(format!("id{i}").into_bytes()),
                     value: Some(format!("{{\"SENSOR\":\"{sensor}\",\"T\":{t}}}").into_bytes()),
-                    timestamp: 1_000_000 + i as i64,
+                    timestamp,
                     ..Default::default()
                 }
             })
@@ -1665,10 +1687,14 @@ fn repartitioned_aggregation_survives_sigkill() {
     let _ = child.wait();
     feed(3500..5000);
     let mut child = start(2);
-    let expected: BTreeMap<Vec<u8>, String> = expected
-        .into_iter()
-        .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
-        .collect();
+    let expected: BTreeMap<Vec<u8>, String> = if windowed {
+        expected_windows(&sent)
+    } else {
+        expected
+            .into_iter()
+            .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
+            .collect()
+    };
     let mut latest = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
@@ -1776,5 +1802,214 @@ fn windowed_emit_final_by_a_value_column_over_partitions() {
     assert_eq!(got, expected);
     // EMIT FINAL: once per region and window.
     assert_eq!(rows.len(), expected.len(), "{rows:?}");
+    engine.shutdown();
+}
+
+/// Orders for the windowed repartition tests, in the order each source partition holds them:
+/// 480 orders of three regions over 4 partitions by order id, one every 100 ms of event time
+/// from 10 s (so partitions interleave), and in every partition, after its 50th order, one
+/// order 2.5 s older than the partition's newest (late, but within a grace of 2 s or more) and
+/// one 15 s older (beyond any grace of 5 s or less). Returns (partition, region, timestamp)
+/// per order, and the records.
+fn orders_with_late_ones(input: &str) -> (Vec<(i32, String, i64)>, Vec<Record>) {
+    let mut orders: Vec<(i32, String, i64)> = Vec::new();
+    for i in 0..480usize {
+        let partition = (i % 4) as i32;
+        orders.push((partition, format!("r{}", i % 3), 10_000 + i as i64 * 100));
+        if i / 4 == 49 {
+            let newest = 10_000 + i as i64 * 100;
+            let region = format!("r{}", partition % 3);
+            orders.push((partition, region.clone(), newest - 2_500));
+            orders.push((partition, region, newest - 15_000));
+        }
+    }
+    let records = orders
+        .iter()
+        .enumerate()
+        .map(|(n, (partition, region, ts))| Record {
+            topic: input.to_string(),
+            partition: *partition,
+            key: Some(format!("o{n}").into_bytes()),
+            value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
+            timestamp: *ts,
+            ..Default::default()
+        })
+        .collect();
+    (orders, records)
+}
+
+/// ksqlDB's result for `orders` read one source partition at a time (a single-partition source
+/// gives exactly this): per source partition, in its order, stream time is the largest
+/// timestamp so far; an order counts in each of its windows (`size`, `advance`) whose end plus
+/// `grace` is still after that time. Returns the counts per (region, window start), and how
+/// many orders no window took (each is logged as late).
+fn windowed_counts(
+    orders: &[(i32, String, i64)],
+    size: i64,
+    advance: i64,
+    grace: i64,
+) -> (BTreeMap<(String, i64), i64>, usize) {
+    let mut stream_time: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    let mut late = 0;
+    for (partition, region, ts) in orders {
+        let now = stream_time.entry(*partition).or_insert(i64::MIN);
+        *now = (*now).max(*ts);
+        let mut taken = false;
+        let mut start = (ts - size + advance).max(0) / advance * advance;
+        while start <= *ts {
+            if start + size > *ts && start + size + grace > *now {
+                *counts.entry((region.clone(), start)).or_insert(0) += 1;
+                taken = true;
+            }
+            start += advance;
+        }
+        late += usize::from(!taken);
+    }
+    (counts, late)
+}
+
+/// Counts per (region, window start) in the latest output records of a windowed aggregation
+/// with a JSON key and an `N` column, and how many records there were.
+fn windowed_output(kafka: &KafkaConfig, topic: &str) -> (BTreeMap<(String, i64), i64>, usize) {
+    let rows = read_all(kafka, topic, Duration::from_secs(3));
+    let mut got = BTreeMap::new();
+    for r in &rows {
+        // A windowed JSON key: the region's JSON, then the window start (8 bytes).
+        let key = r.key.clone().unwrap_or_default();
+        let (region, start) = key.split_at(key.len().saturating_sub(8));
+        let region: String = serde_json::from_slice(region).expect("region");
+        let start = i64::from_be_bytes(start.try_into().expect("window start"));
+        let value: serde_json::Value =
+            serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("value");
+        got.insert((region, start), value["N"].as_i64().expect("count"));
+    }
+    (got, rows.len())
+}
+
+/// A windowed aggregation by a value column over a 4-partition backlog with late orders,
+/// through the repartition topic; returns its engine, output topic and processing-log topic.
+fn windowed_backlog_query(
+    kafka: &KafkaConfig,
+    records: impl FnOnce(&str) -> Vec<Record>,
+    window: &str,
+    emit: &str,
+) -> (Engine, String, String) {
+    let input = unique("orders");
+    let output = unique("window_counts");
+    let service = format!("{}_", unique("svc"));
+    let mut engine = Engine::new(
+        Backend::Kafka(kafka.clone()),
+        BTreeMap::from([
+            ("ksql.service.id".to_string(), service.clone()),
+            (
+                "ksql.streams.state.dir".to_string(),
+                std::env::temp_dir()
+                    .join(unique("windows"))
+                    .display()
+                    .to_string(),
+            ),
+        ]),
+    );
+    engine
+        .execute_script(&format!(
+            "CREATE STREAM orders (id STRING KEY, region STRING) \
+             WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=4);"
+        ))
+        .expect("stream");
+    // Every order is in the topic before the query starts.
+    produce(kafka, &records(&input));
+    engine
+        .execute_script(&format!(
+            "CREATE TABLE window_counts WITH (KAFKA_TOPIC='{output}', PARTITIONS=4, FORMAT='JSON') AS \
+             SELECT region, COUNT(*) AS n FROM orders WINDOW {window} GROUP BY region {emit};"
+        ))
+        .expect("aggregation");
+    (engine, output, format!("{service}ksql_processing_log"))
+}
+
+#[test]
+fn windowed_emit_changes_by_a_value_column_over_partitions_with_late_records() {
+    // Tumbling windows with EMIT CHANGES: the latest count of every (region, window) is the
+    // count of the orders that were not late in their own source partition, however the
+    // partitions' backlogs interleave in the repartition topic; the orders beyond grace are
+    // dropped and logged, those within grace count.
+    let kafka = kafka();
+    let mut orders = vec![];
+    let (mut engine, output, log) = windowed_backlog_query(
+        &kafka,
+        |input| {
+            let (o, records) = orders_with_late_ones(input);
+            orders = o;
+            records
+        },
+        "TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS)",
+        "EMIT CHANGES",
+    );
+    let (expected, late) = windowed_counts(&orders, 10_000, 10_000, 5_000);
+    assert_eq!(late, 4, "one order per partition is beyond grace");
+    let within: i64 = expected.values().sum();
+    assert_eq!(within as usize, orders.len() - 4, "the others all count");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut got = BTreeMap::new();
+    while Instant::now() < deadline && got != expected {
+        got = windowed_output(&kafka, &output).0;
+    }
+    assert_eq!(got, expected);
+    let log: Vec<String> = read(&kafka, &log, late)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| e.contains("Skipping record for expired window")),
+        "{log:?}"
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn windowed_hopping_emit_final_by_a_value_column_over_partitions_with_late_records() {
+    // Hopping windows with EMIT FINAL: once every source partition is read, each window that
+    // stream time has closed comes out once, with the count of the orders not late in their own
+    // source partition (one beyond grace per partition is dropped: both of its windows closed).
+    let kafka = kafka();
+    let mut orders = vec![];
+    let (mut engine, output, log) = windowed_backlog_query(
+        &kafka,
+        |input| {
+            let (o, records) = orders_with_late_ones(input);
+            orders = o;
+            records
+        },
+        "HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 2 SECONDS)",
+        "EMIT FINAL",
+    );
+    let (counts, late) = windowed_counts(&orders, 10_000, 5_000, 2_000);
+    assert_eq!(late, 4, "one order per partition is beyond grace");
+    // Stream time ends at the newest order of all; windows whose end plus grace it has not
+    // reached stay open.
+    let end = orders.iter().map(|o| o.2).max().unwrap_or_default();
+    let expected: BTreeMap<(String, i64), i64> = counts
+        .into_iter()
+        .filter(|((_, start), _)| start + 10_000 + 2_000 <= end)
+        .collect();
+    assert!(expected.len() > 20, "{expected:?}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut got, mut rows) = (BTreeMap::new(), 0);
+    while Instant::now() < deadline && got != expected {
+        (got, rows) = windowed_output(&kafka, &output);
+    }
+    assert_eq!(got, expected);
+    assert_eq!(rows, expected.len(), "one result per window");
+    let log: Vec<String> = read(&kafka, &log, late)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| e.contains("Skipping record for expired window")),
+        "{log:?}"
+    );
     engine.shutdown();
 }

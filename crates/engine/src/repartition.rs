@@ -23,11 +23,60 @@
 //! stage decodes exactly what it would have decoded from the source, and sees the source's own
 //! headers. The source position travels in [`SOURCE_OFFSET_HEADER`]: the GroupBy stage is
 //! at-least-once (a crash after producing and before committing writes a batch again), and the
-//! aggregate stage skips those repeats with [`SourceOffsets`], which is part of its state. Rows whose group key is null or fails to evaluate are passed on (to the partition
-//! they came from) so the aggregate stage logs them as it always has.
+//! aggregate stage skips those repeats with [`SourceOffsets`], which is part of its state. Rows
+//! whose group key is null or fails to evaluate are passed on (to the partition they came from)
+//! so the aggregate stage logs them as it always has.
+//!
+//! # Windowed aggregations: stream time per source partition
+//!
+//! Windows close, and records are dropped as late, by *stream time*. A Kafka Streams aggregate
+//! task takes the largest timestamp seen in its repartition partition, and that partition is
+//! fed by every source partition in whatever order the GroupBy tasks happen to write: with a
+//! backlog, one source partition's newest records land before another's oldest, stream time
+//! jumps, windows close early, and the other partitions' records are then dropped as late (with
+//! `EMIT CHANGES` the table keeps a partial count; with `EMIT FINAL` the result is short). That
+//! is what `runnel bench`'s W2-final showed before this, and why windowed aggregations used to
+//! skip the repartition topic (each source partition then closed its own windows, and a group
+//! spread over partitions came out once per partition, each with a partial count).
+//!
+//! A timestamp-ordered merge in the GroupBy stage (Kafka Streams' `PartitionGroup` with
+//! `max.task.idle.ms`) only makes that less likely: several servers each write their own merge
+//! into the same repartition partitions, a partition with no data buffered is skipped after the
+//! idle time, and a producer retry or a restart reorders again. Runnel instead makes the result
+//! independent of the interleaving, in the aggregate stage:
+//!
+//! * Every record carries its source partition's stream time in [`STREAM_TIME_HEADER`] (the
+//!   largest timestamp of the rows the aggregation takes, i.e. that pass WHERE and have a
+//!   group, up to this record), computed by the GroupBy stage that reads the whole partition.
+//!   A record is late when a window closed at *its own* source partition's stream time, so
+//!   exactly the records a single-partition source would drop are dropped (with one source
+//!   partition this is ksqlDB's behaviour record for record; the QTT files judge that through
+//!   the in-memory driver, which reads sources directly).
+//! * Each repartition partition's windows close (EMIT FINAL), are pruned and expire at its
+//!   [`StreamClock`] time: the smallest stream time among the source partitions that still
+//!   have records to read, which never goes back. Once it passes a window, every source
+//!   partition has passed it, and the records of that window still to come are late by their
+//!   own partition anyway, so each window comes out once, complete (unless the clock jumps
+//!   past its retention first: as in Kafka Streams, whose default retention is size + grace, a
+//!   window the store no longer has is never emitted; give `RETENTION` to keep it).
+//! * The GroupBy stage tells the aggregate stage about partitions it has no records for through
+//!   progress markers ([`PROGRESS_HEADER`]; every source partition's stream time and whether
+//!   the consumer has reached its end, from librdkafka's partition-EOF events), sent to every
+//!   repartition partition after the records they cover (at most every 200 ms while records
+//!   flow, at once when the stage runs out of them). A source partition at its end no longer
+//!   holds windows open, so windows close at the end of a backlog and when a partition stays
+//!   empty; one never heard of holds them. With everything read, the clock is the largest
+//!   stream time, as for a single partition. A record arriving later on a partition that was
+//!   at its end is judged by the clock (as Kafka Streams does after `max.task.idle.ms`).
+//! * The clock is aggregation state ([`STREAM_CLOCK_KEY`], changelog and local store), so a
+//!   restarted query closes windows where it left off rather than at the largest timestamp of
+//!   its restored windows. A restarted GroupBy stage recomputes stream times from its last
+//!   commit, so its first records may carry a lower time than before the crash; the clock
+//!   keeps the larger one it has seen.
 //!
 //! Only stream sources are repartitioned; a table's aggregate must subtract a key's old value
 //! when it moves between groups, which needs both old and new rows in the repartition topic.
+//! Streams over windowed topics are aggregated directly.
 
 use crate::runner::{commit_batch, poll_batch, retry_commit, ProcessingLog, QueryStats, Running};
 use crate::task::QueryTask;
@@ -301,6 +350,12 @@ impl SourceProgress {
         });
         self.changed |= !known.caught_up;
         known.caught_up = true;
+    }
+
+    /// Forgets the source partitions the consumer no longer owns (a rebalance moved them to
+    /// another server, which reports them from now on).
+    fn keep_assigned(&mut self, assigned: &std::collections::BTreeSet<i32>) {
+        self.sources.retain(|s, _| assigned.contains(s));
     }
 
     /// Progress markers for every repartition partition, when due: the progress changed, and
@@ -608,7 +663,8 @@ fn repartition_batch(
     partitions: i32,
     mut progress: Option<&mut SourceProgress>,
 ) -> Result<(Vec<Record>, Vec<crate::task::ProcessingLogEntry>), EngineError> {
-    let (rows, errors) = stage.group_keys(batch)?;
+    // Only a windowed aggregation's stream times need to know which rows WHERE takes.
+    let (rows, errors) = stage.group_keys(batch, progress.is_some())?;
     let records = rows
         .into_iter()
         .map(|(r, timestamp, group, passes)| {
@@ -649,6 +705,20 @@ fn repartition_batch(
         })
         .collect();
     Ok((records, errors))
+}
+
+/// The partitions of `topic` the consumer owns now (`None` if the client cannot say).
+fn assigned<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    topic: &str,
+) -> Option<std::collections::BTreeSet<i32>> {
+    let tpl = consumer.assignment().ok()?;
+    Some(
+        tpl.elements_for_topic(topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect(),
+    )
 }
 
 /// `runner::poll_batch` for a consumer that reports partition ends (`enable.partition.eof`):
@@ -717,6 +787,7 @@ pub fn spawn(
             .insert("enable.partition.eof".into(), "true".into());
     }
     let consumer = eof.group_consumer(&group, &auto_offset_reset)?;
+    let task_source = task.source_topic().to_string();
     consumer
         .subscribe(&[task.source_topic()])
         .map_err(runnel_connect::kafka::KafkaError::from)?;
@@ -756,6 +827,11 @@ pub fn spawn(
                     Some(progress) => poll_batch_with_ends(&consumer, &stop, progress),
                     None => poll_batch(&consumer, &stop),
                 };
+                if let (Some(p), Some(owned)) =
+                    (progress.as_mut(), assigned(&consumer, task_source.as_str()))
+                {
+                    p.keep_assigned(&owned);
+                }
                 if batch.is_empty() {
                     let markers = progress
                         .as_mut()

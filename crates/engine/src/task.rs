@@ -844,12 +844,14 @@ impl QueryTask {
 
     /// Decodes records and evaluates their group keys: (record, timestamp after the TIMESTAMP
     /// column, group values or `None` when a group value is null or fails, whether the row
-    /// passes the WHERE clause). Records that do not decode are returned as processing-log
-    /// entries; skipped records (null stream values) are left out.
+    /// passes the WHERE clause, evaluated only `with_filter`, else true). Records that do not
+    /// decode are returned as processing-log entries; skipped records (null stream values) are
+    /// left out.
     #[allow(clippy::type_complexity)]
     pub fn group_keys<'a>(
         &self,
         records: &'a [Record],
+        with_filter: bool,
     ) -> Result<
         (
             Vec<(&'a Record, i64, Option<Vec<Value>>, bool)>,
@@ -889,9 +891,12 @@ impl QueryTask {
         let groups = op
             .group_values(&batch)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let passes = op
-            .filter_mask(&batch)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let passes = if with_filter {
+            op.filter_mask(&batch)
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+        } else {
+            None
+        };
         let out = kept
             .into_iter()
             .zip(groups)

@@ -2013,3 +2013,99 @@ fn windowed_hopping_emit_final_by_a_value_column_over_partitions_with_late_recor
     );
     engine.shutdown();
 }
+
+#[test]
+fn repartitioned_windows_of_one_partition_match_ksqldb() {
+    // Two of ksqlDB's own EMIT FINAL cases (suppress.json: "should drop out of order event after
+    // window end plus grace period passes", "should support final results for hopping windows"),
+    // grouped by a value column so they go through the repartition topic, with timestamps moved
+    // 1000 ms on (Kafka clients cannot write timestamp 0): from one source partition the
+    // results, late drops and window closing included, are ksqlDB's expected outputs.
+    let kafka = kafka();
+    let service = format!("{}_", unique("svc"));
+    let mut engine = Engine::new(
+        Backend::Kafka(kafka.clone()),
+        BTreeMap::from([
+            ("ksql.service.id".to_string(), service),
+            (
+                "ksql.streams.state.dir".to_string(),
+                std::env::temp_dir()
+                    .join(unique("ksqlcases"))
+                    .display()
+                    .to_string(),
+            ),
+        ]),
+    );
+    let cases = [
+        (
+            "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 1 MILLISECONDS)",
+            vec![0, 1, 2, 1, 0, 5, 0],
+            vec![(2, 1, (2, 4))],
+        ),
+        (
+            "HOPPING (SIZE 5 MILLISECONDS, ADVANCE BY 2 MILLISECONDS, GRACE PERIOD 1 MILLISECONDS)",
+            vec![0, 1, 2, 1, 6, 5, 10],
+            // Moved on, the first order also falls in window [-4, 1), which ksqlDB's case
+            // cannot have (no window starts before 0); by the same rules it closes when stream
+            // time reaches exactly its end plus grace (2) and comes out first.
+            vec![(0, 1, (-4, 1)), (2, 4, (0, 5)), (6, 2, (4, 9))],
+        ),
+    ];
+    let mut outputs = vec![];
+    for (n, (window, inputs, _)) in cases.iter().enumerate() {
+        let input = unique("input");
+        let output = unique("output");
+        engine
+            .execute_script(&format!(
+                "CREATE STREAM input{n} (id STRING KEY, grp STRING) \
+                 WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+                 CREATE TABLE output{n} WITH (KAFKA_TOPIC='{output}', FORMAT='JSON') AS \
+                 SELECT grp, COUNT(*) AS count FROM input{n} WINDOW {window} \
+                 GROUP BY grp EMIT FINAL;"
+            ))
+            .expect("statements");
+        let records: Vec<Record> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, ts)| Record {
+                topic: input.clone(),
+                partition: 0,
+                key: Some(format!("id{i}").into_bytes()),
+                value: Some(br#"{"GRP":"k1"}"#.to_vec()),
+                timestamp: 1_000 + ts,
+                ..Default::default()
+            })
+            .collect();
+        produce(&kafka, &records);
+        outputs.push(output);
+    }
+    for ((_, _, expected), output) in cases.iter().zip(&outputs) {
+        let expected: Vec<(i64, i64, (i64, i64))> = expected
+            .iter()
+            .map(|(ts, count, (start, end))| (1_000 + ts, *count, (1_000 + start, 1_000 + end)))
+            .collect();
+        let rows = read(&kafka, output, expected.len());
+        let got: Vec<(i64, i64, (i64, i64))> = rows
+            .iter()
+            .map(|r| {
+                let key = r.key.clone().unwrap_or_default();
+                let (group, start) = key.split_at(key.len().saturating_sub(8));
+                assert_eq!(group, br#""k1""#);
+                let start = i64::from_be_bytes(start.try_into().expect("window start"));
+                let value: serde_json::Value =
+                    serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("value");
+                let size = if output == &outputs[0] { 2 } else { 5 };
+                (
+                    r.timestamp,
+                    value["COUNT"].as_i64().expect("count"),
+                    (start, start + size),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+        // Nothing more comes (each window once, the others lost to retention as in ksqlDB).
+        let all = read_all(&kafka, output, Duration::from_secs(3));
+        assert_eq!(all.len(), expected.len(), "{all:?}");
+    }
+    engine.shutdown();
+}

@@ -2109,3 +2109,132 @@ fn repartitioned_windows_of_one_partition_match_ksqldb() {
     }
     engine.shutdown();
 }
+
+#[test]
+fn windowed_session_emit_final_by_a_value_column_over_partitions_with_late_records() {
+    // Session windows (gap 3 s, grace 5 s) with EMIT FINAL over a 4-partition backlog: orders
+    // come in 2-second bursts 10 s apart, so each region has one session per burst, made of
+    // orders from every partition. Each partition, after its fifth burst, holds an order from
+    // the second burst's time (its session closed long ago in that partition: dropped) and one
+    // a second older than the partition's newest (it joins the open session).
+    let kafka = kafka();
+    let (gap, grace) = (3_000, 5_000);
+    let mut orders: Vec<(i32, String, i64)> = vec![];
+    for burst in 0..6i64 {
+        for j in 0..20i64 {
+            let i = burst * 20 + j;
+            let partition = (i % 4) as i32;
+            orders.push((
+                partition,
+                format!("r{}", i % 3),
+                10_000 + burst * 10_000 + j * 100,
+            ));
+        }
+        if burst == 4 {
+            for p in 0..4 {
+                let newest = orders
+                    .iter()
+                    .filter(|o| o.0 == p)
+                    .map(|o| o.2)
+                    .max()
+                    .unwrap_or_default();
+                let region = format!("r{}", p % 3);
+                orders.push((p, region.clone(), 20_500));
+                orders.push((p, region, newest - 1_000));
+            }
+        }
+    }
+    let records = |input: &str| -> Vec<Record> {
+        orders
+            .iter()
+            .enumerate()
+            .map(|(n, (partition, region, ts))| Record {
+                topic: input.to_string(),
+                partition: *partition,
+                key: Some(format!("o{n}").into_bytes()),
+                value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
+                timestamp: *ts,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let (mut engine, output, log) = windowed_backlog_query(
+        &kafka,
+        records,
+        "SESSION (3 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 5 SECONDS)",
+        "EMIT FINAL",
+    );
+    // An order is late when its partition's stream time (itself included) is past its time
+    // plus gap and grace (here no late order is near another session, so what it would have
+    // merged with does not matter); the others make sessions by region, merged within the gap.
+    let mut stream_time: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut kept: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut late = 0;
+    for (partition, region, ts) in &orders {
+        let now = stream_time.entry(*partition).or_insert(i64::MIN);
+        *now = (*now).max(*ts);
+        if ts + gap + grace < *now {
+            late += 1;
+        } else {
+            kept.entry(region.clone()).or_default().push(*ts);
+        }
+    }
+    assert_eq!(late, 4, "one order per partition is beyond grace");
+    let end_of_input = orders.iter().map(|o| o.2).max().unwrap_or_default();
+    let mut expected: BTreeMap<(String, i64, i64), i64> = BTreeMap::new();
+    for (region, mut times) in kept {
+        times.sort();
+        let mut session: Option<(i64, i64, i64)> = None;
+        for ts in times.into_iter().chain([i64::MAX]) {
+            match session.as_mut() {
+                Some((_, end, n)) if ts != i64::MAX && ts - *end <= gap => {
+                    *end = ts;
+                    *n += 1;
+                }
+                _ => {
+                    if let Some((start, end, n)) = session.take() {
+                        // EMIT FINAL: out once stream time is past end + gap + grace.
+                        if end + gap + grace < end_of_input {
+                            expected.insert((region.clone(), start, end), n);
+                        }
+                    }
+                    session = Some((ts, ts, 1));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        expected.len(),
+        15,
+        "5 closed bursts × 3 regions: {expected:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut got, mut rows) = (BTreeMap::new(), vec![]);
+    while Instant::now() < deadline && got != expected {
+        rows = read_all(&kafka, &output, Duration::from_secs(3));
+        got.clear();
+        for r in &rows {
+            // A session key: the region's JSON, the session's end, then its start (8 bytes each).
+            let key = r.key.clone().unwrap_or_default();
+            let (region, window) = key.split_at(key.len().saturating_sub(16));
+            let region: String = serde_json::from_slice(region).expect("region");
+            let end = i64::from_be_bytes(window[..8].try_into().expect("end"));
+            let start = i64::from_be_bytes(window[8..].try_into().expect("start"));
+            let value: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("value");
+            got.insert((region, start, end), value["N"].as_i64().expect("count"));
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(rows.len(), expected.len(), "one result per session");
+    let log: Vec<String> = read(&kafka, &log, late)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| e.contains("Skipping record for expired session")),
+        "{log:?}"
+    );
+    engine.shutdown();
+}

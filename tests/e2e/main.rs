@@ -2238,3 +2238,46 @@ fn windowed_session_emit_final_by_a_value_column_over_partitions_with_late_recor
     );
     engine.shutdown();
 }
+
+#[test]
+fn windowed_emit_final_by_a_value_column_closes_windows_despite_empty_partitions() {
+    // Orders on two of four source partitions only: the empty ones (read to their end at once)
+    // must not hold the windows open, so every window stream time has passed comes out.
+    let kafka = kafka();
+    let mut expected: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let (mut engine, output, _) = windowed_backlog_query(
+        &kafka,
+        |input| {
+            (0..200usize)
+                .map(|i| {
+                    let region = format!("r{}", i % 3);
+                    let ts = 10_000 + i as i64 * 100;
+                    *expected
+                        .entry((region.clone(), ts / 10_000 * 10_000))
+                        .or_default() += 1;
+                    Record {
+                        topic: input.to_string(),
+                        partition: (i % 2) as i32,
+                        key: Some(format!("o{i}").into_bytes()),
+                        value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
+                        timestamp: ts,
+                        ..Default::default()
+                    }
+                })
+                .collect()
+        },
+        "TUMBLING (SIZE 10 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 0 SECONDS)",
+        "EMIT FINAL",
+    );
+    // The last order is at 29.9 s: [10 s, 20 s) is closed, [20 s, 30 s) is not.
+    expected.retain(|(_, start), _| *start == 10_000);
+    assert_eq!(expected.len(), 3);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut got, mut rows) = (BTreeMap::new(), 0);
+    while Instant::now() < deadline && got != expected {
+        (got, rows) = windowed_output(&kafka, &output);
+    }
+    assert_eq!(got, expected);
+    assert_eq!(rows, expected.len(), "one result per window");
+    engine.shutdown();
+}

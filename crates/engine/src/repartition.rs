@@ -103,7 +103,8 @@ pub const STREAM_TIME_HEADER: &str = "__runnel_stream_time";
 /// Header marking a progress marker of a windowed aggregation's GroupBy stage; the marker's
 /// value lists `<source partition>:<stream time>:<1 when caught up, else 0>`, comma-separated.
 pub const PROGRESS_HEADER: &str = "__runnel_progress";
-/// State key of the aggregate stage's [`StreamClock`].
+/// State key prefix of the aggregate stage's [`StreamClock`], one entry per repartition
+/// partition (the partition follows, 4 bytes big-endian).
 pub const STREAM_CLOCK_KEY: &[u8] = b"\xFF\x00runnel-stream-clock";
 /// How often at most the GroupBy stage sends progress markers while it has records to write
 /// (when it runs out of records, at once): how late an EMIT FINAL window can come out.
@@ -131,7 +132,8 @@ pub struct StreamClock {
     /// Source partitions (the repartition topic has as many).
     sources: i32,
     partitions: std::collections::BTreeMap<i32, PartitionClock>,
-    changed: bool,
+    /// Repartition partitions whose clock changed since the last `take_changes`.
+    changed: std::collections::BTreeSet<i32>,
     /// Row times of the batch `prepare` made, for `QueryTask::process`.
     batch: Option<BatchTimes>,
 }
@@ -195,7 +197,7 @@ impl StreamClock {
         known.caught_up = false;
         let late = known.time;
         clock.recompute(sources);
-        self.changed = true;
+        self.changed.insert(partition);
         runnel_runtime::aggregate::RowTime {
             late,
             close: clock.close,
@@ -218,7 +220,7 @@ impl StreamClock {
             known.caught_up = caught_up;
         }
         clock.recompute(sources);
-        self.changed = true;
+        self.changed.insert(partition);
     }
 
     /// The close time of a repartition partition.
@@ -237,58 +239,61 @@ impl StreamClock {
         self.batch.take()
     }
 
-    /// The state change to write with the batch, if the clock moved.
-    pub fn take_change(&mut self) -> Option<(Vec<u8>, Option<Vec<u8>>)> {
-        if !std::mem::take(&mut self.changed) {
-            return None;
-        }
-        let text: Vec<String> = self
-            .partitions
-            .iter()
-            .map(|(p, c)| {
-                let mut entry = format!("{p}/{}", c.close);
+    /// The state changes to write with the batch: the clocks of the partitions that moved.
+    pub fn take_changes(&mut self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|p| {
+                let c = self.partitions.get(&p)?;
+                let mut value = c.close.to_string();
                 for (s, t) in &c.sources {
-                    entry.push_str(&format!("/{s}:{}:{}", t.time, u8::from(t.caught_up)));
+                    value.push_str(&format!("/{s}:{}:{}", t.time, u8::from(t.caught_up)));
                 }
-                entry
+                let mut key = STREAM_CLOCK_KEY.to_vec();
+                key.extend_from_slice(&p.to_be_bytes());
+                Some((key, Some(value.into_bytes())))
             })
-            .collect();
-        Some((STREAM_CLOCK_KEY.to_vec(), Some(text.join(",").into_bytes())))
+            .collect()
     }
 
-    pub fn restore(&mut self, value: Option<&[u8]>) -> Result<(), String> {
+    /// Forgets every partition's clock (a restore from scratch).
+    pub fn clear(&mut self) {
         self.partitions.clear();
-        self.changed = false;
+        self.changed.clear();
         self.batch = None;
-        let bad = |entry: &str| format!("bad stream clock entry {entry:?}");
-        let text = std::str::from_utf8(value.unwrap_or_default())
-            .map_err(|_| "stream clock is not text".to_string())?;
-        for entry in text.split(',').filter(|e| !e.is_empty()) {
-            let mut parts = entry.split('/');
-            let partition: i32 = parts
-                .next()
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| bad(entry))?;
-            let close: i64 = parts
-                .next()
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| bad(entry))?;
-            let mut clock = PartitionClock {
-                close,
-                ..Default::default()
-            };
-            for source in parts {
-                let (s, t, c) = parse_progress(source).ok_or_else(|| bad(entry))?;
-                clock.sources.insert(
-                    s,
-                    SourceTime {
-                        time: t,
-                        caught_up: c,
-                    },
-                );
-            }
-            self.partitions.insert(partition, clock);
+    }
+
+    /// Applies one changelog entry (`key` starts with [`STREAM_CLOCK_KEY`]).
+    pub fn restore(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        let partition = key
+            .strip_prefix(STREAM_CLOCK_KEY)
+            .and_then(|p| <[u8; 4]>::try_from(p).ok())
+            .map(i32::from_be_bytes)
+            .ok_or_else(|| format!("bad stream clock key {key:?}"))?;
+        let Some(value) = value else {
+            self.partitions.remove(&partition);
+            return Ok(());
+        };
+        let text =
+            std::str::from_utf8(value).map_err(|_| "stream clock is not text".to_string())?;
+        let bad = || format!("bad stream clock {text:?}");
+        let mut parts = text.split('/');
+        let close: i64 = parts.next().and_then(|c| c.parse().ok()).ok_or_else(bad)?;
+        let mut clock = PartitionClock {
+            close,
+            ..Default::default()
+        };
+        for source in parts {
+            let (s, t, c) = parse_progress(source).ok_or_else(bad)?;
+            clock.sources.insert(
+                s,
+                SourceTime {
+                    time: t,
+                    caught_up: c,
+                },
+            );
         }
+        self.partitions.insert(partition, clock);
         Ok(())
     }
 }
@@ -978,18 +983,28 @@ mod tests {
         // A marker for a partition never heard of counts too.
         clock.marker(1, &[(0, 10, false), (1, 20, false), (2, 5, false)]);
         assert_eq!(clock.close_time(1), 5);
-        // The clock is state: it comes back from its changelog value.
-        let (key, value) = clock.take_change().expect("changed");
-        assert_eq!(key, STREAM_CLOCK_KEY);
-        assert_eq!(clock.take_change(), None);
+        // The clock is state: each partition's comes back from its changelog entry.
+        let changes = clock.take_changes();
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(clock.take_changes().is_empty(), "nothing new since");
         let mut restored = StreamClock::default();
         restored.set_sources(3);
-        restored.restore(value.as_deref()).expect("restores");
+        for (key, value) in &changes {
+            assert!(key.starts_with(STREAM_CLOCK_KEY));
+            restored.restore(key, value.as_deref()).expect("restores");
+        }
         assert_eq!(restored.close_times(), vec![(0, 500), (1, 5)]);
         assert_eq!(restored.partitions, clock.partitions);
-        for bad in [&b"0"[..], b"0/x", b"0/1/2:3", b"0/1/2:3:7", &[0xff]] {
-            assert!(restored.restore(Some(bad)).is_err(), "{bad:?}");
+        // Only the partitions that moved are written again.
+        clock.record(1, 0, 11);
+        assert_eq!(clock.take_changes().len(), 1);
+        let key = &changes[0].0;
+        for bad in [&b"x"[..], b"1/x", b"1/2:3", b"1/2:3:7", &[0xff]] {
+            assert!(restored.restore(key, Some(bad)).is_err(), "{bad:?}");
         }
+        assert!(restored.restore(STREAM_CLOCK_KEY, Some(b"1")).is_err());
+        restored.restore(key, None).expect("a delete");
+        assert_eq!(restored.close_times(), vec![(1, 5)]);
     }
 
     #[test]

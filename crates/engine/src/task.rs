@@ -927,14 +927,12 @@ impl QueryTask {
         {
             changes.push(change);
         }
-        if let Some(change) = self
-            .stream_clock
-            .lock()
-            .map_err(|_| "state poisoned")?
-            .take_change()
-        {
-            changes.push(change);
-        }
+        changes.extend(
+            self.stream_clock
+                .lock()
+                .map_err(|_| "state poisoned")?
+                .take_changes(),
+        );
         Ok(changes)
     }
 
@@ -958,12 +956,12 @@ impl QueryTask {
 
     /// Applies a changelog record while restoring.
     pub fn restore_state(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
-        if key == crate::repartition::STREAM_CLOCK_KEY {
+        if key.starts_with(crate::repartition::STREAM_CLOCK_KEY) {
             return self
                 .stream_clock
                 .lock()
                 .map_err(|_| "state poisoned")?
-                .restore(value);
+                .restore(key, value);
         }
         if key == crate::repartition::SOURCE_OFFSETS_KEY {
             return self
@@ -1010,7 +1008,7 @@ impl QueryTask {
         self.stream_clock
             .lock()
             .map_err(|_| "state poisoned")?
-            .restore(None)?;
+            .clear();
         match &self.operator {
             TaskOperator::Aggregate(op, _) => op
                 .lock()

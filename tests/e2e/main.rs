@@ -1616,6 +1616,18 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
 /// `group_by_a_value_column_repartitions_across_two_engines`.)
 #[test]
 fn repartitioned_aggregation_survives_sigkill() {
+    repartitioned_aggregation_survives_sigkill_case(false);
+}
+
+/// The same with 10-second tumbling windows: the aggregate stage's windows and its stream clock
+/// (every source partition's stream time) come back after the kill, so no window loses or
+/// double-counts an update and none is closed early.
+#[test]
+fn repartitioned_windowed_aggregation_survives_sigkill() {
+    repartitioned_aggregation_survives_sigkill_case(true);
+}
+
+fn repartitioned_aggregation_survives_sigkill_case(windowed: bool) {
     let kafka = kafka();
     let input = unique("readings");
     let output = unique("sensor_counts");
@@ -1639,7 +1651,12 @@ fn repartitioned_aggregation_survives_sigkill() {
         format!(
             "CREATE STREAM readings (id STRING KEY, sensor STRING, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
              CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
-             FROM readings GROUP BY sensor EMIT CHANGES;\n"
+             FROM readings {window} GROUP BY sensor EMIT CHANGES;\n",
+            window = if windowed {
+                "WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS)"
+            } else {
+                ""
+            }
         ),
     )
     .expect("write script");
@@ -1664,6 +1681,8 @@ fn repartitioned_aggregation_survives_sigkill() {
             .expect("start runnel")
     };
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    // (sensor, timestamp, value) of every reading, for the windowed counts.
+    let mut sent: Vec<(String, i64, i64)> = Vec::new();
     let mut feed = |ids: std::ops::Range<usize>| {
         let records: Vec<Record> = ids
             .map(|i| {
@@ -1672,12 +1691,15 @@ fn repartitioned_aggregation_survives_sigkill() {
                 let e = expected.entry(sensor.clone()).or_default();
                 e.0 += 1;
                 e.1 += t;
+                // Windowed: 7 ms apart, so the 5000 readings span four 10-second windows.
+                let timestamp = 1_000_000 + i as i64 * if windowed { 7 } else { 1 };
+                sent.push((sensor.clone(), timestamp, t));
                 Record {
                     topic: input.clone(),
                     partition: (i % 4) as i32,
                     key: Some(format!("id{i}").into_bytes()),
                     value: Some(format!("{{\"SENSOR\":\"{sensor}\",\"T\":{t}}}").into_bytes()),
-                    timestamp: 1_000_000 + i as i64,
+                    timestamp,
                     ..Default::default()
                 }
             })
@@ -1702,10 +1724,14 @@ fn repartitioned_aggregation_survives_sigkill() {
     let _ = child.wait();
     feed(3500..5000);
     let mut child = start(2);
-    let expected: BTreeMap<Vec<u8>, String> = expected
-        .into_iter()
-        .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
-        .collect();
+    let expected: BTreeMap<Vec<u8>, String> = if windowed {
+        expected_windows(&sent)
+    } else {
+        expected
+            .into_iter()
+            .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
+            .collect()
+    };
     let mut latest = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
@@ -1721,9 +1747,6 @@ fn repartitioned_aggregation_survives_sigkill() {
 }
 
 #[test]
-#[ignore = "known gap (issue 4): windowed GROUP BY on a value column is not repartitioned, and \
-            each source partition closes its own windows, so a group spread over partitions is \
-            emitted once per partition with that partition's partial count"]
 fn windowed_emit_final_by_a_value_column_over_partitions() {
     // Orders of three regions spread over 4 partitions by order id, in 10-second tumbling
     // windows: each region's final count per window comes out once, though every region
@@ -1790,7 +1813,7 @@ fn windowed_emit_final_by_a_value_column_over_partitions() {
         .execute_script(
             "CREATE TABLE final_counts WITH (KAFKA_TOPIC='OUTPUT', PARTITIONS=4, FORMAT='JSON') AS \
              SELECT region, COUNT(*) AS n FROM orders \
-             WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 0 SECONDS) \
+             WINDOW TUMBLING (SIZE 10 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 0 SECONDS) \
              GROUP BY region EMIT FINAL;"
                 .replace("OUTPUT", &output)
                 .as_str(),
@@ -1816,5 +1839,482 @@ fn windowed_emit_final_by_a_value_column_over_partitions() {
     assert_eq!(got, expected);
     // EMIT FINAL: once per region and window.
     assert_eq!(rows.len(), expected.len(), "{rows:?}");
+    engine.shutdown();
+}
+
+/// Orders for the windowed repartition tests, in the order each source partition holds them:
+/// 480 orders of three regions over 4 partitions by order id, one every 100 ms of event time
+/// from 10 s (so partitions interleave), and in every partition, after its 50th order, one
+/// order 2.5 s older than the partition's newest (late, but within a grace of 2 s or more) and
+/// one 15 s older (beyond any grace of 5 s or less). Returns (partition, region, timestamp)
+/// per order, and the records.
+fn orders_with_late_ones(input: &str) -> (Vec<(i32, String, i64)>, Vec<Record>) {
+    let mut orders: Vec<(i32, String, i64)> = Vec::new();
+    for i in 0..480usize {
+        let partition = (i % 4) as i32;
+        orders.push((partition, format!("r{}", i % 3), 10_000 + i as i64 * 100));
+        if i / 4 == 49 {
+            let newest = 10_000 + i as i64 * 100;
+            let region = format!("r{}", partition % 3);
+            orders.push((partition, region.clone(), newest - 2_500));
+            orders.push((partition, region, newest - 15_000));
+        }
+    }
+    let records = orders
+        .iter()
+        .enumerate()
+        .map(|(n, (partition, region, ts))| Record {
+            topic: input.to_string(),
+            partition: *partition,
+            key: Some(format!("o{n}").into_bytes()),
+            value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
+            timestamp: *ts,
+            ..Default::default()
+        })
+        .collect();
+    (orders, records)
+}
+
+/// ksqlDB's result for `orders` read one source partition at a time (a single-partition source
+/// gives exactly this): per source partition, in its order, stream time is the largest
+/// timestamp so far; an order counts in each of its windows (`size`, `advance`) whose end plus
+/// `grace` is still after that time. Returns the counts per (region, window start), and how
+/// many orders no window took (each is logged as late).
+fn windowed_counts(
+    orders: &[(i32, String, i64)],
+    size: i64,
+    advance: i64,
+    grace: i64,
+) -> (BTreeMap<(String, i64), i64>, usize) {
+    let mut stream_time: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    let mut late = 0;
+    for (partition, region, ts) in orders {
+        let now = stream_time.entry(*partition).or_insert(i64::MIN);
+        *now = (*now).max(*ts);
+        let mut taken = false;
+        let mut start = (ts - size + advance).max(0) / advance * advance;
+        while start <= *ts {
+            if start + size > *ts && start + size + grace > *now {
+                *counts.entry((region.clone(), start)).or_insert(0) += 1;
+                taken = true;
+            }
+            start += advance;
+        }
+        late += usize::from(!taken);
+    }
+    (counts, late)
+}
+
+/// Counts per (region, window start) in the latest output records of a windowed aggregation
+/// with a JSON key and an `N` column, and how many records there were.
+fn windowed_output(kafka: &KafkaConfig, topic: &str) -> (BTreeMap<(String, i64), i64>, usize) {
+    let rows = read_all(kafka, topic, Duration::from_secs(3));
+    let mut got = BTreeMap::new();
+    for r in &rows {
+        // A windowed JSON key: the region's JSON, then the window start (8 bytes).
+        let key = r.key.clone().unwrap_or_default();
+        let (region, start) = key.split_at(key.len().saturating_sub(8));
+        let region: String = serde_json::from_slice(region).expect("region");
+        let start = i64::from_be_bytes(start.try_into().expect("window start"));
+        let value: serde_json::Value =
+            serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("value");
+        got.insert((region, start), value["N"].as_i64().expect("count"));
+    }
+    (got, rows.len())
+}
+
+/// A windowed aggregation by a value column over a 4-partition backlog with late orders,
+/// through the repartition topic; returns its engine, output topic and processing-log topic.
+fn windowed_backlog_query(
+    kafka: &KafkaConfig,
+    records: impl FnOnce(&str) -> Vec<Record>,
+    window: &str,
+    emit: &str,
+) -> (Engine, String, String) {
+    let input = unique("orders");
+    let output = unique("window_counts");
+    let service = format!("{}_", unique("svc"));
+    let mut engine = Engine::new(
+        Backend::Kafka(kafka.clone()),
+        BTreeMap::from([
+            ("ksql.service.id".to_string(), service.clone()),
+            (
+                "ksql.streams.state.dir".to_string(),
+                std::env::temp_dir()
+                    .join(unique("windows"))
+                    .display()
+                    .to_string(),
+            ),
+        ]),
+    );
+    engine
+        .execute_script(&format!(
+            "CREATE STREAM orders (id STRING KEY, region STRING) \
+             WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=4);"
+        ))
+        .expect("stream");
+    // Every order is in the topic before the query starts.
+    produce(kafka, &records(&input));
+    engine
+        .execute_script(&format!(
+            "CREATE TABLE window_counts WITH (KAFKA_TOPIC='{output}', PARTITIONS=4, FORMAT='JSON') AS \
+             SELECT region, COUNT(*) AS n FROM orders WINDOW {window} GROUP BY region {emit};"
+        ))
+        .expect("aggregation");
+    (engine, output, format!("{service}ksql_processing_log"))
+}
+
+#[test]
+fn windowed_emit_changes_by_a_value_column_over_partitions_with_late_records() {
+    // Tumbling windows with EMIT CHANGES: the latest count of every (region, window) is the
+    // count of the orders that were not late in their own source partition, however the
+    // partitions' backlogs interleave in the repartition topic; the orders beyond grace are
+    // dropped and logged, those within grace count.
+    let kafka = kafka();
+    let mut orders = vec![];
+    let (mut engine, output, log) = windowed_backlog_query(
+        &kafka,
+        |input| {
+            let (o, records) = orders_with_late_ones(input);
+            orders = o;
+            records
+        },
+        "TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 5 SECONDS)",
+        "EMIT CHANGES",
+    );
+    let (expected, late) = windowed_counts(&orders, 10_000, 10_000, 5_000);
+    assert_eq!(late, 4, "one order per partition is beyond grace");
+    let within: i64 = expected.values().sum();
+    assert_eq!(within as usize, orders.len() - 4, "the others all count");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut got = BTreeMap::new();
+    while Instant::now() < deadline && got != expected {
+        got = windowed_output(&kafka, &output).0;
+    }
+    assert_eq!(got, expected);
+    let log: Vec<String> = read(&kafka, &log, late)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| e.contains("Skipping record for expired window")),
+        "{log:?}"
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn windowed_hopping_emit_final_by_a_value_column_over_partitions_with_late_records() {
+    // Hopping windows with EMIT FINAL: once every source partition is read, each window that
+    // stream time has closed comes out once, with the count of the orders not late in their own
+    // source partition (one beyond grace per partition is dropped: both of its windows closed).
+    let kafka = kafka();
+    let mut orders = vec![];
+    let (mut engine, output, log) = windowed_backlog_query(
+        &kafka,
+        |input| {
+            let (o, records) = orders_with_late_ones(input);
+            orders = o;
+            records
+        },
+        "HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 2 SECONDS)",
+        "EMIT FINAL",
+    );
+    let (counts, late) = windowed_counts(&orders, 10_000, 5_000, 2_000);
+    assert_eq!(late, 4, "one order per partition is beyond grace");
+    // Stream time ends at the newest order of all; windows whose end plus grace it has not
+    // reached stay open.
+    let end = orders.iter().map(|o| o.2).max().unwrap_or_default();
+    let expected: BTreeMap<(String, i64), i64> = counts
+        .into_iter()
+        .filter(|((_, start), _)| start + 10_000 + 2_000 <= end)
+        .collect();
+    assert!(expected.len() > 20, "{expected:?}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut got, mut rows) = (BTreeMap::new(), 0);
+    while Instant::now() < deadline && got != expected {
+        (got, rows) = windowed_output(&kafka, &output);
+    }
+    assert_eq!(got, expected);
+    assert_eq!(rows, expected.len(), "one result per window");
+    let log: Vec<String> = read(&kafka, &log, late)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| e.contains("Skipping record for expired window")),
+        "{log:?}"
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn repartitioned_windows_of_one_partition_match_ksqldb() {
+    // Two of ksqlDB's own EMIT FINAL cases (suppress.json: "should drop out of order event after
+    // window end plus grace period passes", "should support final results for hopping windows"),
+    // grouped by a value column so they go through the repartition topic, with timestamps moved
+    // 1000 ms on (Kafka clients cannot write timestamp 0): from one source partition the
+    // results, late drops and window closing included, are ksqlDB's expected outputs.
+    let kafka = kafka();
+    let service = format!("{}_", unique("svc"));
+    let mut engine = Engine::new(
+        Backend::Kafka(kafka.clone()),
+        BTreeMap::from([
+            ("ksql.service.id".to_string(), service),
+            (
+                "ksql.streams.state.dir".to_string(),
+                std::env::temp_dir()
+                    .join(unique("ksqlcases"))
+                    .display()
+                    .to_string(),
+            ),
+        ]),
+    );
+    let cases = [
+        (
+            "TUMBLING (SIZE 2 MILLISECONDS, GRACE PERIOD 1 MILLISECONDS)",
+            vec![0, 1, 2, 1, 0, 5, 0],
+            vec![(2, 1, (2, 4))],
+        ),
+        (
+            "HOPPING (SIZE 5 MILLISECONDS, ADVANCE BY 2 MILLISECONDS, GRACE PERIOD 1 MILLISECONDS)",
+            vec![0, 1, 2, 1, 6, 5, 10],
+            // Moved on, the first order also falls in window [-4, 1), which ksqlDB's case
+            // cannot have (no window starts before 0); by the same rules it closes when stream
+            // time reaches exactly its end plus grace (2) and comes out first.
+            vec![(0, 1, (-4, 1)), (2, 4, (0, 5)), (6, 2, (4, 9))],
+        ),
+    ];
+    let mut outputs = vec![];
+    for (n, (window, inputs, _)) in cases.iter().enumerate() {
+        let input = unique("input");
+        let output = unique("output");
+        engine
+            .execute_script(&format!(
+                "CREATE STREAM input{n} (id STRING KEY, grp STRING) \
+                 WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
+                 CREATE TABLE output{n} WITH (KAFKA_TOPIC='{output}', FORMAT='JSON') AS \
+                 SELECT grp, COUNT(*) AS count FROM input{n} WINDOW {window} \
+                 GROUP BY grp EMIT FINAL;"
+            ))
+            .expect("statements");
+        let records: Vec<Record> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, ts)| Record {
+                topic: input.clone(),
+                partition: 0,
+                key: Some(format!("id{i}").into_bytes()),
+                value: Some(br#"{"GRP":"k1"}"#.to_vec()),
+                timestamp: 1_000 + ts,
+                ..Default::default()
+            })
+            .collect();
+        produce(&kafka, &records);
+        outputs.push(output);
+    }
+    for ((_, _, expected), output) in cases.iter().zip(&outputs) {
+        let expected: Vec<(i64, i64, (i64, i64))> = expected
+            .iter()
+            .map(|(ts, count, (start, end))| (1_000 + ts, *count, (1_000 + start, 1_000 + end)))
+            .collect();
+        let rows = read(&kafka, output, expected.len());
+        let got: Vec<(i64, i64, (i64, i64))> = rows
+            .iter()
+            .map(|r| {
+                let key = r.key.clone().unwrap_or_default();
+                let (group, start) = key.split_at(key.len().saturating_sub(8));
+                assert_eq!(group, br#""k1""#);
+                let start = i64::from_be_bytes(start.try_into().expect("window start"));
+                let value: serde_json::Value =
+                    serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("value");
+                let size = if output == &outputs[0] { 2 } else { 5 };
+                (
+                    r.timestamp,
+                    value["COUNT"].as_i64().expect("count"),
+                    (start, start + size),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected);
+        // Nothing more comes (each window once, the others lost to retention as in ksqlDB).
+        let all = read_all(&kafka, output, Duration::from_secs(3));
+        assert_eq!(all.len(), expected.len(), "{all:?}");
+    }
+    engine.shutdown();
+}
+
+#[test]
+fn windowed_session_emit_final_by_a_value_column_over_partitions_with_late_records() {
+    // Session windows (gap 3 s, grace 5 s) with EMIT FINAL over a 4-partition backlog: orders
+    // come in 2-second bursts 10 s apart, so each region has one session per burst, made of
+    // orders from every partition. Each partition, after its fifth burst, holds an order from
+    // the second burst's time (its session closed long ago in that partition: dropped) and one
+    // a second older than the partition's newest (it joins the open session).
+    let kafka = kafka();
+    let (gap, grace) = (3_000, 5_000);
+    let mut orders: Vec<(i32, String, i64)> = vec![];
+    for burst in 0..6i64 {
+        for j in 0..20i64 {
+            let i = burst * 20 + j;
+            let partition = (i % 4) as i32;
+            orders.push((
+                partition,
+                format!("r{}", i % 3),
+                10_000 + burst * 10_000 + j * 100,
+            ));
+        }
+        if burst == 4 {
+            for p in 0..4 {
+                let newest = orders
+                    .iter()
+                    .filter(|o| o.0 == p)
+                    .map(|o| o.2)
+                    .max()
+                    .unwrap_or_default();
+                let region = format!("r{}", p % 3);
+                orders.push((p, region.clone(), 20_500));
+                orders.push((p, region, newest - 1_000));
+            }
+        }
+    }
+    let records = |input: &str| -> Vec<Record> {
+        orders
+            .iter()
+            .enumerate()
+            .map(|(n, (partition, region, ts))| Record {
+                topic: input.to_string(),
+                partition: *partition,
+                key: Some(format!("o{n}").into_bytes()),
+                value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
+                timestamp: *ts,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let (mut engine, output, log) = windowed_backlog_query(
+        &kafka,
+        records,
+        "SESSION (3 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 5 SECONDS)",
+        "EMIT FINAL",
+    );
+    // An order is late when its partition's stream time (itself included) is past its time
+    // plus gap and grace (here no late order is near another session, so what it would have
+    // merged with does not matter); the others make sessions by region, merged within the gap.
+    let mut stream_time: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut kept: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut late = 0;
+    for (partition, region, ts) in &orders {
+        let now = stream_time.entry(*partition).or_insert(i64::MIN);
+        *now = (*now).max(*ts);
+        if ts + gap + grace < *now {
+            late += 1;
+        } else {
+            kept.entry(region.clone()).or_default().push(*ts);
+        }
+    }
+    assert_eq!(late, 4, "one order per partition is beyond grace");
+    let end_of_input = orders.iter().map(|o| o.2).max().unwrap_or_default();
+    let mut expected: BTreeMap<(String, i64, i64), i64> = BTreeMap::new();
+    for (region, mut times) in kept {
+        times.sort();
+        let mut session: Option<(i64, i64, i64)> = None;
+        for ts in times.into_iter().chain([i64::MAX]) {
+            match session.as_mut() {
+                Some((_, end, n)) if ts != i64::MAX && ts - *end <= gap => {
+                    *end = ts;
+                    *n += 1;
+                }
+                _ => {
+                    if let Some((start, end, n)) = session.take() {
+                        // EMIT FINAL: out once stream time is past end + gap + grace.
+                        if end + gap + grace < end_of_input {
+                            expected.insert((region.clone(), start, end), n);
+                        }
+                    }
+                    session = Some((ts, ts, 1));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        expected.len(),
+        15,
+        "5 closed bursts × 3 regions: {expected:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut got, mut rows) = (BTreeMap::new(), vec![]);
+    while Instant::now() < deadline && got != expected {
+        rows = read_all(&kafka, &output, Duration::from_secs(3));
+        got.clear();
+        for r in &rows {
+            // A session key: the region's JSON, the session's end, then its start (8 bytes each).
+            let key = r.key.clone().unwrap_or_default();
+            let (region, window) = key.split_at(key.len().saturating_sub(16));
+            let region: String = serde_json::from_slice(region).expect("region");
+            let end = i64::from_be_bytes(window[..8].try_into().expect("end"));
+            let start = i64::from_be_bytes(window[8..].try_into().expect("start"));
+            let value: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().unwrap_or_default()).expect("value");
+            got.insert((region, start, end), value["N"].as_i64().expect("count"));
+        }
+    }
+    assert_eq!(got, expected);
+    assert_eq!(rows.len(), expected.len(), "one result per session");
+    let log: Vec<String> = read(&kafka, &log, late)
+        .iter()
+        .map(|r| text(&r.value))
+        .collect();
+    assert!(
+        log.iter()
+            .all(|e| e.contains("Skipping record for expired session")),
+        "{log:?}"
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn windowed_emit_final_by_a_value_column_closes_windows_despite_empty_partitions() {
+    // Orders on two of four source partitions only: the empty ones (read to their end at once)
+    // must not hold the windows open, so every window stream time has passed comes out.
+    let kafka = kafka();
+    let mut expected: BTreeMap<(String, i64), i64> = BTreeMap::new();
+    let (mut engine, output, _) = windowed_backlog_query(
+        &kafka,
+        |input| {
+            (0..200usize)
+                .map(|i| {
+                    let region = format!("r{}", i % 3);
+                    let ts = 10_000 + i as i64 * 100;
+                    *expected
+                        .entry((region.clone(), ts / 10_000 * 10_000))
+                        .or_default() += 1;
+                    Record {
+                        topic: input.to_string(),
+                        partition: (i % 2) as i32,
+                        key: Some(format!("o{i}").into_bytes()),
+                        value: Some(format!("{{\"REGION\":\"{region}\"}}").into_bytes()),
+                        timestamp: ts,
+                        ..Default::default()
+                    }
+                })
+                .collect()
+        },
+        "TUMBLING (SIZE 10 SECONDS, RETENTION 1 HOURS, GRACE PERIOD 0 SECONDS)",
+        "EMIT FINAL",
+    );
+    // The last order is at 29.9 s: [10 s, 20 s) is closed, [20 s, 30 s) is not.
+    expected.retain(|(_, start), _| *start == 10_000);
+    assert_eq!(expected.len(), 3);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut got, mut rows) = (BTreeMap::new(), 0);
+    while Instant::now() < deadline && got != expected {
+        (got, rows) = windowed_output(&kafka, &output);
+    }
+    assert_eq!(got, expected);
+    assert_eq!(rows, expected.len(), "one result per window");
     engine.shutdown();
 }

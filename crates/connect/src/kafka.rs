@@ -75,7 +75,13 @@ pub struct GroupContext {
     pending: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// A windowed aggregation's GroupBy stage asks for partition ends (`enable.partition.eof`),
+    /// which librdkafka also reports as client errors: not errors there.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        EofContext.error(error, reason)
+    }
+}
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
     fn pre_rebalance(

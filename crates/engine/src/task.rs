@@ -292,6 +292,9 @@ pub struct QueryTask {
     /// The aggregate stage of a repartitioned aggregation: the last source offset aggregated per
     /// (repartition partition, source partition), kept with the state (see `crate::repartition`).
     source_offsets: std::sync::Mutex<crate::repartition::SourceOffsets>,
+    /// The aggregate stage of a repartitioned windowed aggregation: the stream time of every
+    /// source partition per repartition partition, kept with the state.
+    stream_clock: std::sync::Mutex<crate::repartition::StreamClock>,
 }
 
 fn header_kinds(source: &Source) -> Vec<ColumnKind> {
@@ -378,6 +381,7 @@ impl QueryTask {
             materialization: std::sync::OnceLock::new(),
             aggregate: None,
             source_offsets: Default::default(),
+            stream_clock: Default::default(),
         })
     }
 
@@ -481,6 +485,7 @@ impl QueryTask {
             materialization: std::sync::OnceLock::new(),
             aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
             source_offsets: Default::default(),
+            stream_clock: Default::default(),
         })
     }
 
@@ -633,12 +638,21 @@ impl QueryTask {
         let mut rows = Vec::with_capacity(records.len());
         let mut origins: Vec<&Record> = Vec::with_capacity(records.len());
         let mut timestamps = Vec::with_capacity(records.len());
-        for r in records {
+        // The stream times `repartition::prepare` left for these records (one per record).
+        let batch_times = match &self.operator {
+            TaskOperator::Aggregate(..) => self.stream_clock()?.take_batch(),
+            TaskOperator::Select(_) => None,
+        };
+        let mut row_times = Vec::new();
+        for (i, r) in records.iter().enumerate() {
             match self.decode(r) {
                 Ok(Some((row, ts))) => {
                     rows.push(row);
                     origins.push(r);
                     timestamps.push(ts);
+                    if let Some(t) = batch_times.as_ref().and_then(|b| b.rows.get(i)) {
+                        row_times.push(*t);
+                    }
                 }
                 Ok(None) => {}
                 Err(message) => out.errors.push(ProcessingLogEntry {
@@ -650,6 +664,9 @@ impl QueryTask {
             }
         }
         if rows.is_empty() {
+            if let Some(b) = &batch_times {
+                self.advance_stream_time(&b.close, &mut out)?;
+            }
             return Ok(out);
         }
         let partitions: Vec<i32> = origins.iter().map(|r| r.partition).collect();
@@ -734,56 +751,106 @@ impl QueryTask {
                 }
                 out.rows.extend(produced.into_iter().map(|(_, row)| row));
             }
-            TaskOperator::Aggregate(op, key_flags) => {
+            TaskOperator::Aggregate(op, _) => {
                 let mut op = op
                     .lock()
                     .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?;
                 // Null values of a table source delete their key (streams never get here).
                 let tombstones: Vec<bool> = origins.iter().map(|r| r.value.is_none()).collect();
-                let (updates, errors) = op
-                    .process(&batch, &timestamps, &partitions, &tombstones)
+                let times = (batch_times.is_some() && row_times.len() == rows.len())
+                    .then_some(row_times.as_slice());
+                let (mut updates, mut errors) = op
+                    .process_timed(&batch, &timestamps, &partitions, &tombstones, times)
                     .map_err(|e| EngineError::Internal(e.to_string()))?;
+                // Progress markers after the batch's last record of a partition close windows.
+                for (partition, close) in batch_times.iter().flat_map(|b| b.close.iter()) {
+                    let (closed, failed) = op.advance(*partition, *close);
+                    updates.extend(closed);
+                    errors.extend(failed);
+                }
                 for (row, message) in errors {
                     log(&mut out, row, message);
                 }
-                let mut held = self
-                    .held
-                    .lock()
-                    .map_err(|_| EngineError::Internal("record cache poisoned".into()))?;
-                let updates = if self.record_cache && held.is_none() {
-                    coalesce(updates)
-                } else {
-                    updates
-                };
-                for u in updates {
-                    let id = held.as_ref().map(|_| update_id(&u.key, u.window));
-                    let r = origins[u.input_row];
-                    let null_value = u.value.is_none();
-                    let mut keys = u.key.into_iter();
-                    let mut vals = u.value.unwrap_or_default().into_iter();
-                    let values = key_flags
-                        .iter()
-                        .map(|&k| if k { keys.next() } else { vals.next() }.unwrap_or(Value::Null))
-                        .collect();
-                    let row = OutputRow {
-                        values,
-                        timestamp: u.timestamp,
-                        // Kafka Streams forwards an aggregate with the context, and so the
-                        // headers, of the record that changed it.
-                        headers: r.headers.clone(),
-                        partition: r.partition,
-                        offset: r.offset,
-                        null_value,
-                        window: u.window,
-                    };
-                    match (held.as_mut(), id) {
-                        (Some(cache), Some(id)) => cache.put(id, row),
-                        _ => out.rows.push(row),
-                    }
-                }
+                drop(op);
+                self.emit_updates(updates, &origins, &mut out)?;
             }
         }
         Ok(out)
+    }
+
+    /// Moves the close time of repartition partitions (a batch of progress markers only) and
+    /// emits the EMIT FINAL windows that closes.
+    fn advance_stream_time(
+        &self,
+        close: &[(i32, i64)],
+        out: &mut TaskOutput,
+    ) -> Result<(), EngineError> {
+        let TaskOperator::Aggregate(op, _) = &self.operator else {
+            return Ok(());
+        };
+        let mut updates = Vec::new();
+        {
+            let mut op = op
+                .lock()
+                .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?;
+            for (partition, time) in close {
+                let (closed, errors) = op.advance(*partition, *time);
+                updates.extend(closed);
+                for (_, message) in errors {
+                    tracing::warn!("window result skipped: {message}");
+                }
+            }
+        }
+        self.emit_updates(updates, &[], out)
+    }
+
+    /// Turns aggregate updates into output rows (or holds them in the record cache). An update
+    /// made without an input record (a window closed by a progress marker) has no headers.
+    fn emit_updates(
+        &self,
+        updates: Vec<AggregateUpdate>,
+        origins: &[&Record],
+        out: &mut TaskOutput,
+    ) -> Result<(), EngineError> {
+        let TaskOperator::Aggregate(_, key_flags) = &self.operator else {
+            return Ok(());
+        };
+        let mut held = self
+            .held
+            .lock()
+            .map_err(|_| EngineError::Internal("record cache poisoned".into()))?;
+        let updates = if self.record_cache && held.is_none() {
+            coalesce(updates)
+        } else {
+            updates
+        };
+        for u in updates {
+            let id = held.as_ref().map(|_| update_id(&u.key, u.window));
+            let r = origins.get(u.input_row).copied();
+            let null_value = u.value.is_none();
+            let mut keys = u.key.into_iter();
+            let mut vals = u.value.unwrap_or_default().into_iter();
+            let values = key_flags
+                .iter()
+                .map(|&k| if k { keys.next() } else { vals.next() }.unwrap_or(Value::Null))
+                .collect();
+            let row = OutputRow {
+                values,
+                timestamp: u.timestamp,
+                // Kafka Streams forwards an aggregate with the context, and so the
+                // headers, of the record that changed it.
+                headers: r.map(|r| r.headers.clone()).unwrap_or_default(),
+                partition: r.map_or(-1, |r| r.partition),
+                offset: r.map_or(-1, |r| r.offset),
+                null_value,
+                window: u.window,
+            };
+            match (held.as_mut(), id) {
+                (Some(cache), Some(id)) => cache.put(id, row),
+                _ => out.rows.push(row),
+            }
+        }
+        Ok(())
     }
 
     /// The aggregation plan of an aggregate task.
@@ -802,16 +869,18 @@ impl QueryTask {
     }
 
     /// Decodes records and evaluates their group keys: (record, timestamp after the TIMESTAMP
-    /// column, group values or `None` when a group value is null or fails). Records that do not
+    /// column, group values or `None` when a group value is null or fails, whether the row
+    /// passes the WHERE clause, evaluated only `with_filter`, else true). Records that do not
     /// decode are returned as processing-log entries; skipped records (null stream values) are
     /// left out.
     #[allow(clippy::type_complexity)]
     pub fn group_keys<'a>(
         &self,
         records: &'a [Record],
+        with_filter: bool,
     ) -> Result<
         (
-            Vec<(&'a Record, i64, Option<Vec<Value>>)>,
+            Vec<(&'a Record, i64, Option<Vec<Value>>, bool)>,
             Vec<ProcessingLogEntry>,
         ),
         EngineError,
@@ -842,15 +911,23 @@ impl QueryTask {
         }
         let batch = rows_to_batch(&self.input_schema, &self.input_types, &rows)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let groups = op
+        let op = op
             .lock()
-            .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?
+            .map_err(|_| EngineError::Internal("aggregation state poisoned".into()))?;
+        let groups = op
             .group_values(&batch)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let passes = if with_filter {
+            op.filter_mask(&batch)
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+        } else {
+            None
+        };
         let out = kept
             .into_iter()
             .zip(groups)
-            .map(|((r, ts), g)| (r, ts, g))
+            .enumerate()
+            .map(|(i, ((r, ts), g))| (r, ts, g, passes.as_ref().is_none_or(|p| p[i])))
             .collect();
         Ok((out, errors))
     }
@@ -876,6 +953,12 @@ impl QueryTask {
         {
             changes.push(change);
         }
+        changes.extend(
+            self.stream_clock
+                .lock()
+                .map_err(|_| "state poisoned")?
+                .take_changes(),
+        );
         Ok(changes)
     }
 
@@ -888,8 +971,24 @@ impl QueryTask {
             .map_err(|_| EngineError::Internal("state poisoned".into()))
     }
 
+    /// The stream clock of a repartitioned windowed aggregation's aggregate stage.
+    pub(crate) fn stream_clock(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, crate::repartition::StreamClock>, EngineError> {
+        self.stream_clock
+            .lock()
+            .map_err(|_| EngineError::Internal("state poisoned".into()))
+    }
+
     /// Applies a changelog record while restoring.
     pub fn restore_state(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), String> {
+        if key.starts_with(crate::repartition::STREAM_CLOCK_KEY) {
+            return self
+                .stream_clock
+                .lock()
+                .map_err(|_| "state poisoned")?
+                .restore(key, value);
+        }
         if key == crate::repartition::SOURCE_OFFSETS_KEY {
             return self
                 .source_offsets
@@ -970,6 +1069,10 @@ impl QueryTask {
     /// Forgets all state (a restore starts over from the changelog).
     pub fn reset_state(&self) -> Result<(), String> {
         *self.source_offsets.lock().map_err(|_| "state poisoned")? = Default::default();
+        self.stream_clock
+            .lock()
+            .map_err(|_| "state poisoned")?
+            .clear();
         match &self.operator {
             TaskOperator::Aggregate(op, _) => op
                 .lock()
@@ -984,6 +1087,13 @@ impl QueryTask {
     pub fn finish_restore(&self) {
         if let TaskOperator::Aggregate(op, _) = &self.operator {
             if let Ok(mut op) = op.lock() {
+                // A repartitioned windowed aggregation's windows close at its clock's times,
+                // not at the largest timestamp of the restored windows.
+                if crate::repartition::windowed_repartition(self) {
+                    if let Ok(clock) = self.stream_clock.lock() {
+                        op.set_partition_times(clock.close_times());
+                    }
+                }
                 op.finish_restore();
             }
         }

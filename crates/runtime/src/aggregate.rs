@@ -49,6 +49,17 @@ pub struct AggregateUpdate {
 /// The updates of a batch, and the per-row errors (input row, message).
 pub type AggregateOutput = (Vec<AggregateUpdate>, Vec<(usize, String)>);
 
+/// The stream time a row of a repartitioned windowed aggregation is processed at, given by the
+/// caller instead of being the largest timestamp of the row's input partition (see
+/// `runnel_engine::repartition`): its record is late when a window closed at `late`, and the
+/// input partition's windows close (EMIT FINAL), are pruned and expire at `close`. With a single
+/// source partition both are the largest timestamp seen, as without repartitioning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowTime {
+    pub late: i64,
+    pub close: i64,
+}
+
 #[derive(Debug, Clone)]
 struct GroupState {
     group: Vec<Value>,
@@ -131,8 +142,12 @@ pub struct AggregateOperator {
     sessions: HashMap<String, Vec<Session>>,
     /// EMIT FINAL results waiting for their window to close: (end, key text, start) → state.
     pending: HashMap<i32, BTreeMap<(i64, String, i64), GroupState>>,
-    /// Stream time of the partition of the row being processed.
+    /// Stream time of the partition of the row being processed: its record is late when a
+    /// window closed at it.
     stream_time: i64,
+    /// The time the current partition's windows close, are pruned and expire at: `stream_time`
+    /// unless the caller gives row times ([`RowTime`]).
+    close_time: i64,
     /// Stream time per input partition: like a Kafka Streams task, each partition closes its
     /// own windows.
     partition_times: HashMap<i32, i64>,
@@ -242,6 +257,7 @@ impl AggregateOperator {
             sessions: HashMap::new(),
             pending: HashMap::new(),
             stream_time: i64::MIN,
+            close_time: i64::MIN,
             partition_times: HashMap::new(),
             current_partition: 0,
             next_prune: i64::MIN,
@@ -671,12 +687,43 @@ impl AggregateOperator {
             .collect())
     }
 
+    /// Which rows pass the WHERE clause (`None` without one), without touching state: the first
+    /// stage of a repartitioned windowed aggregation moves a source partition's stream time only
+    /// with the rows the aggregation takes, as Kafka Streams' aggregate task only sees those.
+    pub fn filter_mask(&self, batch: &RecordBatch) -> Result<Option<Vec<bool>>, RuntimeError> {
+        let Some(f) = &self.filter else {
+            return Ok(None);
+        };
+        let a = self.evaluate(f, batch)?;
+        // Failures are reported by the aggregating stage, which evaluates the filter again.
+        self.errors.drain();
+        let b = a.as_any().downcast_ref::<BooleanArray>();
+        Ok(Some(
+            (0..batch.num_rows())
+                .map(|i| b.is_some_and(|b| b.is_valid(i) && b.value(i)))
+                .collect(),
+        ))
+    }
+
     pub fn process(
         &mut self,
         batch: &RecordBatch,
         timestamps: &[i64],
         partitions: &[i32],
         tombstones: &[bool],
+    ) -> Result<AggregateOutput, RuntimeError> {
+        self.process_timed(batch, timestamps, partitions, tombstones, None)
+    }
+
+    /// `process` with the stream time of every row given (`times`, one per row; see
+    /// [`RowTime`]) rather than taken from the timestamps.
+    pub fn process_timed(
+        &mut self,
+        batch: &RecordBatch,
+        timestamps: &[i64],
+        partitions: &[i32],
+        tombstones: &[bool],
+        times: Option<&[RowTime]>,
     ) -> Result<AggregateOutput, RuntimeError> {
         let rows = batch.num_rows();
         let mask = match &self.filter {
@@ -765,8 +812,18 @@ impl AggregateOperator {
                 continue;
             };
             let time = self.partition_times.entry(partition).or_insert(i64::MIN);
-            *time = (*time).max(ts);
-            self.stream_time = *time;
+            match times.and_then(|t| t.get(row)) {
+                Some(given) => {
+                    *time = (*time).max(given.close);
+                    self.close_time = *time;
+                    self.stream_time = given.late.max(*time);
+                }
+                None => {
+                    *time = (*time).max(ts);
+                    self.stream_time = *time;
+                    self.close_time = *time;
+                }
+            }
             self.current_partition = partition;
             if let Err(e) = self.update(row, group, &args, ts, &mut updates) {
                 errors.push((row, fatal(e)?));
@@ -934,10 +991,10 @@ impl AggregateOperator {
                 // Forget windows past retention; a full sweep only once stream time has moved
                 // on by a tenth of the retention, so the cost stays O(1) per record.
                 let step = (window.retention_ms / 10).max(1_000);
-                if self.stream_time >= self.next_prune.saturating_add(step) {
-                    let horizon = self.stream_time.saturating_sub(window.retention_ms);
+                if self.close_time >= self.next_prune.saturating_add(step) {
+                    let horizon = self.close_time.saturating_sub(window.retention_ms);
                     self.table.retain(|(_, s), _| s + size > horizon);
-                    self.next_prune = self.stream_time;
+                    self.next_prune = self.close_time;
                 }
                 Ok(())
             }
@@ -945,7 +1002,7 @@ impl AggregateOperator {
                 let gap = window.size_ms;
                 // The session store forgets sessions that ended more than its retention ago: a
                 // record can no longer merge into them.
-                let expired = self.stream_time.saturating_sub(window.retention_ms);
+                let expired = self.close_time.saturating_sub(window.retention_ms);
                 let sessions = self.sessions.entry(key.clone()).or_default();
                 let (merging, keep): (Vec<Session>, Vec<Session>) = sessions
                     .drain(..)
@@ -1039,7 +1096,7 @@ impl AggregateOperator {
         let Some(pending) = self.pending.get_mut(&self.current_partition) else {
             return;
         };
-        let now = self.stream_time;
+        let now = self.close_time;
         let due: Vec<(i64, String, i64)> = pending
             .keys()
             .take_while(|(end, _, _)| closed(window, *end, now))
@@ -1067,6 +1124,32 @@ impl AggregateOperator {
                 }
             }
         }
+    }
+}
+
+impl AggregateOperator {
+    /// Moves the close time of `partition` to `close` (never back) without a row, and emits the
+    /// EMIT FINAL windows that closes: the input of a repartitioned windowed aggregation learns
+    /// of other source partitions' progress from markers that carry no row. The updates' input
+    /// row is `usize::MAX`.
+    pub fn advance(&mut self, partition: i32, close: i64) -> AggregateOutput {
+        let time = self.partition_times.entry(partition).or_insert(i64::MIN);
+        *time = (*time).max(close);
+        self.close_time = *time;
+        self.stream_time = *time;
+        self.current_partition = partition;
+        let (mut out, mut errors) = (Vec::new(), Vec::new());
+        if self.plan.emit_final {
+            self.flush_closed(usize::MAX, &mut out, &mut errors);
+        }
+        (out, errors)
+    }
+
+    /// Replaces the stream time of every input partition (after a restore, when the caller keeps
+    /// the times itself: the times derived from the restored windows would be those of the
+    /// source partition that ran furthest ahead).
+    pub fn set_partition_times(&mut self, times: impl IntoIterator<Item = (i32, i64)>) {
+        self.partition_times = times.into_iter().collect();
     }
 }
 
@@ -1481,6 +1564,77 @@ mod table_aggregation_tests {
             &[("k0", Some((Some("b"), 4)), 4), ("k1", None, 5)],
         );
         assert_eq!(out, vec!["a=0@4", "b=4@4"]);
+    }
+    /// A windowed stream aggregation given the stream time of every row (a repartitioned one):
+    /// rows are late by their own `late` time, windows close (EMIT FINAL) at `close`, and
+    /// `advance` closes them without a row.
+    #[test]
+    fn given_row_times_decide_lateness_and_closing() {
+        let mut op = operator(
+            "CREATE TABLE W AS SELECT NAME, COUNT(*) AS N FROM S \
+             WINDOW TUMBLING (SIZE 10 MILLISECONDS, RETENTION 1 HOURS, GRACE PERIOD 5 MILLISECONDS) \
+             GROUP BY NAME EMIT FINAL;",
+        );
+        // (timestamp, late, close) of rows of group "a", all in input partition 0.
+        let run = |op: &mut AggregateOperator, rows: &[(i64, i64, i64)]| {
+            let values: Vec<Vec<Value>> = rows
+                .iter()
+                .enumerate()
+                .map(|(offset, (ts, _, _))| {
+                    vec![
+                        Value::Bigint(*ts),
+                        Value::Int(0),
+                        Value::Bigint(offset as i64),
+                        Value::String("id".into()),
+                        Value::String("a".into()),
+                        Value::Int(1),
+                    ]
+                })
+                .collect();
+            let batch = rows_to_batch(op.input_schema(), op.input_types(), &values).expect("batch");
+            let timestamps: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            let times: Vec<RowTime> = rows
+                .iter()
+                .map(|&(_, late, close)| RowTime { late, close })
+                .collect();
+            let n = rows.len();
+            op.process_timed(
+                &batch,
+                &timestamps,
+                &vec![0; n],
+                &vec![false; n],
+                Some(&times),
+            )
+            .expect("processes")
+        };
+        // A row from a source partition that ran ahead (its own time 12) and rows from one that
+        // did not (own times 1..3): the close time is the slowest partition's, so nothing
+        // closes and nothing is late.
+        let (out, errors) = run(
+            &mut op,
+            &[(1, 1, i64::MIN), (12, 12, 1), (3, 3, 1), (2, 3, 2)],
+        );
+        assert!(out.is_empty() && errors.is_empty(), "{out:?} {errors:?}");
+        // A row whose own source partition is past [0, 10) + grace is late, whatever the
+        // close time.
+        let (out, errors) = run(&mut op, &[(4, 15, 3)]);
+        assert!(out.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].1.contains("expired window"), "{errors:?}");
+        // The close time reaches end + grace of [0, 10): it comes out once, with its 3 rows.
+        let (out, errors) = op.advance(0, 15);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].window, Some((0, 10)));
+        assert_eq!(out[0].value, Some(vec![Value::Bigint(3)]));
+        let (out, _) = op.advance(0, 30);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].window, Some((10, 20)));
+        assert!(op.advance(0, 40).0.is_empty(), "each window once");
+        // A close time never goes back, and rows behind it are late.
+        let (out, errors) = run(&mut op, &[(5, 5, 0)]);
+        assert!(out.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 }
 

@@ -76,13 +76,16 @@ struct GroupState {
 
 impl GroupState {
     fn approx_size(&self, key: &str) -> usize {
-        const OVERHEAD: usize = 96;
-        OVERHEAD
+        GROUP_OVERHEAD
             + key.len()
             + self.group.iter().map(Value::approx_size).sum::<usize>()
             + self.states.iter().map(Value::approx_size).sum::<usize>()
     }
 }
+
+/// Memory of a group in the in-memory state besides its values (hash table slot, key string,
+/// vectors): a lower bound of what it costs.
+const GROUP_OVERHEAD: usize = 96;
 
 /// Reads values of known types one after the other from a state entry (`codec` encoding).
 struct ValueReader<'a> {
@@ -454,7 +457,10 @@ impl AggregateOperator {
             v.retain(|s| s.start != start);
             v.push(Session { start, end, state });
             v.sort_by_key(|s| s.start);
-        } else if !self.restore_in_store {
+        } else if self.restore_in_store {
+            // Left in the store: read back by key when a record updates it.
+            self.evicted = true;
+        } else {
             self.table.insert((text, start), state);
         }
         Ok(())
@@ -490,9 +496,11 @@ impl AggregateOperator {
         self.reader = reader;
     }
 
-    /// A group's state that is not in memory, from the committed state.
+    /// A group's state that is not in memory, from the committed state. Only once groups have
+    /// left memory: until then a group missing from memory is new, and its lookup would cost a
+    /// store read per new group.
     fn load(&self, group: &[Value], start: i64) -> Result<Option<GroupState>, String> {
-        let Some(reader) = &self.reader else {
+        let Some(reader) = self.reader.as_ref().filter(|_| self.evicted) else {
             return Ok(None);
         };
         let Some(bytes) = reader(&Self::state_key(group, start))? else {
@@ -512,14 +520,20 @@ impl AggregateOperator {
     /// changes taken by `take_changes` are readable through the reader. Session windows and
     /// EMIT FINAL's windows waiting to close stay in memory. Returns the groups dropped.
     pub fn evict(&mut self, max_bytes: usize) -> usize {
-        if self.reader.is_none() {
+        if self.reader.is_none() || self.table.len().saturating_mul(GROUP_OVERHEAD) <= max_bytes {
             return 0;
         }
-        let mut size: usize = self
+        // The size from a sample (summing every group at every commit would cost more than
+        // the bound saves when it is far away).
+        const SAMPLE: usize = 1024;
+        let sampled: Vec<usize> = self
             .table
             .iter()
+            .take(SAMPLE)
             .map(|((key, _), state)| state.approx_size(key))
-            .sum();
+            .collect();
+        let average = sampled.iter().sum::<usize>() / sampled.len().max(1);
+        let mut size = average.saturating_mul(self.table.len());
         if size <= max_bytes {
             return 0;
         }
@@ -551,7 +565,6 @@ impl AggregateOperator {
     /// leaves the groups in the store, so a restart needs no more memory than the bound.
     pub fn restore_in_store(&mut self, yes: bool) {
         self.restore_in_store = yes;
-        self.evicted |= yes;
     }
 
     /// Whether groups have been dropped from memory since the operator started.
@@ -1366,8 +1379,10 @@ mod table_aggregation_tests {
             let mut bounded = operator(query);
             assert_eq!(bounded.evict(0), 0, "no reader: nothing can be dropped");
             let committed: Arc<Mutex<HashMap<Vec<u8>, Vec<u8>>>> = Default::default();
-            let reader = committed.clone();
+            let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (reader, counter) = (committed.clone(), reads.clone());
             bounded.set_state_reader(Some(Box::new(move |key| {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(reader.lock().map_err(|e| e.to_string())?.get(key).cloned())
             })));
             let names = ["a", "b", "c", "d", "e"];
@@ -1387,6 +1402,13 @@ mod table_aggregation_tests {
                     run(&mut bounded, &inputs),
                     expected,
                     "{query}, round {round}"
+                );
+                // Until a group has left memory, new groups are not looked up in the store.
+                let read = reads.load(std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(
+                    read == 0,
+                    round == 0,
+                    "{query}: {read} reads by round {round}"
                 );
                 // Changed groups are not committed yet: none may be dropped.
                 let held = bounded.groups_in_memory();

@@ -277,6 +277,11 @@ fn options(access: Access) -> Options {
         o.set_allow_concurrent_memtable_write(false);
         o.set_memtable_factory(rocksdb::MemtableFactory::Vector);
     }
+    // Point reads (pull queries, aggregate groups read back after leaving memory) mostly ask
+    // for keys a table file does not have: a bloom filter answers those without a block read.
+    let mut table = rocksdb::BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
+    o.set_block_based_table_factory(&table);
     // Small stores, many of them (one per query): keep the file handles in check.
     o.set_max_open_files(64);
     o.set_keep_log_file_num(2);

@@ -59,6 +59,28 @@ fn kafka() -> KafkaConfig {
     }
 }
 
+/// Every update emitted (no record cache), for tests that count them.
+const NO_CACHE: &[(&str, &str)] = &[("ksql.streams.cache.max.bytes.buffering", "0")];
+
+/// An engine on `kafka` with service id `service`, its state under `state_dir`, and `extra`
+/// properties.
+fn kafka_engine(
+    kafka: &KafkaConfig,
+    service: &str,
+    state_dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Engine {
+    let mut properties = BTreeMap::from([
+        ("ksql.service.id".to_string(), service.to_string()),
+        (
+            "ksql.streams.state.dir".to_string(),
+            state_dir.display().to_string(),
+        ),
+    ]);
+    properties.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Engine::new(Backend::Kafka(kafka.clone()), properties)
+}
+
 /// Reads `n` records from `topic` (from the beginning), or fails after a deadline.
 fn read(kafka: &KafkaConfig, topic: &str, n: usize) -> Vec<Record> {
     let consumer: BaseConsumer = kafka
@@ -346,6 +368,31 @@ fn produce_readings(
     produce(kafka, &records);
 }
 
+/// Starts `runnel run script` on `kafka` with `properties` (`name=value`), logging at `rust_log`
+/// into `log`: a process the kill tests can SIGKILL.
+fn run_script(
+    kafka: &KafkaConfig,
+    script: &std::path::Path,
+    properties: &[String],
+    rust_log: &str,
+    log: &std::path::Path,
+) -> std::process::Child {
+    let log = std::fs::File::create(log).expect("log file");
+    runnel()
+        .args([
+            "run",
+            script.to_str().expect("utf8"),
+            "--bootstrap-servers",
+            &kafka.bootstrap_servers,
+        ])
+        .args(properties.iter().flat_map(|p| ["--property", p.as_str()]))
+        .env("RUST_LOG", rust_log)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start runnel")
+}
+
 /// What happens to the local state directory while the engine is down.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum StateDir {
@@ -390,42 +437,22 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Opti
         ),
     )
     .expect("write script");
+    // Commits (and so local checkpoints) follow the first outputs closely, so the kill below
+    // lands after at least one of them.
+    let mut properties = vec![
+        format!("ksql.service.id={service}"),
+        format!("ksql.streams.state.dir={}", state.display()),
+        "ksql.streams.commit.interval.ms=100".to_string(),
+    ];
+    properties.extend(state_memory.map(|m| format!("runnel.state.memory.max.bytes={m}")));
     let start = |run: u32| {
-        let log = std::fs::File::create(dir.join(format!("run{run}.log"))).expect("log file");
-        runnel()
-            .args([
-                "run",
-                script.to_str().expect("utf8"),
-                "--bootstrap-servers",
-                &kafka.bootstrap_servers,
-            ])
-            .args(["--property", &format!("ksql.service.id={service}")])
-            .args([
-                "--property",
-                &format!("ksql.streams.state.dir={}", state.display()),
-            ])
-            // Commits (and so local checkpoints) follow the first outputs closely, so the kill
-            // below lands after at least one of them.
-            .args(["--property", "ksql.streams.commit.interval.ms=100"])
-            .args(
-                state_memory
-                    .map(|m| {
-                        [
-                            "--property".to_string(),
-                            format!("runnel.state.memory.max.bytes={m}"),
-                        ]
-                    })
-                    .into_iter()
-                    .flatten(),
-            )
-            .env(
-                "RUST_LOG",
-                "warn,runnel_engine=info,runnel_engine::state=debug",
-            )
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start runnel")
+        run_script(
+            &kafka,
+            &script,
+            &properties,
+            "warn,runnel_engine=info,runnel_engine::state=debug",
+            &dir.join(format!("run{run}.log")),
+        )
     };
     let mut sent = Vec::new();
     produce_readings(&kafka, &input, 0, 2000, &mut sent);
@@ -556,21 +583,7 @@ fn a_half_written_batch_is_never_restored() {
         "_confluent-ksql-{service}query_CTAS_PER_KEY_0-Aggregate-Aggregate-Materialize-changelog"
     );
     let start = || {
-        let mut engine = Engine::new(
-            Backend::Kafka(kafka.clone()),
-            BTreeMap::from([
-                ("ksql.service.id".to_string(), service.clone()),
-                // Every update is emitted (no record cache), so the test can count them.
-                (
-                    "ksql.streams.cache.max.bytes.buffering".to_string(),
-                    "0".to_string(),
-                ),
-                (
-                    "ksql.streams.state.dir".to_string(),
-                    state.display().to_string(),
-                ),
-            ]),
-        );
+        let mut engine = kafka_engine(&kafka, &service, &state, NO_CACHE);
         engine.execute_script(&script).expect("aggregation");
         engine
     };
@@ -705,21 +718,7 @@ fn a_store_ahead_of_its_changelog_is_rebuilt() {
     let run = |service: &str, keys: &[&str]| -> Vec<String> {
         let input = unique("events");
         let output = unique("per_key");
-        let mut engine = Engine::new(
-            Backend::Kafka(kafka.clone()),
-            BTreeMap::from([
-                ("ksql.service.id".to_string(), service.to_string()),
-                // Every update is emitted (no record cache), so the test can count them.
-                (
-                    "ksql.streams.cache.max.bytes.buffering".to_string(),
-                    "0".to_string(),
-                ),
-                (
-                    "ksql.streams.state.dir".to_string(),
-                    state.display().to_string(),
-                ),
-            ]),
-        );
+        let mut engine = kafka_engine(&kafka, service, &state, NO_CACHE);
         engine
             .execute_script(&format!(
                 "CREATE STREAM events (k STRING KEY, v INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=1);\n\
@@ -800,18 +799,7 @@ fn restore_time_kept_vs_deleted() {
          CREATE TABLE restore_out WITH (KAFKA_TOPIC='{output}', PARTITIONS=4) AS SELECT k, COUNT(*) AS n, SUM(v) AS s \
          FROM restore_in WINDOW TUMBLING (SIZE 1 SECOND, GRACE PERIOD 10 DAYS) GROUP BY k EMIT CHANGES;"
     );
-    let engine = || {
-        Engine::new(
-            Backend::Kafka(kafka.clone()),
-            BTreeMap::from([
-                ("ksql.service.id".to_string(), service.clone()),
-                (
-                    "ksql.streams.state.dir".to_string(),
-                    dir.display().to_string(),
-                ),
-            ]),
-        )
-    };
+    let engine = || kafka_engine(&kafka, &service, &dir, &[]);
     let mut first = engine();
     first.execute_script(&script).expect("aggregation");
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -1418,16 +1406,7 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
     let service = format!("{}_", unique("svc"));
     let dir = std::env::temp_dir().join(unique("repart"));
     let engine = |n: u32| {
-        let mut e = Engine::new(
-            Backend::Kafka(kafka.clone()),
-            BTreeMap::from([
-                ("ksql.service.id".to_string(), service.clone()),
-                (
-                    "ksql.streams.state.dir".to_string(),
-                    dir.join(format!("engine{n}")).display().to_string(),
-                ),
-            ]),
-        );
+        let mut e = kafka_engine(&kafka, &service, &dir.join(format!("engine{n}")), &[]);
         e.execute_script(&format!(
             "CREATE STREAM orders (id STRING KEY, region STRING, amount INT) \
              WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON', PARTITIONS=4);\n\
@@ -1660,25 +1639,18 @@ fn repartitioned_aggregation_survives_sigkill_case(windowed: bool) {
         ),
     )
     .expect("write script");
+    let properties = [
+        format!("ksql.service.id={service}"),
+        format!("ksql.streams.state.dir={}", dir.join("state").display()),
+    ];
     let start = |run: u32| {
-        let log = std::fs::File::create(dir.join(format!("run{run}.log"))).expect("log file");
-        runnel()
-            .args([
-                "run",
-                script.to_str().expect("utf8"),
-                "--bootstrap-servers",
-                &kafka.bootstrap_servers,
-            ])
-            .args(["--property", &format!("ksql.service.id={service}")])
-            .args([
-                "--property",
-                &format!("ksql.streams.state.dir={}", dir.join("state").display()),
-            ])
-            .env("RUST_LOG", "warn,runnel_engine=info")
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start runnel")
+        run_script(
+            &kafka,
+            &script,
+            &properties,
+            "warn,runnel_engine=info",
+            &dir.join(format!("run{run}.log")),
+        )
     };
     let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     // (sensor, timestamp, value) of every reading, for the windowed counts.
@@ -1756,18 +1728,11 @@ fn windowed_emit_final_by_a_value_column_over_partitions() {
     let input = unique("orders");
     let output = unique("final_counts");
     let service = format!("{}_", unique("svc"));
-    let mut engine = Engine::new(
-        Backend::Kafka(kafka.clone()),
-        BTreeMap::from([
-            ("ksql.service.id".to_string(), service.clone()),
-            (
-                "ksql.streams.state.dir".to_string(),
-                std::env::temp_dir()
-                    .join(unique("final"))
-                    .display()
-                    .to_string(),
-            ),
-        ]),
+    let mut engine = kafka_engine(
+        &kafka,
+        &service,
+        &std::env::temp_dir().join(unique("final")),
+        &[],
     );
     engine
         .execute_script(&format!(
@@ -1935,18 +1900,11 @@ fn windowed_backlog_query(
     let input = unique("orders");
     let output = unique("window_counts");
     let service = format!("{}_", unique("svc"));
-    let mut engine = Engine::new(
-        Backend::Kafka(kafka.clone()),
-        BTreeMap::from([
-            ("ksql.service.id".to_string(), service.clone()),
-            (
-                "ksql.streams.state.dir".to_string(),
-                std::env::temp_dir()
-                    .join(unique("windows"))
-                    .display()
-                    .to_string(),
-            ),
-        ]),
+    let mut engine = kafka_engine(
+        kafka,
+        &service,
+        &std::env::temp_dir().join(unique("windows")),
+        &[],
     );
     engine
         .execute_script(&format!(
@@ -2060,18 +2018,11 @@ fn repartitioned_windows_of_one_partition_match_ksqldb() {
     // results, late drops and window closing included, are ksqlDB's expected outputs.
     let kafka = kafka();
     let service = format!("{}_", unique("svc"));
-    let mut engine = Engine::new(
-        Backend::Kafka(kafka.clone()),
-        BTreeMap::from([
-            ("ksql.service.id".to_string(), service),
-            (
-                "ksql.streams.state.dir".to_string(),
-                std::env::temp_dir()
-                    .join(unique("ksqlcases"))
-                    .display()
-                    .to_string(),
-            ),
-        ]),
+    let mut engine = kafka_engine(
+        &kafka,
+        &service,
+        &std::env::temp_dir().join(unique("ksqlcases")),
+        &[],
     );
     let cases = [
         (

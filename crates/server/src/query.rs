@@ -737,6 +737,25 @@ mod tests {
         assert!(body.contains("isn't queryable"), "{body}");
     }
 
+    /// Produces `(key, JSON value or tombstone)` records to topic `t` of an in-memory server's
+    /// engine and runs its queries over them.
+    fn produce_to_t(server: &crate::Server, records: &[(&str, Option<&str>)]) {
+        let engine = server.engine();
+        let mut engine = engine.lock().unwrap();
+        let records = records
+            .iter()
+            .map(|(key, value)| runnel_connect::kafka::Record {
+                topic: "t".into(),
+                key: Some(key.as_bytes().to_vec()),
+                value: value.map(|v| v.as_bytes().to_vec()),
+                timestamp: 1,
+                ..Default::default()
+            })
+            .collect();
+        engine.produce(records).unwrap();
+        runnel_engine::driver::run_to_completion(&mut engine).unwrap();
+    }
+
     /// A table push query sends a deleted key as ksqlDB does: `/query` flags the row as a
     /// tombstone (projected key columns kept, the rest null); `/query-stream`'s delimited format
     /// drops it, and it still counts towards the LIMIT.
@@ -752,27 +771,16 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        {
-            let engine = server.engine();
-            let mut engine = engine.lock().unwrap();
-            let record = |key: &str, value: Option<&str>| runnel_connect::kafka::Record {
-                topic: "t".into(),
-                key: Some(key.as_bytes().to_vec()),
-                value: value.map(|v| v.as_bytes().to_vec()),
-                timestamp: 1,
-                ..Default::default()
-            };
-            engine
-                .produce(vec![
-                    record("1", Some(r#"{"V":"a","N":1}"#)),
-                    record("2", Some(r#"{"V":"b","N":2}"#)),
-                    // A tombstone for key 1, then key 2 leaves Q through its WHERE clause.
-                    record("1", None),
-                    record("2", Some(r#"{"V":"b","N":0}"#)),
-                ])
-                .unwrap();
-            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
-        }
+        produce_to_t(
+            &server,
+            &[
+                ("1", Some(r#"{"V":"a","N":1}"#)),
+                ("2", Some(r#"{"V":"b","N":2}"#)),
+                // A tombstone for key 1, then key 2 leaves Q through its WHERE clause.
+                ("1", None),
+                ("2", Some(r#"{"V":"b","N":0}"#)),
+            ],
+        );
         let earliest = r#""streamsProperties": {"auto.offset.reset": "earliest"}"#;
         for table in ["Q", "T"] {
             let (status, _, body) = call(
@@ -857,31 +865,20 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        {
-            let engine = server.engine();
-            let mut engine = engine.lock().unwrap();
-            let record = |key: &str, value: Option<&str>| runnel_connect::kafka::Record {
-                topic: "t".into(),
-                key: Some(key.as_bytes().to_vec()),
-                value: value.map(|v| v.as_bytes().to_vec()),
-                timestamp: 1,
-                ..Default::default()
-            };
-            engine
-                .produce(vec![
-                    record("1", Some(r#"{"V":"a","N":1}"#)),
-                    // Never in the result: rejected by the WHERE clause, then deleted.
-                    record("2", Some(r#"{"V":"b","N":0}"#)),
-                    record("2", None),
-                    // Leaves the result through the WHERE clause.
-                    record("1", Some(r#"{"V":"a","N":0}"#)),
-                    record("3", Some(r#"{"V":"c","N":3}"#)),
-                    // Deleted while in the result.
-                    record("3", None),
-                ])
-                .unwrap();
-            runnel_engine::driver::run_to_completion(&mut engine).unwrap();
-        }
+        produce_to_t(
+            &server,
+            &[
+                ("1", Some(r#"{"V":"a","N":1}"#)),
+                // Never in the result: rejected by the WHERE clause, then deleted.
+                ("2", Some(r#"{"V":"b","N":0}"#)),
+                ("2", None),
+                // Leaves the result through the WHERE clause.
+                ("1", Some(r#"{"V":"a","N":0}"#)),
+                ("3", Some(r#"{"V":"c","N":3}"#)),
+                // Deleted while in the result.
+                ("3", None),
+            ],
+        );
         let (status, _, body) = call(
             &server,
             "POST",

@@ -1519,7 +1519,11 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
         .position(|r| text(&r.key) == "no-region")
         .expect("the order without a region is passed on");
     assert_eq!(repartitioned.remove(no_region).partition, 2);
-    assert_eq!(repartitioned.len(), orders.len());
+    // At least once: a member whose partitions move while its commit is refused (librdkafka's
+    // mock cluster refuses commits during a rebalance) leaves the new owner to write that batch
+    // again. The aggregate stage skips such repeats by source position: the exact counts above
+    // prove it. Every copy must be routed like the first.
+    assert!(repartitioned.len() >= orders.len());
     let mut java = kafka.clone();
     java.properties
         .insert("partitioner".into(), "murmur2_random".into());
@@ -1562,8 +1566,9 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
             .unwrap_or_else(|| panic!("no order for {r:?}"));
         assert_eq!(r.timestamp, order.timestamp, "{r:?}");
         assert_eq!(r.value, order.value, "{r:?}");
-        assert!(seen.insert(id), "repartitioned twice: {r:?}");
+        seen.insert(id);
     }
+    assert_eq!(seen.len(), orders.len(), "every order is repartitioned");
     // Both stop; one comes back (from its local store and the changelog) while more orders
     // arrive, and resumes both stages where they were: nothing lost, nothing counted twice.
     first.shutdown();

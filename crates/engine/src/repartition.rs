@@ -185,10 +185,7 @@ impl StreamClock {
         time: i64,
     ) -> runnel_runtime::aggregate::RowTime {
         let sources = self.sources;
-        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
-            close: i64::MIN,
-            ..Default::default()
-        });
+        let clock = self.partition_mut(partition);
         let known = clock.sources.entry(source).or_insert(SourceTime {
             time: i64::MIN,
             caught_up: false,
@@ -197,20 +194,15 @@ impl StreamClock {
         known.caught_up = false;
         let late = known.time;
         clock.recompute(sources);
+        let close = clock.close;
         self.changed.insert(partition);
-        runnel_runtime::aggregate::RowTime {
-            late,
-            close: clock.close,
-        }
+        runnel_runtime::aggregate::RowTime { late, close }
     }
 
     /// A progress marker at repartition partition `partition`.
     pub fn marker(&mut self, partition: i32, progress: &[(i32, i64, bool)]) {
         let sources = self.sources;
-        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
-            close: i64::MIN,
-            ..Default::default()
-        });
+        let clock = self.partition_mut(partition);
         for &(source, time, caught_up) in progress {
             let known = clock.sources.entry(source).or_insert(SourceTime {
                 time: i64::MIN,
@@ -221,6 +213,14 @@ impl StreamClock {
         }
         clock.recompute(sources);
         self.changed.insert(partition);
+    }
+
+    /// The clock of a repartition partition, not started (closes nothing) when new.
+    fn partition_mut(&mut self, partition: i32) -> &mut PartitionClock {
+        self.partitions.entry(partition).or_insert(PartitionClock {
+            close: i64::MIN,
+            ..Default::default()
+        })
     }
 
     /// The close time of a repartition partition.

@@ -89,9 +89,14 @@ pub fn run_case(case: &TestCase, settings: &KafkaSettings) -> Outcome {
     }
 }
 
-fn run(case: &TestCase, settings: &KafkaSettings) -> Result<(), Outcome> {
-    let id = unique_id();
-    let (kafka, case) = match &settings.bootstrap_servers {
+/// The cluster a case runs on: an embedded broker of its own, or the external one, where the
+/// case gets its own topics (suffix `_<id>`; returned renamed).
+pub(super) fn case_cluster(
+    case: &TestCase,
+    settings: &KafkaSettings,
+    id: &str,
+) -> Result<(KafkaConfig, Option<TestCase>), Outcome> {
+    match &settings.bootstrap_servers {
         None => {
             let broker = EmbeddedBroker::start().map_err(|e| {
                 Outcome::Failed(format!("cannot start the embedded Kafka broker: {e}"))
@@ -101,7 +106,7 @@ fn run(case: &TestCase, settings: &KafkaSettings) -> Result<(), Outcome> {
                 properties: BTreeMap::new(),
                 embedded: Some(Arc::new(broker)),
             };
-            (config, Cow::Borrowed(case))
+            Ok((config, None))
         }
         Some(servers) => {
             let renamed = rename_topics(case, &format!("_{id}")).map_err(|why| {
@@ -112,9 +117,15 @@ fn run(case: &TestCase, settings: &KafkaSettings) -> Result<(), Outcome> {
                 properties: BTreeMap::new(),
                 embedded: None,
             };
-            (config, Cow::Owned(renamed))
+            Ok((config, Some(renamed)))
         }
-    };
+    }
+}
+
+fn run(case: &TestCase, settings: &KafkaSettings) -> Result<(), Outcome> {
+    let id = unique_id();
+    let (kafka, renamed) = case_cluster(case, settings, &id)?;
+    let case = renamed.map_or(Cow::Borrowed(case), Cow::Owned);
     let mut config = execute::base_config();
     config.extend(case.properties.iter().cloned());
     config.insert(runnel_engine::SERVICE_ID.to_string(), format!("{id}_"));

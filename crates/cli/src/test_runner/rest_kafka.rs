@@ -19,11 +19,11 @@
 //! embedded broker per case, or renamed topics on an external cluster.
 
 use super::execute::Outcome;
-use super::kafka::{rename_topics, KafkaSettings};
+use super::kafka::KafkaSettings;
 use super::rest::RestCase;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use runnel_connect::kafka::{EmbeddedBroker, KafkaConfig};
+use runnel_connect::kafka::KafkaConfig;
 use runnel_engine::runner::QueryStats;
 use runnel_engine::{Backend, Engine};
 use std::collections::BTreeMap;
@@ -51,33 +51,13 @@ pub(super) fn start(
     mut config: BTreeMap<String, String>,
 ) -> Result<(Engine, KafkaRun), Outcome> {
     let id = super::kafka::unique_id();
-    let (kafka, case) = match &settings.bootstrap_servers {
-        None => {
-            let broker = EmbeddedBroker::start().map_err(|e| {
-                Outcome::Failed(format!("cannot start the embedded Kafka broker: {e}"))
-            })?;
-            let kafka = KafkaConfig {
-                bootstrap_servers: broker.bootstrap_servers(),
-                properties: BTreeMap::new(),
-                embedded: Some(Arc::new(broker)),
-            };
-            (kafka, rc.clone())
-        }
-        Some(servers) => {
-            let renamed = rename_topics(&rc.case, &format!("_{id}")).map_err(|why| {
-                Outcome::Skipped(format!("cannot give the case its own topics: {why}"))
-            })?;
-            let kafka = KafkaConfig {
-                bootstrap_servers: servers.clone(),
-                properties: BTreeMap::new(),
-                embedded: None,
-            };
-            let case = RestCase {
-                case: renamed,
-                ..rc.clone()
-            };
-            (kafka, case)
-        }
+    let (kafka, renamed) = super::kafka::case_cluster(&rc.case, settings, &id)?;
+    let case = match renamed {
+        Some(renamed) => RestCase {
+            case: renamed,
+            ..rc.clone()
+        },
+        None => rc.clone(),
     };
     config.insert(runnel_engine::SERVICE_ID.to_string(), format!("{id}_"));
     let state_dir = std::env::temp_dir().join(format!("runnel-test-state-{id}"));
@@ -441,7 +421,7 @@ mod tests {
 
     #[test]
     fn waiting_for_a_query_that_does_not_move_fails_naming_it() {
-        let broker = EmbeddedBroker::start().unwrap();
+        let broker = runnel_connect::kafka::EmbeddedBroker::start().unwrap();
         let kafka = KafkaConfig {
             bootstrap_servers: broker.bootstrap_servers(),
             properties: BTreeMap::new(),

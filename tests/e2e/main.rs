@@ -355,9 +355,11 @@ fn produce_readings(
             let ts = 1_000_000 + (i as i64) * 37;
             let t = (i % 50) as i64;
             out.push((sensor.clone(), ts, t));
+            // As Kafka's default partitioner writes keyed records: a sensor's readings share a
+            // partition, whose task aggregates them (as in Kafka Streams).
             Record {
                 topic: topic.to_string(),
-                partition: (i % 4) as i32,
+                partition: runnel_engine::repartition::partition_for(sensor.as_bytes(), 4),
                 key: Some(sensor.into_bytes()),
                 value: Some(format!("{{\"T\":{t}}}").into_bytes()),
                 timestamp: ts,
@@ -420,8 +422,9 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Opti
     let changelog = format!(
         "_confluent-ksql-{service}query_CTAS_COUNTS_0-Aggregate-Aggregate-Materialize-changelog"
     );
+    // One changelog partition per input partition (a task's state each).
     kafka
-        .create_topic(&changelog, 1, 1)
+        .create_topic(&changelog, 4, 1)
         .expect("changelog topic");
     let dir = std::env::temp_dir().join(unique("killtest"));
     let state = dir.join("state");
@@ -472,16 +475,22 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Opti
     std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    assert!(
-        store.join("CURRENT").exists(),
-        "the query keeps its state in {}",
-        store.display()
-    );
+    // A store per input partition (a task each).
+    let stores: Vec<_> = (0..4).map(|p| store.join(p.to_string())).collect();
+    for s in &stores {
+        assert!(
+            s.join("CURRENT").exists(),
+            "the query keeps its state in {}",
+            s.display()
+        );
+    }
     match state_dir {
         StateDir::Kept => {}
         StateDir::Deleted => std::fs::remove_dir_all(&store).expect("delete the state dir"),
         StateDir::Corrupted => {
-            std::fs::write(store.join("CURRENT"), b"not a manifest\n").expect("corrupt")
+            for s in &stores {
+                std::fs::write(s.join("CURRENT"), b"not a manifest\n").expect("corrupt")
+            }
         }
     }
     produce_readings(&kafka, &input, 3500, 5000, &mut sent);
@@ -617,7 +626,10 @@ fn a_half_written_batch_is_never_restored() {
     produce(&kafka, &[event("x"), event("x")]);
     wait_processed(&engine, 3);
     // Readers (pull queries) see the committed state in the query's local store: one group.
-    let store = engine.queries[0].task.state_store().expect("a local store");
+    let store = engine.queries[0]
+        .task
+        .partition_store(0)
+        .expect("a local store");
     let deadline = Instant::now() + Duration::from_secs(30);
     let groups = || {
         store
@@ -1493,11 +1505,24 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
     };
     let counts = expected_now(&expected);
     wait_for(&counts);
+    // The engines split the aggregate stage too (a task per repartition partition, each in one
+    // engine): together they aggregated every order and the one without a region exactly once,
+    // and each did part of it.
+    let processed = |e: &Engine| {
+        e.queries[0]
+            .running
+            .as_ref()
+            .map(|r| r.stats.processed.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    };
+    let (mine, theirs) = (processed(&first), processed(&second));
+    assert_eq!(mine + theirs, orders.len() as u64 + 1, "{mine} + {theirs}");
+    assert!(mine > 0 && theirs > 0, "{mine} + {theirs}");
     // Each order went through the repartition topic once, keyed by its region, on the partition
     // Kafka's default (murmur2) partitioner picks for that key, with the order's timestamp.
-    // One entry from the GroupBy stage that read the malformed record, one from each engine's
-    // aggregate stage (each aggregates the whole repartition topic) for the missing region.
-    let log: Vec<String> = read(&kafka, &format!("{service}ksql_processing_log"), 3)
+    // One entry from the GroupBy stage that read the malformed record, one from the aggregate
+    // stage that owns the missing region's partition.
+    let log: Vec<String> = read(&kafka, &format!("{service}ksql_processing_log"), 2)
         .iter()
         .map(|r| text(&r.value))
         .collect();
@@ -1623,7 +1648,7 @@ fn repartitioned_aggregation_survives_sigkill_case(windowed: bool) {
         (input.clone(), 4),
         (output.clone(), 4),
         (internal("Aggregate-GroupBy-repartition"), 4),
-        (internal("Aggregate-Aggregate-Materialize-changelog"), 1),
+        (internal("Aggregate-Aggregate-Materialize-changelog"), 4),
     ] {
         kafka.create_topic(&topic, partitions, 1).expect("topic");
     }

@@ -70,9 +70,38 @@ pub type GroupConsumer = BaseConsumer<GroupContext>;
 /// are revoked, their pending offsets are committed in the revoke callback, while this member
 /// still owns them (as Kafka Streams commits in `onPartitionsRevoked`), so the next owner does not
 /// start from an older commit, or, with no commit at all, from `auto.offset.reset`.
+///
+/// A stateful query also installs a [`PartitionListener`]: Kafka Streams' task model, where
+/// each assigned partition is a task whose state is restored before its records are read and
+/// committed before the partition goes to another member.
 #[derive(Default)]
 pub struct GroupContext {
     pending: Mutex<BTreeMap<(String, i32), i64>>,
+    listener: std::sync::OnceLock<Arc<dyn PartitionListener>>,
+}
+
+/// What a consumer's owner does when the group moves partitions (called from `poll`, on the
+/// polling thread, while the rebalance waits for it).
+pub trait PartitionListener: Send + Sync {
+    /// Partitions arrive: prepare them (restore their state) and say where to start reading
+    /// each one, `Offset::Invalid` for the group's committed offset.
+    fn assigned(&self, partitions: &[(String, i32)]) -> BTreeMap<(String, i32), rdkafka::Offset>;
+    /// Partitions go: finish and commit their work now, while this member still owns them.
+    fn revoked(&self, consumer: &GroupConsumer, partitions: &[(String, i32)]);
+}
+
+impl GroupContext {
+    /// Installs the listener of a stateful query (once, before subscribing).
+    pub fn listen(&self, listener: Arc<dyn PartitionListener>) {
+        let _ = self.listener.set(listener);
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for GroupContext {
@@ -84,6 +113,57 @@ impl ClientContext for GroupContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for GroupContext {
+    /// rdkafka's own rebalance, with the listener's work in it: a revoked partition's work is
+    /// committed before the partition is given up, and an assigned one starts at the offset its
+    /// restored state needs.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: rdkafka::types::RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        use rdkafka::consumer::RebalanceProtocol;
+        use rdkafka::types::RDKafkaRespErr;
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                if let Some(listener) = self.listener.get() {
+                    for ((topic, partition), offset) in listener.assigned(&partitions_of(tpl)) {
+                        if let Err(e) = tpl.set_partition_offset(&topic, partition, offset) {
+                            tracing::warn!("cannot start {topic}/{partition} at {offset:?}: {e}");
+                        }
+                    }
+                }
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Some(listener) = self.listener.get() {
+                    listener.revoked(consumer, &partitions_of(tpl));
+                }
+                self.pre_rebalance(consumer, &rdkafka::consumer::Rebalance::Revoke(tpl));
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::warn!("rebalance error: {other:?}");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!("rebalance: {e}");
+        }
+    }
+
     fn pre_rebalance(
         &self,
         consumer: &BaseConsumer<Self>,

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod materialized;
 pub mod materialized_rocks;
 pub mod output;
+mod partitioned;
 pub mod pull;
 pub mod pull_cache;
 pub mod repartition;

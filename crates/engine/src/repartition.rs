@@ -176,6 +176,11 @@ impl StreamClock {
         self.sources = sources;
     }
 
+    /// How many source partitions feed the repartition topic.
+    pub fn sources(&self) -> i32 {
+        self.sources
+    }
+
     /// A record of source partition `source` at repartition partition `partition`, whose
     /// source partition's stream time is `time`: the stream time it is processed at.
     pub fn record(

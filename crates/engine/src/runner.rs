@@ -11,9 +11,7 @@
 use crate::task::{OutputRow, ProcessingLogEntry, QueryTask};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use runnel_connect::kafka::Producer;
-use runnel_connect::kafka::{
-    commit, delivered_offset, flush, record_of, send, GroupConsumer, KafkaConfig, Record,
-};
+use runnel_connect::kafka::{commit, flush, record_of, send, GroupConsumer, KafkaConfig, Record};
 use runnel_plan::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -201,8 +199,7 @@ pub fn read_to_end(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crat
 }
 
 /// Starts a persistent query: reads the source topic in consumer group `group`, writes the sink.
-/// Stateful queries (with a changelog) first restore their state and read every partition of
-/// the source themselves, from the offsets of their last checkpoint.
+/// Stateful queries (with a changelog) run a task per input partition (see `crate::partitioned`).
 pub fn spawn_persistent(
     task: Arc<QueryTask>,
     kafka: KafkaConfig,
@@ -234,52 +231,25 @@ pub(crate) fn spawn_persistent_from(
     changelog: Option<Changelog>,
     input: &str,
 ) -> Result<Running, crate::EngineError> {
-    let repartitioned = input != task.source_topic();
+    if let Some(changelog) = changelog {
+        return crate::partitioned::spawn(
+            task,
+            kafka,
+            group,
+            auto_offset_reset,
+            log,
+            changelog,
+            input,
+        );
+    }
     let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
     let producer = kafka.producer()?;
-    let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-    let mut store = None;
-    match &changelog {
-        None => {
-            if auto_offset_reset.eq_ignore_ascii_case("latest") {
-                start_at_end(&kafka, &group, input)?;
-            }
-            consumer
-                .subscribe(&[input])
-                .map_err(runnel_connect::kafka::KafkaError::from)?
-        }
-        Some(cl) => {
-            kafka.create_topic(&cl.topic, 1, 1)?;
-            let restored = crate::state::restore(&task, &kafka, &producer, cl)?;
-            next_offsets = restored.offsets;
-            store = restored.store;
-            // A restore loads the whole state; keep only what the bound allows.
-            if let Some(store) = &store {
-                store.evict(&task)?;
-            }
-            let partitions = kafka.topic(input)?.map(|t| t.partitions).unwrap_or(1);
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            for p in 0..partitions {
-                // Without a checkpoint there is no state for any committed position: start over.
-                let offset = match next_offsets.get(&p) {
-                    Some(o) => rdkafka::Offset::Offset(*o),
-                    // The end now, not when the consumer first fetches (see `start_at_end`).
-                    None if auto_offset_reset == "latest" => {
-                        let (_, high) = consumer
-                            .fetch_watermarks(input, p, Duration::from_secs(10))
-                            .map_err(runnel_connect::kafka::KafkaError::from)?;
-                        rdkafka::Offset::Offset(high)
-                    }
-                    None => rdkafka::Offset::Beginning,
-                };
-                tpl.add_partition_offset(input, p, offset)
-                    .map_err(runnel_connect::kafka::KafkaError::from)?;
-            }
-            consumer
-                .assign(&tpl)
-                .map_err(runnel_connect::kafka::KafkaError::from)?;
-        }
+    if auto_offset_reset.eq_ignore_ascii_case("latest") {
+        start_at_end(&kafka, &group, input)?;
     }
+    consumer
+        .subscribe(&[input])
+        .map_err(runnel_connect::kafka::KafkaError::from)?;
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(QueryStats::default());
     let (stop2, stats2) = (stop.clone(), stats.clone());
@@ -293,25 +263,14 @@ pub(crate) fn spawn_persistent_from(
             let mut last_commit = Instant::now();
             loop {
                 let stopping = stop2.load(Ordering::Relaxed);
-                let mut batch = if stopping {
+                let batch = if stopping {
                     vec![]
                 } else {
                     poll_batch(&consumer, &stop2)
                 };
                 let mut result = Ok(());
                 if !batch.is_empty() {
-                    // The aggregate stage of a repartitioned aggregation processes the records
-                    // it has not aggregated yet; the checkpoint and commit still cover the
-                    // whole batch.
-                    let fresh = if repartitioned {
-                        crate::repartition::prepare(&task, &mut batch)
-                    } else {
-                        Ok(vec![])
-                    };
-                    result = fresh.and_then(|fresh| {
-                        let input = if repartitioned { &fresh } else { &batch };
-                        process_and_send(&task, input, &producer, &log, &stats2)
-                    });
+                    result = process_and_send(&task, &batch, &producer, &log, &stats2);
                     for r in &batch {
                         let e = progress
                             .entry((r.topic.clone(), r.partition))
@@ -325,18 +284,7 @@ pub(crate) fn spawn_persistent_from(
                     || (task.cache_max_bytes > 0 && task.held_bytes() >= task.cache_max_bytes);
                 if result.is_ok() && due && !progress.is_empty() {
                     result = send_rows(&task, &task.flush_record_cache(), &producer, &log, &stats2)
-                        .and_then(|_| flush(&producer).map_err(Into::into))
-                        .and_then(|_| match &changelog {
-                            Some(cl) => checkpoint(
-                                &task,
-                                &progress,
-                                &producer,
-                                cl,
-                                &mut next_offsets,
-                                store.as_mut(),
-                            ),
-                            None => Ok(()),
-                        });
+                        .and_then(|_| flush(&producer).map_err(Into::into));
                     if result.is_ok() {
                         tracing::debug!(query = %log.query_id, partitions = progress.len(), "committed");
                         commit_offsets(&consumer, &progress, &log.query_id);
@@ -362,8 +310,6 @@ pub(crate) fn spawn_persistent_from(
             }
             let _ = flush(&producer);
             retry_commit(&consumer, &log.query_id);
-            // Close the local store (with `store`, dropped here) so a restart can reopen it.
-            task.set_state_store(None);
             tracing::info!(query = %log.query_id, "query stopped");
         })
         .map_err(|e| crate::EngineError::Internal(e.to_string()))?;
@@ -372,50 +318,6 @@ pub(crate) fn spawn_persistent_from(
         thread: Some(thread),
         stats,
     })
-}
-
-/// Writes the state changes since the last checkpoint and a checkpoint with the next input
-/// offsets (`progress`: the last processed offset of each input partition), waits until the
-/// broker has them, then writes the same changes and checkpoint to the local store.
-fn checkpoint(
-    task: &QueryTask,
-    progress: &BTreeMap<(String, i32), i64>,
-    producer: &Producer,
-    changelog: &Changelog,
-    next_offsets: &mut BTreeMap<i32, i64>,
-    store: Option<&mut crate::state::LocalStore>,
-) -> Result<(), crate::EngineError> {
-    let changes = task
-        .take_state_changes()
-        .map_err(crate::EngineError::Internal)?;
-    for (key, value) in &changes {
-        let r = Record {
-            topic: changelog.topic.clone(),
-            partition: 0,
-            key: Some(key.clone()),
-            value: value.clone(),
-            ..Default::default()
-        };
-        send(producer, &r)?;
-    }
-    for ((_, partition), offset) in progress {
-        next_offsets.insert(*partition, offset + 1);
-    }
-    send(
-        producer,
-        &crate::state::checkpoint_record(&changelog.topic, next_offsets),
-    )?;
-    flush(producer)?;
-    if let Some(store) = store {
-        let offset = delivered_offset(producer, &changelog.topic, 0).ok_or_else(|| {
-            crate::EngineError::Internal(format!(
-                "the broker did not report the offset of the checkpoint in {}",
-                changelog.topic
-            ))
-        })?;
-        store.commit(task, &changes, offset + 1, next_offsets)?;
-    }
-    Ok(())
 }
 
 /// Commits the source offsets of processed records (their outputs are acknowledged). A commit
@@ -451,7 +353,7 @@ pub(crate) fn retry_commit(consumer: &GroupConsumer, query_id: &str) {
 
 /// Processes a batch and sends its output rows (not waiting for their acknowledgements: the
 /// commit flushes the producer first).
-fn process_and_send(
+pub(crate) fn process_and_send(
     task: &QueryTask,
     batch: &[Record],
     producer: &Producer,
@@ -473,7 +375,7 @@ fn process_and_send(
 
 /// Encodes and sends output rows to the task's sink (if it has one: a query without a sink
 /// only materializes its table, as CREATE SOURCE TABLE does).
-fn send_rows(
+pub(crate) fn send_rows(
     task: &QueryTask,
     rows: &[OutputRow],
     producer: &Producer,

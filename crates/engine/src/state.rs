@@ -37,18 +37,29 @@ use std::time::{Duration, Instant};
 pub const CHECKPOINT_KEY: &[u8] = b"\x00runnel-checkpoint";
 /// Key of the restore markers a starting query writes to its changelog.
 pub const RESTORE_MARKER_KEY: &[u8] = b"\x00runnel-restore";
-/// The changelog has one partition.
-const PARTITION: i32 = 0;
 /// A restore that receives nothing for this long fails (the broker is gone), instead of hanging.
 const STALL: Duration = Duration::from_secs(120);
 /// Retention range-deletes are written at most this often.
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
-/// Where a stateful query keeps its state durable.
+/// Where a stateful query keeps its state durable. As in Kafka Streams, the query's state is
+/// split into one task per input partition: input partition `p`'s state lives in changelog
+/// partition `p` and in the local store `<state_dir>/<p>`, so each task moves between servers
+/// (and restores) on its own.
 pub struct Changelog {
     pub topic: String,
-    /// Directory of the local RocksDB store (`None`: state is rebuilt from the changelog alone).
+    /// Directory of the query's local RocksDB stores (`None`: state is rebuilt from the
+    /// changelog alone).
     pub state_dir: Option<PathBuf>,
+}
+
+impl Changelog {
+    /// The local store directory of input partition `partition`'s task.
+    pub fn store_dir(&self, partition: i32) -> Option<PathBuf> {
+        self.state_dir
+            .as_ref()
+            .map(|d| d.join(partition.to_string()))
+    }
 }
 
 fn state_error(e: StateError) -> EngineError {
@@ -61,17 +72,20 @@ fn state_error(e: StateError) -> EngineError {
 /// A query's open local store and its retention bookkeeping.
 pub struct LocalStore {
     store: Arc<StateStore>,
+    /// The input (and changelog) partition whose state the store holds.
+    partition: i32,
     pruned_to: i64,
     pruned_at: Option<Instant>,
 }
 
 impl LocalStore {
     /// A restored store, registered with its task for readers.
-    fn new(task: &QueryTask, store: StateStore) -> Self {
+    fn new(task: &QueryTask, store: StateStore, partition: i32) -> Self {
         let store = Arc::new(store);
         task.set_state_store(Some(store.clone()));
         LocalStore {
             store,
+            partition,
             pruned_to: i64::MIN,
             pruned_at: None,
         }
@@ -82,13 +96,14 @@ impl LocalStore {
     }
 
     /// Writes a committed batch's changes, retention deletes and checkpoint. `changelog_next`
-    /// is the changelog offset after the batch's (acknowledged) checkpoint record.
+    /// is the changelog offset after the batch's (acknowledged) checkpoint record, `next_input`
+    /// the next input offset of the task's partition.
     pub fn commit(
         &mut self,
         task: &QueryTask,
         changes: &StateChanges,
         changelog_next: i64,
-        inputs: &BTreeMap<i32, i64>,
+        next_input: i64,
     ) -> Result<(), EngineError> {
         let mut batch = Batch::new();
         for (key, value) in changes {
@@ -103,19 +118,19 @@ impl LocalStore {
             }
         }
         let checkpoint = Checkpoint {
-            changelog: BTreeMap::from([(PARTITION, changelog_next)]),
-            inputs: inputs.clone(),
+            changelog: BTreeMap::from([(self.partition, changelog_next)]),
+            inputs: BTreeMap::from([(self.partition, next_input)]),
         };
-        self.store.commit(batch, &checkpoint).map_err(state_error)?;
-        self.evict(task)
+        self.store.commit(batch, &checkpoint).map_err(state_error)
     }
 
     /// Bounds the aggregation's in-memory state (`runnel.state.memory.max.bytes`) now that the
     /// store holds every committed group. Once groups have left memory the store is read by
     /// key, so its memtable is flushed at each commit (as Kafka Streams flushes its stores on
     /// commit): a point read then finds an empty memtable and the table files.
-    pub fn evict(&self, task: &QueryTask) -> Result<(), EngineError> {
-        let (dropped, reads) = task.evict_state();
+    /// `max_bytes` narrows the task's own bound (the query's bound shared by its tasks).
+    pub fn evict(&self, task: &QueryTask, max_bytes: usize) -> Result<(), EngineError> {
+        let (dropped, reads) = task.evict_state(max_bytes);
         if dropped > 0 {
             tracing::debug!(
                 dropped,
@@ -155,55 +170,71 @@ fn checkpoint_offsets(r: &Record) -> BTreeMap<i32, i64> {
     offsets
 }
 
-/// The checkpoint record closing a batch whose next input offsets are `offsets`.
-pub fn checkpoint_record(topic: &str, offsets: &BTreeMap<i32, i64>) -> Record {
-    let marker: serde_json::Map<String, serde_json::Value> = offsets
-        .iter()
-        .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
-        .collect();
+/// The checkpoint record closing a batch of input partition `partition`'s task, whose next
+/// input offset is `next_input` (written to the task's changelog partition).
+pub fn checkpoint_record(topic: &str, partition: i32, next_input: i64) -> Record {
+    let marker = serde_json::json!({ partition.to_string(): next_input });
     Record {
         topic: topic.to_string(),
-        partition: PARTITION,
+        partition,
         key: Some(CHECKPOINT_KEY.to_vec()),
-        value: Some(serde_json::Value::Object(marker).to_string().into_bytes()),
+        value: Some(marker.to_string().into_bytes()),
         ..Default::default()
     }
 }
 
-/// Writes a restore marker and returns its offset: the end of the changelog to restore.
-fn write_marker(producer: &Producer, topic: &str) -> Result<i64, EngineError> {
+/// Writes a restore marker to each of `partitions` and returns their offsets: the ends of the
+/// changelog partitions to restore.
+fn write_markers(
+    producer: &Producer,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i64>, EngineError> {
     let id = format!(
         "{}-{}",
         std::process::id(),
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
-    let r = Record {
-        topic: topic.to_string(),
-        partition: PARTITION,
-        key: Some(RESTORE_MARKER_KEY.to_vec()),
-        value: Some(id.into_bytes()),
-        timestamp: chrono::Utc::now().timestamp_millis(),
-        ..Default::default()
-    };
-    send(producer, &r)?;
+    for &partition in partitions {
+        let r = Record {
+            topic: topic.to_string(),
+            partition,
+            key: Some(RESTORE_MARKER_KEY.to_vec()),
+            value: Some(id.clone().into_bytes()),
+            timestamp: chrono::Utc::now().timestamp_millis(),
+            ..Default::default()
+        };
+        send(producer, &r)?;
+    }
     flush(producer)?;
-    delivered_offset(producer, topic, PARTITION).ok_or_else(|| {
-        EngineError::Internal(format!(
-            "the broker did not report the offset of the restore marker in {topic}"
-        ))
-    })
+    partitions
+        .iter()
+        .map(|&p| {
+            delivered_offset(producer, topic, p)
+                .map(|end| (p, end))
+                .ok_or_else(|| {
+                    EngineError::Internal(format!(
+                        "the broker did not report the offset of the restore marker in {topic}/{p}"
+                    ))
+                })
+        })
+        .collect()
 }
 
-/// Reads the changelog from `from` (None: the beginning) up to, not including, offset `end`,
-/// handing each record to `apply`.
+/// Reads changelog partitions, each from its start (None: the beginning) up to, not including,
+/// its end, with one consumer, handing each record to `apply`.
 fn read_until(
     kafka: &KafkaConfig,
     topic: &str,
-    from: Option<i64>,
-    end: i64,
+    ranges: &BTreeMap<i32, (Option<i64>, i64)>,
     mut apply: impl FnMut(Record) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
-    if from.is_some_and(|f| f >= end) || end == 0 {
+    let mut open: BTreeMap<i32, i64> = ranges
+        .iter()
+        .filter(|(_, (from, end))| *end > 0 && from.is_none_or(|f| f < *end))
+        .map(|(p, (_, end))| (*p, *end))
+        .collect();
+    if open.is_empty() {
         return Ok(());
     }
     let consumer = kafka.consumer(
@@ -211,23 +242,28 @@ fn read_until(
         "earliest",
     )?;
     let mut tpl = rdkafka::TopicPartitionList::new();
-    let offset = from.map_or(rdkafka::Offset::Beginning, rdkafka::Offset::Offset);
-    tpl.add_partition_offset(topic, PARTITION, offset)
-        .map_err(KafkaError::from)?;
+    for p in open.keys() {
+        let offset = ranges[p]
+            .0
+            .map_or(rdkafka::Offset::Beginning, rdkafka::Offset::Offset);
+        tpl.add_partition_offset(topic, *p, offset)
+            .map_err(KafkaError::from)?;
+    }
     consumer.assign(&tpl).map_err(KafkaError::from)?;
     let mut last_progress = Instant::now();
-    loop {
+    while !open.is_empty() {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 let r = record_of(&m);
-                if r.offset >= end {
-                    return Ok(());
-                }
+                let Some(&end) = open.get(&r.partition) else {
+                    continue;
+                };
                 last_progress = Instant::now();
-                let done = r.offset + 1 >= end;
-                apply(r)?;
-                if done {
-                    return Ok(());
+                if r.offset + 1 >= end {
+                    open.remove(&r.partition);
+                }
+                if r.offset < end {
+                    apply(r)?;
                 }
             }
             Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
@@ -235,15 +271,16 @@ fn read_until(
         }
         if last_progress.elapsed() > STALL {
             return Err(EngineError::Internal(format!(
-                "restoring {topic}: nothing received for {} s before reaching offset {end}",
+                "restoring {topic}: nothing received for {} s before reaching the offsets {open:?}",
                 STALL.as_secs()
             )));
         }
     }
+    Ok(())
 }
 
-/// Applies changelog records in order: a batch's changes count once its checkpoint record is
-/// read, a restore marker discards an unfinished batch.
+/// Applies one changelog partition's records in order: a batch's changes count once its
+/// checkpoint record is read, a restore marker discards an unfinished batch.
 struct Replay<'a> {
     task: &'a QueryTask,
     pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -293,7 +330,7 @@ impl<'a> Replay<'a> {
     }
 
     /// Writes what was applied to the store, with a checkpoint after the last checkpoint record.
-    fn save(self, store: &StateStore) -> Result<(), EngineError> {
+    fn save(&self, store: &StateStore, partition: i32) -> Result<(), EngineError> {
         let (Some(inputs), Some(offset)) = (&self.inputs, self.last_checkpoint) else {
             return Ok(());
         };
@@ -302,105 +339,197 @@ impl<'a> Replay<'a> {
             put(&mut batch, k, v.as_deref());
         }
         let checkpoint = Checkpoint {
-            changelog: BTreeMap::from([(PARTITION, offset + 1)]),
+            changelog: BTreeMap::from([(partition, offset + 1)]),
             inputs: inputs.clone(),
         };
         store.commit(batch, &checkpoint).map_err(state_error)
     }
 }
 
-/// What a restore found.
+/// What a restore found for one task.
 pub struct Restored {
-    /// Input offsets to resume from (empty: no checkpoint, start over).
-    pub offsets: BTreeMap<i32, i64>,
+    /// The input offset to resume from (None: no checkpoint, start over).
+    pub next: Option<i64>,
     pub store: Option<LocalStore>,
 }
 
-/// Rebuilds a task's state from its local store and the changelog tail, or from the whole
-/// changelog; returns the input offsets to resume from and the open store.
+/// One task's restore in progress.
+struct Restoring<'a> {
+    task: &'a QueryTask,
+    store: Option<StateStore>,
+    replay: Replay<'a>,
+    /// Reading from the local store's checkpoint: the changelog must still hold, at this
+    /// offset, the checkpoint record with these input offsets (`None` once verified).
+    verify: Option<(i64, BTreeMap<i32, i64>)>,
+    /// The local store's input offsets (the resume point when the tail adds no checkpoint).
+    store_inputs: Option<BTreeMap<i32, i64>>,
+    /// Why the local store could not be trusted, once found while reading.
+    rejected: Option<String>,
+}
+
+/// Rebuilds the state of the tasks of changelog partitions `tasks` (partition, task with empty
+/// state): each from its local store and its changelog partition's tail, or from its whole
+/// changelog partition when the store is missing or cannot be trusted. All partitions are read
+/// by one consumer.
 pub fn restore(
-    task: &QueryTask,
+    tasks: &[(i32, &QueryTask)],
     kafka: &KafkaConfig,
     producer: &Producer,
     changelog: &Changelog,
-) -> Result<Restored, EngineError> {
+) -> Result<BTreeMap<i32, Restored>, EngineError> {
     let started = Instant::now();
-    let end = write_marker(producer, &changelog.topic)?;
-    let mut store = match &changelog.state_dir {
-        Some(dir) => {
+    let partitions: Vec<i32> = tasks.iter().map(|(p, _)| *p).collect();
+    let ends = write_markers(producer, &changelog.topic, &partitions)?;
+    let mut restoring: BTreeMap<i32, Restoring> = BTreeMap::new();
+    let mut ranges: BTreeMap<i32, (Option<i64>, i64)> = BTreeMap::new();
+    for &(p, task) in tasks {
+        let end = ends[&p];
+        let mut r = Restoring {
+            task,
+            store: None,
+            replay: Replay::new(task),
+            verify: None,
+            store_inputs: None,
+            rejected: None,
+        };
+        let mut from = None;
+        if let Some(dir) = changelog.store_dir(p) {
             let (store, opened) =
-                StateStore::open_or_recreate_with(dir, runnel_state::Access::WriteMostly)
+                StateStore::open_or_recreate_with(&dir, runnel_state::Access::WriteMostly)
                     .map_err(state_error)?;
             if let Opened::Recreated { reason } = &opened {
-                tracing::warn!(topic = %changelog.topic, "local state store recreated: {reason}");
+                tracing::warn!(topic = %changelog.topic, partition = p, "local state store recreated: {reason}");
             }
-            Some(store)
-        }
-        None => None,
-    };
-    if let Some(s) = store.take() {
-        task.restore_into_store();
-        match from_store(task, kafka, &s, &changelog.topic, end) {
-            Ok(offsets) => {
-                tracing::info!(
-                    topic = %changelog.topic,
-                    ms = started.elapsed().as_millis() as u64,
-                    "state restored from the local store and the changelog tail"
-                );
-                return Ok(Restored {
-                    offsets,
-                    store: Some(LocalStore::new(task, s)),
-                });
-            }
-            Err(reason) => {
-                if s.checkpoint().ok().flatten().is_some() {
-                    tracing::warn!(
-                        topic = %changelog.topic,
-                        "local state store not usable ({reason}); rebuilding it from the changelog"
-                    );
+            task.restore_into_store();
+            match load_store(task, &store, p, end) {
+                Ok((at, inputs)) => {
+                    from = Some(at);
+                    r.verify = Some((at, inputs.clone()));
+                    r.store_inputs = Some(inputs);
+                    r.store = Some(store);
                 }
-                task.reset_state().map_err(EngineError::Internal)?;
-                store = Some(s.wipe().map_err(state_error)?);
-                task.restore_into_store();
+                Err(reason) => {
+                    r.store = Some(reject_store(task, store, changelog, p, &reason)?);
+                }
             }
+        }
+        ranges.insert(p, (from, end));
+        restoring.insert(p, r);
+    }
+    read_until(kafka, &changelog.topic, &ranges, |rec| {
+        let Some(r) = restoring.get_mut(&rec.partition) else {
+            return Ok(());
+        };
+        if r.rejected.is_some() {
+            return Ok(());
+        }
+        if let Some((at, inputs)) = &r.verify {
+            let matches = rec.offset == *at
+                && rec.key.as_deref() == Some(CHECKPOINT_KEY)
+                && checkpoint_offsets(&rec) == *inputs;
+            r.rejected = (!matches).then(|| {
+                format!("the changelog does not hold the store's checkpoint at offset {at}")
+            });
+            r.verify = None;
+            return Ok(());
+        }
+        r.replay.apply(rec)
+    })?;
+    // Stores the changelog contradicts are rebuilt from their whole changelog partitions.
+    let mut again: BTreeMap<i32, (Option<i64>, i64)> = BTreeMap::new();
+    for (p, r) in restoring.iter_mut() {
+        let reason = r.rejected.take().or_else(|| {
+            r.verify
+                .as_ref()
+                .map(|(at, _)| format!("changelog offset {at} not found"))
+        });
+        if let Some(reason) = reason {
+            r.verify = None;
+            r.store_inputs = None;
+            r.replay = Replay::new(r.task);
+            if let Some(store) = r.store.take() {
+                r.store = Some(reject_store(r.task, store, changelog, *p, &reason)?);
+            }
+            again.insert(*p, (None, ends[p]));
         }
     }
-    let mut replay = Replay::new(task);
-    read_until(kafka, &changelog.topic, None, end, |r| replay.apply(r))?;
-    task.finish_restore();
-    let offsets = replay.inputs.clone().unwrap_or_default();
+    if !again.is_empty() {
+        read_until(kafka, &changelog.topic, &again, |rec| {
+            match restoring.get_mut(&rec.partition) {
+                Some(r) if again.contains_key(&rec.partition) => r.replay.apply(rec),
+                _ => Ok(()),
+            }
+        })?;
+    }
+    let mut out = BTreeMap::new();
+    for (p, r) in restoring {
+        r.task.finish_restore();
+        let inputs = r.replay.inputs.clone().or(r.store_inputs.clone());
+        if let Some(store) = &r.store {
+            r.replay.save(store, p)?;
+        }
+        let (applied, discarded) = (r.replay.count, r.replay.discarded + r.replay.pending.len());
+        if r.store_inputs.is_some() {
+            tracing::info!(topic = %changelog.topic, partition = p, applied, discarded,
+                "state restored from the local store and the changelog tail");
+        } else {
+            tracing::info!(topic = %changelog.topic, partition = p, applied, discarded,
+                "state restored from the changelog");
+        }
+        out.insert(
+            p,
+            Restored {
+                next: inputs.and_then(|i| i.get(&p).copied()),
+                store: r.store.map(|store| LocalStore::new(r.task, store, p)),
+            },
+        );
+    }
     tracing::info!(
         topic = %changelog.topic,
-        applied = replay.count,
-        discarded = replay.discarded + replay.pending.len(),
+        partitions = ?partitions,
         ms = started.elapsed().as_millis() as u64,
-        "state restored from the changelog"
+        "tasks restored"
     );
-    if let Some(s) = &store {
-        replay.save(s)?;
-    }
-    Ok(Restored {
-        offsets,
-        store: store.map(|store| LocalStore::new(task, store)),
-    })
+    Ok(out)
 }
 
-/// Loads the store into the task and replays the changelog after the store's checkpoint.
-/// An `Err` says why the store cannot be trusted (the task may then hold partial state).
-fn from_store(
+/// Forgets what a task loaded from a store that cannot be trusted and empties the store.
+fn reject_store(
     task: &QueryTask,
-    kafka: &KafkaConfig,
+    store: StateStore,
+    changelog: &Changelog,
+    partition: i32,
+    reason: &str,
+) -> Result<StateStore, EngineError> {
+    if store.checkpoint().ok().flatten().is_some() {
+        tracing::warn!(
+            topic = %changelog.topic,
+            partition,
+            "local state store not usable ({reason}); rebuilding it from the changelog"
+        );
+    }
+    task.reset_state().map_err(EngineError::Internal)?;
+    let store = store.wipe().map_err(state_error)?;
+    task.restore_into_store();
+    Ok(store)
+}
+
+/// Loads a local store into its task; returns the changelog offset of the checkpoint record
+/// the store remembers (the tail is read from there) and the store's input offsets. An `Err`
+/// says why the store cannot be trusted (the task may then hold partial state).
+fn load_store(
+    task: &QueryTask,
     store: &StateStore,
-    topic: &str,
+    partition: i32,
     end: i64,
-) -> Result<BTreeMap<i32, i64>, String> {
+) -> Result<(i64, BTreeMap<i32, i64>), String> {
     let checkpoint = store
         .checkpoint()
         .map_err(|e| e.to_string())?
         .ok_or("no checkpoint")?;
     let next = *checkpoint
         .changelog
-        .get(&PARTITION)
+        .get(&partition)
         .ok_or("no changelog offset in the checkpoint")?;
     // The record before `next` must be the checkpoint record the store remembers.
     let at = next - 1;
@@ -419,38 +548,5 @@ fn from_store(
                 .map_err(|e| format!("entry does not decode: {e}"))?;
         }
     }
-    let mut replay = Replay::new(task);
-    let mut verified = false;
-    read_until(kafka, topic, Some(at), end, |r| {
-        if !verified {
-            let matches = r.offset == at
-                && r.key.as_deref() == Some(CHECKPOINT_KEY)
-                && checkpoint_offsets(&r) == checkpoint.inputs;
-            if !matches {
-                return Err(EngineError::Internal(format!(
-                    "the changelog does not hold the store's checkpoint at offset {at}"
-                )));
-            }
-            verified = true;
-            return Ok(());
-        }
-        replay.apply(r)
-    })
-    .map_err(|e| e.to_string())?;
-    if !verified {
-        return Err(format!("changelog offset {at} not found"));
-    }
-    task.finish_restore();
-    let offsets = replay
-        .inputs
-        .clone()
-        .unwrap_or_else(|| checkpoint.inputs.clone());
-    tracing::info!(
-        topic,
-        replayed = replay.count,
-        discarded = replay.discarded + replay.pending.len(),
-        "changelog tail replayed onto the local store"
-    );
-    replay.save(store).map_err(|e| e.to_string())?;
-    Ok(offsets)
+    Ok((at, checkpoint.inputs))
 }

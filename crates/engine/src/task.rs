@@ -21,6 +21,7 @@ use runnel_runtime::aggregate::{AggregateOperator, AggregateUpdate};
 use runnel_runtime::convert::value_at;
 use runnel_runtime::select::{rows_to_batch, SelectOperator};
 use runnel_sql::{SourceKind, SqlType};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Changelog records: state key, and new state bytes (`None` deletes).
@@ -246,6 +247,14 @@ impl RecordCache {
     }
 }
 
+/// What an aggregate task is built from: its plan, settings and sink.
+type AggregateParts = (
+    AggregatePlan,
+    FunctionConfig,
+    AggregateConfig,
+    Option<Source>,
+);
+
 pub struct QueryTask {
     pub source: Arc<Source>,
     source_key: Box<dyn RowSerde>,
@@ -270,6 +279,9 @@ pub struct QueryTask {
     /// The local state store of a running stateful query, once restored (for readers such as
     /// pull queries; see `runnel_state` for its key layout and read API).
     state_store: std::sync::Mutex<Option<Arc<runnel_state::StateStore>>>,
+    /// On a query's template task (see `for_partition`): the local stores of the partitions'
+    /// tasks this server runs now.
+    partition_stores: std::sync::Mutex<BTreeMap<i32, Arc<runnel_state::StateStore>>>,
     /// Kafka Streams' record cache (`cache.max.bytes.buffering` > 0): an aggregation emits only
     /// the last update of each key (and window) per commit. A Kafka query's runner holds the
     /// updates across batches until its commit (`hold_record_cache`); otherwise (the test
@@ -288,7 +300,7 @@ pub struct QueryTask {
     materialization: std::sync::OnceLock<Arc<crate::materialized::Materialization>>,
     /// An aggregation's plan and settings, to build the first stage of a repartitioned
     /// aggregation (see `crate::repartition`).
-    aggregate: Option<Box<(AggregatePlan, FunctionConfig, AggregateConfig)>>,
+    aggregate: Option<Box<AggregateParts>>,
     /// The aggregate stage of a repartitioned aggregation: the last source offset aggregated per
     /// (repartition partition, source partition), kept with the state (see `crate::repartition`).
     source_offsets: std::sync::Mutex<crate::repartition::SourceOffsets>,
@@ -373,6 +385,7 @@ impl QueryTask {
             layout_fields_unique: fields_unique,
             key_inputs,
             state_store: Default::default(),
+            partition_stores: Default::default(),
             record_cache: false,
             held: Default::default(),
             cache_max_bytes: 0,
@@ -446,7 +459,8 @@ impl QueryTask {
         agg_config: AggregateConfig,
     ) -> Result<Self, EngineError> {
         let (source_key, source_value) = source_serdes(&plan.source)?;
-        let (config_copy, agg_copy) = (config.clone(), agg_config.clone());
+        let (config_copy, agg_copy, sink_copy) =
+            (config.clone(), agg_config.clone(), sink.cloned());
         let op = AggregateOperator::new(plan, config, agg_config)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let input_schema = op.input_schema().clone();
@@ -477,13 +491,14 @@ impl QueryTask {
             header_kinds: header_kinds(&plan.source),
             layout_fields_unique: fields_unique,
             state_store: Default::default(),
+            partition_stores: Default::default(),
             record_cache: false,
             held: Default::default(),
             cache_max_bytes: 0,
             state_memory: usize::MAX,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
             materialization: std::sync::OnceLock::new(),
-            aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy))),
+            aggregate: Some(Box::new((plan.clone(), config_copy, agg_copy, sink_copy))),
             source_offsets: Default::default(),
             stream_clock: Default::default(),
         })
@@ -855,17 +870,37 @@ impl QueryTask {
 
     /// The aggregation plan of an aggregate task.
     pub fn aggregate_plan(&self) -> Option<&AggregatePlan> {
-        self.aggregate.as_deref().map(|(p, _, _)| p)
+        self.aggregate.as_deref().map(|(p, _, _, _)| p)
     }
 
     /// A fresh task for the same aggregation, without a sink: the first stage of a
     /// repartitioned aggregation uses it to decode records and evaluate their group keys.
     pub fn repartitioner(&self) -> Result<QueryTask, EngineError> {
-        let (plan, config, agg) = self
+        let (plan, config, agg, _) = self
             .aggregate
             .as_deref()
             .ok_or_else(|| EngineError::Internal("not an aggregation".into()))?;
         QueryTask::new_aggregate(plan, None, config.clone(), agg.clone())
+    }
+
+    /// A task for one input partition of this aggregation on Kafka (Kafka Streams' task: see
+    /// `crate::partitioned`): the same plan, sink and settings, its own empty state, and the
+    /// same materialization (the partitions' groups are disjoint).
+    pub fn for_partition(&self) -> Result<QueryTask, EngineError> {
+        let (plan, config, agg, sink) = self
+            .aggregate
+            .as_deref()
+            .ok_or_else(|| EngineError::Internal("not an aggregation".into()))?;
+        let task = QueryTask::new_aggregate(plan, sink.as_ref(), config.clone(), agg.clone())?
+            .with_record_cache(self.cache_max_bytes)
+            .with_state_memory(self.state_memory)
+            .with_commit_interval(self.commit_interval);
+        if let Some(m) = self.materialization() {
+            task.materialize(m.clone());
+        }
+        let sources = self.stream_clock()?.sources();
+        task.stream_clock()?.set_sources(sources);
+        Ok(task)
     }
 
     /// Decodes records and evaluates their group keys: (record, timestamp after the TIMESTAMP
@@ -1013,6 +1048,26 @@ impl QueryTask {
         self.state_store.lock().ok()?.clone()
     }
 
+    /// The local store of input partition `partition`'s task, while this server runs it (on
+    /// the query's template task; same caveats as `state_store`).
+    pub fn partition_store(&self, partition: i32) -> Option<Arc<runnel_state::StateStore>> {
+        self.partition_stores.lock().ok()?.get(&partition).cloned()
+    }
+
+    /// Registers (or, with None, forgets) a partition task's store on the template.
+    pub(crate) fn set_partition_store(
+        &self,
+        partition: i32,
+        store: Option<Arc<runnel_state::StateStore>>,
+    ) {
+        if let Ok(mut stores) = self.partition_stores.lock() {
+            match store {
+                Some(s) => stores.insert(partition, s),
+                None => stores.remove(&partition),
+            };
+        }
+    }
+
     /// Set by the query thread once restored, cleared when it stops. While set, the
     /// aggregation reads groups it dropped from memory (`evict_state`) back from the store.
     pub(crate) fn set_state_store(&self, store: Option<Arc<runnel_state::StateStore>>) {
@@ -1048,11 +1103,12 @@ impl QueryTask {
     /// After a commit has reached the local store: drops committed groups from memory beyond
     /// `state_memory`. Returns how many were dropped, and whether the aggregation has dropped
     /// any so far (it then reads the store by key, which should be flushed for that).
-    pub fn evict_state(&self) -> (usize, bool) {
+    /// `max_bytes` narrows `state_memory` (a query's bound shared by its partitions' tasks).
+    pub fn evict_state(&self, max_bytes: usize) -> (usize, bool) {
         match &self.operator {
             TaskOperator::Aggregate(op, _) => op
                 .lock()
-                .map(|mut op| (op.evict(self.state_memory), op.has_evicted()))
+                .map(|mut op| (op.evict(self.state_memory.min(max_bytes)), op.has_evicted()))
                 .unwrap_or((0, false)),
             TaskOperator::Select(_) => (0, false),
         }

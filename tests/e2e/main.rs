@@ -576,6 +576,120 @@ fn windowed_aggregation_survives_sigkill_with_state_corrupted() {
 /// checkpoint record. The next start writes a restore marker after them, so a later restore from
 /// the changelog alone never completes that batch with a later checkpoint (which would bring
 /// back the stale values).
+/// Two servers share a service id and so a windowed aggregation over a 4-partition topic: each
+/// runs the tasks of some partitions. One is killed (SIGKILL) mid-stream; the other takes its
+/// partitions over, restores their state from the changelog (it has no local store for them),
+/// and goes on: every window's final value is right, nothing lost and nothing counted twice.
+#[test]
+fn a_killed_servers_tasks_move_to_the_surviving_one() {
+    let kafka = kafka();
+    let input = unique("readings");
+    let output = unique("counts");
+    let service = format!("{}_", unique("svc"));
+    let changelog = format!(
+        "_confluent-ksql-{service}query_CTAS_COUNTS_0-Aggregate-Aggregate-Materialize-changelog"
+    );
+    // The children reach the broker over the network, where the mock cluster cannot create
+    // topics: create every topic the query uses here.
+    for topic in [&input, &output, &changelog] {
+        kafka.create_topic(topic, 4, 1).expect("topic");
+    }
+    let dir = std::env::temp_dir().join(unique("failover"));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let script = dir.join("agg.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE STREAM readings (sensor STRING KEY, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
+             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
+             FROM readings WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS) GROUP BY sensor EMIT CHANGES;\n"
+        ),
+    )
+    .expect("write script");
+    let start = |server: u32| {
+        let properties = [
+            format!("ksql.service.id={service}"),
+            format!(
+                "ksql.streams.state.dir={}",
+                dir.join(format!("state{server}")).display()
+            ),
+            "ksql.streams.commit.interval.ms=100".to_string(),
+        ];
+        run_script(
+            &kafka,
+            &script,
+            &properties,
+            "warn,runnel_engine=info",
+            &dir.join(format!("server{server}.log")),
+        )
+    };
+    // The log without its colours (ANSI escapes between field names and values).
+    let log_of = |server: u32| {
+        let text =
+            std::fs::read_to_string(dir.join(format!("server{server}.log"))).unwrap_or_default();
+        let mut plain = String::with_capacity(text.len());
+        let mut escape = false;
+        for c in text.chars() {
+            match (escape, c) {
+                (false, '\x1b') => escape = true,
+                (false, c) => plain.push(c),
+                (true, 'm') => escape = false,
+                (true, _) => {}
+            }
+        }
+        plain
+    };
+    let mut first = start(1);
+    let mut second = start(2);
+    // Both have joined the query's group once the second has been given tasks.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log_of(2).contains("tasks assigned") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(log_of(2).contains("tasks assigned"), "{}", log_of(2));
+    let mut sent = Vec::new();
+    produce_readings(&kafka, &input, 0, 2000, &mut sent);
+    let consumer: BaseConsumer = kafka
+        .consumer(&unique("probe"), "earliest")
+        .expect("consumer");
+    consumer.subscribe(&[output.as_str()]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
+    {}
+    produce_readings(&kafka, &input, 2000, 3500, &mut sent);
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    produce_readings(&kafka, &input, 3500, 5000, &mut sent);
+    let expected = expected_windows(&sent);
+    let mut latest = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        latest = latest_values(&kafka, &output);
+        if latest == expected {
+            break;
+        }
+    }
+    second.kill().expect("stop");
+    let _ = second.wait();
+    let (log1, log2) = (log_of(1), log_of(2));
+    assert_eq!(latest, expected, "server 1:\n{log1}\nserver 2:\n{log2}");
+    // The survivor's last rebalance gave it every partition, and it restored those it had not
+    // run before from the changelog.
+    let last_rebalance = &log2[log2.rfind("tasks revoked").expect("a rebalance")..];
+    let assigned = last_rebalance
+        .lines()
+        .find(|l| l.contains("tasks assigned"))
+        .expect("tasks assigned after the last revocation");
+    assert!(assigned.contains("partitions=[0, 1, 2, 3]"), "{log2}");
+    assert!(
+        last_rebalance.contains("state restored from the changelog"),
+        "{log2}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_half_written_batch_is_never_restored() {
     let kafka = kafka();

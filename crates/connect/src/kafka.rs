@@ -373,6 +373,18 @@ impl KafkaConfig {
         partitions: i32,
         replicas: i16,
     ) -> Result<bool, KafkaError> {
+        self.create_topic_with(name, partitions, replicas, &[])
+    }
+
+    /// `create_topic` with topic configs, e.g. `cleanup.policy=compact` for a changelog (the
+    /// embedded broker takes no configs: it keeps at most ~5 MiB per partition anyway).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        replicas: i16,
+        configs: &[(&str, &str)],
+    ) -> Result<bool, KafkaError> {
         if self.topic(name)?.is_some() {
             return Ok(false);
         }
@@ -381,7 +393,10 @@ impl KafkaConfig {
             return Ok(true);
         }
         let admin = self.admin()?;
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas as i32));
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replicas as i32));
+        for (key, value) in configs {
+            topic = topic.set(key, value);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let results = futures::executor::block_on(admin.create_topics([&topic], &opts))?;
         for r in results {

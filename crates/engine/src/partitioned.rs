@@ -343,7 +343,14 @@ pub(crate) fn spawn(
     input: &str,
 ) -> Result<Running, EngineError> {
     let partitions = kafka.topic(input)?.map(|t| t.partitions).unwrap_or(1);
-    kafka.create_topic(&changelog.topic, partitions, 1)?;
+    // Compacted, as Kafka Streams' changelogs are: the latest value of every state key stays
+    // (a delete policy would drop groups not updated within the retention time).
+    kafka.create_topic_with(
+        &changelog.topic,
+        partitions,
+        1,
+        &[("cleanup.policy", "compact")],
+    )?;
     let changelog_partitions = kafka
         .topic(&changelog.topic)?
         .map(|t| t.partitions)

@@ -173,7 +173,15 @@ fn checkpoint_offsets(r: &Record) -> BTreeMap<i32, i64> {
 /// The checkpoint record closing a batch of input partition `partition`'s task, whose next
 /// input offset is `next_input` (written to the task's changelog partition).
 pub fn checkpoint_record(topic: &str, partition: i32, next_input: i64) -> Record {
-    let marker = serde_json::json!({ partition.to_string(): next_input });
+    checkpoint_record_of(topic, partition, &BTreeMap::from([(partition, next_input)]))
+}
+
+fn checkpoint_record_of(topic: &str, partition: i32, inputs: &BTreeMap<i32, i64>) -> Record {
+    let marker: serde_json::Map<String, serde_json::Value> = inputs
+        .iter()
+        .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
+        .collect();
+    let marker = serde_json::Value::Object(marker);
     Record {
         topic: topic.to_string(),
         partition,
@@ -289,6 +297,8 @@ struct Replay<'a> {
     inputs: Option<BTreeMap<i32, i64>>,
     /// Offset of the last checkpoint record applied.
     last_checkpoint: Option<i64>,
+    /// Keys written by batches that never got their checkpoint (see `repair`).
+    aborted: std::collections::BTreeSet<Vec<u8>>,
     discarded: usize,
     count: usize,
 }
@@ -301,6 +311,7 @@ impl<'a> Replay<'a> {
             applied: BTreeMap::new(),
             inputs: None,
             last_checkpoint: None,
+            aborted: Default::default(),
             discarded: 0,
             count: 0,
         }
@@ -312,6 +323,10 @@ impl<'a> Replay<'a> {
         };
         if key == CHECKPOINT_KEY {
             for (k, v) in self.pending.drain(..) {
+                // A committed record after an unfinished batch's one shadows it for good.
+                if !self.aborted.is_empty() {
+                    self.aborted.remove(&k);
+                }
                 self.task
                     .restore_state(&k, v.as_deref())
                     .map_err(EngineError::Internal)?;
@@ -322,7 +337,8 @@ impl<'a> Replay<'a> {
             self.last_checkpoint = Some(r.offset);
         } else if key == RESTORE_MARKER_KEY {
             self.discarded += self.pending.len();
-            self.pending.clear();
+            self.aborted
+                .extend(self.pending.drain(..).map(|(key, _)| key));
         } else {
             self.pending.push((key.to_vec(), r.value));
         }
@@ -402,7 +418,10 @@ pub fn restore(
             }
             task.restore_into_store();
             match load_store(task, &store, p, end) {
-                Ok((at, inputs)) => {
+                // A store that never committed is empty (a commit writes its changes and its
+                // checkpoint atomically): nothing to load, nothing to wipe.
+                Ok(None) => r.store = Some(store),
+                Ok(Some((at, inputs))) => {
                     from = Some(at);
                     r.verify = Some((at, inputs.clone()));
                     r.store_inputs = Some(inputs);
@@ -462,19 +481,34 @@ pub fn restore(
         })?;
     }
     let mut out = BTreeMap::new();
+    let (mut from_store, mut from_changelog) = (Vec::new(), Vec::new());
+    let mut repaired = 0;
+    for (p, r) in restoring.iter_mut() {
+        repaired += repair(r, *p, producer, &changelog.topic)?;
+    }
+    if repaired > 0 {
+        flush(producer)?;
+        tracing::info!(topic = %changelog.topic, keys = repaired,
+            "committed values rewritten over the changes of unfinished batches");
+    }
     for (p, r) in restoring {
         r.task.finish_restore();
         let inputs = r.replay.inputs.clone().or(r.store_inputs.clone());
         if let Some(store) = &r.store {
             r.replay.save(store, p)?;
         }
-        let (applied, discarded) = (r.replay.count, r.replay.discarded + r.replay.pending.len());
+        tracing::debug!(
+            topic = %changelog.topic,
+            partition = p,
+            from_store = r.store_inputs.is_some(),
+            applied = r.replay.count,
+            discarded = r.replay.discarded + r.replay.pending.len(),
+            "task state restored"
+        );
         if r.store_inputs.is_some() {
-            tracing::info!(topic = %changelog.topic, partition = p, applied, discarded,
-                "state restored from the local store and the changelog tail");
+            from_store.push(p);
         } else {
-            tracing::info!(topic = %changelog.topic, partition = p, applied, discarded,
-                "state restored from the changelog");
+            from_changelog.push(p);
         }
         out.insert(
             p,
@@ -484,13 +518,70 @@ pub fn restore(
             },
         );
     }
-    tracing::info!(
-        topic = %changelog.topic,
-        partitions = ?partitions,
-        ms = started.elapsed().as_millis() as u64,
-        "tasks restored"
-    );
+    let ms = started.elapsed().as_millis() as u64;
+    if !from_store.is_empty() {
+        tracing::info!(topic = %changelog.topic, partitions = ?from_store, ms,
+            "state restored from the local store and the changelog tail");
+    }
+    if !from_changelog.is_empty() {
+        tracing::info!(topic = %changelog.topic, partitions = ?from_changelog, ms,
+            "state restored from the changelog");
+    }
     Ok(out)
+}
+
+/// Makes a changelog partition safe to compact after a batch died half-written.
+///
+/// The changelog is compacted (only the latest record of each key stays), so the records of a
+/// batch that never got its checkpoint would, once compacted, have replaced the committed value
+/// of their keys and lost the restore marker that discards them. Before the task writes anything
+/// new, the restore writes each such key's committed value again (a tombstone when it had none)
+/// with a checkpoint: every key's latest record is then committed. Kafka compacts only closed
+/// log segments, so the unfinished records are still in the active one when this runs.
+/// Returns how many keys were rewritten (their records are sent, not yet flushed).
+fn repair(
+    r: &mut Restoring,
+    partition: i32,
+    producer: &Producer,
+    topic: &str,
+) -> Result<usize, EngineError> {
+    let mut aborted = std::mem::take(&mut r.replay.aborted);
+    aborted.extend(r.replay.pending.iter().map(|(key, _)| key.clone()));
+    if aborted.is_empty() {
+        return Ok(0);
+    }
+    if let (Some(store), Some(_)) = (&r.store, &r.store_inputs) {
+        // Point reads want an empty memtable (see `runnel_state::Access::WriteMostly`).
+        store.flush().map_err(state_error)?;
+    }
+    for key in &aborted {
+        let value = match (r.replay.applied.get(key), &r.store) {
+            (Some(value), _) => value.clone(),
+            (None, Some(store)) if r.store_inputs.is_some() => {
+                let (kind, start) = AggregateOperator::store_key_parts(key);
+                store.get(kind, start, key).map_err(state_error)?
+            }
+            (None, _) => None,
+        };
+        send(
+            producer,
+            &Record {
+                topic: topic.to_string(),
+                partition,
+                key: Some(key.clone()),
+                value,
+                ..Default::default()
+            },
+        )?;
+    }
+    let inputs = r
+        .replay
+        .inputs
+        .clone()
+        .or(r.store_inputs.clone())
+        .unwrap_or_default();
+    send(producer, &checkpoint_record_of(topic, partition, &inputs))?;
+    Ok(aborted.len())
 }
 
 /// Forgets what a task loaded from a store that cannot be trusted and empties the store.
@@ -514,19 +605,23 @@ fn reject_store(
     Ok(store)
 }
 
+/// Where a local store's state ends: the changelog offset of its checkpoint record and the
+/// input offsets it covers.
+type StoreCheckpoint = (i64, BTreeMap<i32, i64>);
+
 /// Loads a local store into its task; returns the changelog offset of the checkpoint record
-/// the store remembers (the tail is read from there) and the store's input offsets. An `Err`
-/// says why the store cannot be trusted (the task may then hold partial state).
+/// the store remembers (the tail is read from there) and the store's input offsets, or None
+/// for a store without a checkpoint. An `Err` says why the store cannot be trusted (the task
+/// may then hold partial state).
 fn load_store(
     task: &QueryTask,
     store: &StateStore,
     partition: i32,
     end: i64,
-) -> Result<(i64, BTreeMap<i32, i64>), String> {
-    let checkpoint = store
-        .checkpoint()
-        .map_err(|e| e.to_string())?
-        .ok_or("no checkpoint")?;
+) -> Result<Option<StoreCheckpoint>, String> {
+    let Some(checkpoint) = store.checkpoint().map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
     let next = *checkpoint
         .changelog
         .get(&partition)
@@ -548,5 +643,5 @@ fn load_store(
                 .map_err(|e| format!("entry does not decode: {e}"))?;
         }
     }
-    Ok((at, checkpoint.inputs))
+    Ok(Some((at, checkpoint.inputs)))
 }

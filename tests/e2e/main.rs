@@ -675,18 +675,30 @@ fn a_killed_servers_tasks_move_to_the_surviving_one() {
     let _ = second.wait();
     let (log1, log2) = (log_of(1), log_of(2));
     assert_eq!(latest, expected, "server 1:\n{log1}\nserver 2:\n{log2}");
-    // The survivor's last rebalance gave it every partition, and it restored those it had not
-    // run before from the changelog.
-    let last_rebalance = &log2[log2.rfind("tasks revoked").expect("a rebalance")..];
-    let assigned = last_rebalance
-        .lines()
-        .find(|l| l.contains("tasks assigned"))
-        .expect("tasks assigned after the last revocation");
-    assert!(assigned.contains("partitions=[0, 1, 2, 3]"), "{log2}");
-    assert!(
-        last_rebalance.contains("state restored from the changelog"),
-        "{log2}"
-    );
+    // The survivor ended with every partition: what it was given (restored: from the changelog,
+    // or from its own store when it had run that task before) minus what it gave up.
+    let mut owned = std::collections::BTreeSet::new();
+    let mut assignments = 0;
+    for line in log2.lines() {
+        let Some(list) = line
+            .split("partitions=[")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+        else {
+            continue;
+        };
+        let partitions = list.split(", ").filter_map(|p| p.parse::<i32>().ok());
+        if line.contains("tasks assigned") {
+            assignments += 1;
+            owned.extend(partitions);
+        } else if line.contains("tasks revoked") {
+            for p in partitions {
+                owned.remove(&p);
+            }
+        }
+    }
+    assert_eq!(owned, (0..4).collect(), "{log2}");
+    assert!(assignments >= 2, "taken over after the kill: {log2}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

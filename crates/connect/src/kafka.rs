@@ -326,6 +326,14 @@ impl KafkaConfig {
         set_default(&mut c, "heartbeat.interval.ms", "1000");
         set_default(&mut c, "max.poll.interval.ms", "300000");
         set_default(&mut c, "enable.partition.eof", "false");
+        // Incremental rebalancing (as Kafka Streams since 2.4): when a server joins or leaves,
+        // only the partitions that move are revoked and assigned, so a stateful query's other
+        // tasks keep running instead of all being committed, closed and restored.
+        set_default(
+            &mut c,
+            "partition.assignment.strategy",
+            "cooperative-sticky",
+        );
         c
     }
 

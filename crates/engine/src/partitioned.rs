@@ -73,6 +73,10 @@ struct Tasks {
     owned: BTreeMap<i32, PartitionTask>,
     /// An error met inside a rebalance callback: the query stops on it.
     failed: Option<EngineError>,
+    /// Records polled and runs of one partition processed since the last commit (how much a
+    /// task processes at once).
+    polled: u64,
+    runs: u64,
 }
 
 impl Tasks {
@@ -141,6 +145,7 @@ impl Tasks {
 
     /// Processes a polled batch, a run of records of one partition at a time.
     fn process(&mut self, mut batch: Vec<Record>) -> Result<(), EngineError> {
+        self.polled += batch.len() as u64;
         let mut start = 0;
         while start < batch.len() {
             let p = batch[start].partition;
@@ -150,6 +155,7 @@ impl Tasks {
                     .take_while(|r| r.partition == p)
                     .count();
             self.process_run(p, &mut batch[start..end])?;
+            self.runs += 1;
             start = end;
         }
         Ok(())
@@ -276,7 +282,13 @@ impl Tasks {
             t.uncommitted = 0;
             t.dirty = false;
         }
-        tracing::debug!(query = %self.log.query_id, partitions = processed.len(), "committed");
+        tracing::debug!(
+            query = %self.log.query_id,
+            partitions = processed.len(),
+            records_per_run = self.polled / self.runs.max(1),
+            "committed"
+        );
+        (self.polled, self.runs) = (0, 0);
         commit_offsets(consumer, &processed, &self.log.query_id);
         self.stats
             .committed
@@ -383,6 +395,8 @@ pub(crate) fn spawn(
         stats: stats.clone(),
         owned: BTreeMap::new(),
         failed: None,
+        polled: 0,
+        runs: 0,
     }));
     consumer.context().listen(Arc::new(Listener(tasks.clone())));
     consumer

@@ -340,6 +340,39 @@ fn latest_values(kafka: &KafkaConfig, topic: &str) -> BTreeMap<Vec<u8>, String> 
     latest
 }
 
+/// Reads `topic`'s latest values until they are `expected` or `timeout` has passed; returns the
+/// last ones read.
+fn wait_for_latest(
+    kafka: &KafkaConfig,
+    topic: &str,
+    expected: &BTreeMap<Vec<u8>, String>,
+    timeout: Duration,
+) -> BTreeMap<Vec<u8>, String> {
+    let mut latest = BTreeMap::new();
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        latest = latest_values(kafka, topic);
+        if latest == *expected {
+            break;
+        }
+    }
+    latest
+}
+
+/// Waits up to 60 s for the first record of a query's output `topic`: a record, not an error
+/// event (the topic may not exist yet), means the query has committed once (outputs are sent
+/// at commits).
+fn wait_for_first_record(kafka: &KafkaConfig, topic: &str) {
+    let consumer: BaseConsumer = kafka
+        .consumer(&unique("probe"), "earliest")
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
+    {}
+}
+
 /// Sensor readings `from..to`: 7 sensors over 4 partitions, 37 ms apart; `out` gets
 /// (sensor, timestamp, value) of each.
 fn produce_readings(
@@ -395,6 +428,51 @@ fn run_script(
         .expect("start runnel")
 }
 
+/// The windowed aggregation the kill tests run in `runnel run` children: COUNT and SUM per
+/// sensor and 10-second tumbling window (an hour of grace) over a 4-partition topic.
+struct WindowedCounts {
+    input: String,
+    output: String,
+    service: String,
+    /// The test's directory, holding the script.
+    dir: std::path::PathBuf,
+    script: std::path::PathBuf,
+}
+
+fn windowed_counts_query(kafka: &KafkaConfig, name: &str) -> WindowedCounts {
+    let input = unique("readings");
+    let output = unique("counts");
+    let service = format!("{}_", unique("svc"));
+    let changelog = format!(
+        "_confluent-ksql-{service}query_CTAS_COUNTS_0-Aggregate-Aggregate-Materialize-changelog"
+    );
+    // The children reach the broker over the network, where the mock cluster cannot create
+    // topics: create every topic the query uses here (the changelog with a partition per input
+    // partition, a task's state each).
+    for topic in [&input, &output, &changelog] {
+        kafka.create_topic(topic, 4, 1).expect("topic");
+    }
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let script = dir.join("agg.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE STREAM readings (sensor STRING KEY, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
+             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
+             FROM readings WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS) GROUP BY sensor EMIT CHANGES;\n"
+        ),
+    )
+    .expect("write script");
+    WindowedCounts {
+        input,
+        output,
+        service,
+        dir,
+        script,
+    }
+}
+
 /// What happens to the local state directory while the engine is down.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum StateDir {
@@ -412,34 +490,15 @@ enum StateDir {
 /// at each commit and is read back from the store when updated).
 fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Option<&str>) {
     let kafka = kafka();
-    let input = unique("readings");
-    let output = unique("counts");
-    let service = format!("{}_", unique("svc"));
-    kafka.create_topic(&input, 4, 1).expect("input topic");
-    // The child process reaches the broker over the network; librdkafka's mock cluster has no
-    // CreateTopics API, so create the topics the query needs here.
-    kafka.create_topic(&output, 4, 1).expect("output topic");
-    let changelog = format!(
-        "_confluent-ksql-{service}query_CTAS_COUNTS_0-Aggregate-Aggregate-Materialize-changelog"
-    );
-    // One changelog partition per input partition (a task's state each).
-    kafka
-        .create_topic(&changelog, 4, 1)
-        .expect("changelog topic");
-    let dir = std::env::temp_dir().join(unique("killtest"));
+    let WindowedCounts {
+        input,
+        output,
+        service,
+        dir,
+        script,
+    } = windowed_counts_query(&kafka, "killtest");
     let state = dir.join("state");
     let store = state.join(&service).join("CTAS_COUNTS_0");
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let script = dir.join("agg.sql");
-    std::fs::write(
-        &script,
-        format!(
-            "CREATE STREAM readings (sensor STRING KEY, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
-             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
-             FROM readings WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS) GROUP BY sensor EMIT CHANGES;\n"
-        ),
-    )
-    .expect("write script");
     // Commits (and so local checkpoints) follow the first outputs closely, so the kill below
     // lands after at least one of them.
     let mut properties = vec![
@@ -461,16 +520,7 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Opti
     produce_readings(&kafka, &input, 0, 2000, &mut sent);
     let mut child = start(1);
     // Let it get going, feed it more while it runs, then kill it without warning.
-    let consumer: BaseConsumer = kafka
-        .consumer(&unique("probe"), "earliest")
-        .expect("consumer");
-    consumer.subscribe(&[output.as_str()]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // A record, not an error event (the output topic may not exist yet): the query has
-    // committed once (outputs are sent at commits).
-    while Instant::now() < deadline
-        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
-    {}
+    wait_for_first_record(&kafka, &output);
     produce_readings(&kafka, &input, 2000, 3500, &mut sent);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");
@@ -496,14 +546,7 @@ fn windowed_aggregation_survives_sigkill(state_dir: StateDir, state_memory: Opti
     produce_readings(&kafka, &input, 3500, 5000, &mut sent);
     let mut child = start(2);
     let expected = expected_windows(&sent);
-    let mut latest = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        latest = latest_values(&kafka, &output);
-        if latest == expected {
-            break;
-        }
-    }
+    let latest = wait_for_latest(&kafka, &output, &expected, Duration::from_secs(120));
     child.kill().expect("stop");
     let _ = child.wait();
     let wrong: Vec<_> = expected
@@ -583,29 +626,13 @@ fn windowed_aggregation_survives_sigkill_with_state_corrupted() {
 #[test]
 fn a_killed_servers_tasks_move_to_the_surviving_one() {
     let kafka = kafka();
-    let input = unique("readings");
-    let output = unique("counts");
-    let service = format!("{}_", unique("svc"));
-    let changelog = format!(
-        "_confluent-ksql-{service}query_CTAS_COUNTS_0-Aggregate-Aggregate-Materialize-changelog"
-    );
-    // The children reach the broker over the network, where the mock cluster cannot create
-    // topics: create every topic the query uses here.
-    for topic in [&input, &output, &changelog] {
-        kafka.create_topic(topic, 4, 1).expect("topic");
-    }
-    let dir = std::env::temp_dir().join(unique("failover"));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let script = dir.join("agg.sql");
-    std::fs::write(
-        &script,
-        format!(
-            "CREATE STREAM readings (sensor STRING KEY, t INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');\n\
-             CREATE TABLE counts WITH (KAFKA_TOPIC='{output}') AS SELECT sensor, COUNT(*) AS n, SUM(t) AS total \
-             FROM readings WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 HOURS) GROUP BY sensor EMIT CHANGES;\n"
-        ),
-    )
-    .expect("write script");
+    let WindowedCounts {
+        input,
+        output,
+        service,
+        dir,
+        script,
+    } = windowed_counts_query(&kafka, "failover");
     let start = |server: u32| {
         let properties = [
             format!("ksql.service.id={service}"),
@@ -649,28 +676,14 @@ fn a_killed_servers_tasks_move_to_the_surviving_one() {
     assert!(log_of(2).contains("tasks assigned"), "{}", log_of(2));
     let mut sent = Vec::new();
     produce_readings(&kafka, &input, 0, 2000, &mut sent);
-    let consumer: BaseConsumer = kafka
-        .consumer(&unique("probe"), "earliest")
-        .expect("consumer");
-    consumer.subscribe(&[output.as_str()]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline
-        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
-    {}
+    wait_for_first_record(&kafka, &output);
     produce_readings(&kafka, &input, 2000, 3500, &mut sent);
     std::thread::sleep(Duration::from_millis(300));
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     produce_readings(&kafka, &input, 3500, 5000, &mut sent);
     let expected = expected_windows(&sent);
-    let mut latest = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        latest = latest_values(&kafka, &output);
-        if latest == expected {
-            break;
-        }
-    }
+    let latest = wait_for_latest(&kafka, &output, &expected, Duration::from_secs(120));
     second.kill().expect("stop");
     let _ = second.wait();
     let (log1, log2) = (log_of(1), log_of(2));
@@ -1644,14 +1657,7 @@ fn group_by_a_value_column_repartitions_across_two_engines() {
             .collect()
     };
     let wait_for = |expected: &BTreeMap<Vec<u8>, String>| {
-        let mut latest = BTreeMap::new();
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while Instant::now() < deadline {
-            latest = latest_values(&kafka, &output);
-            if latest == *expected {
-                break;
-            }
-        }
+        let latest = wait_for_latest(&kafka, &output, expected, Duration::from_secs(90));
         assert_eq!(latest, *expected);
     };
     let counts = expected_now(&expected);
@@ -1865,16 +1871,7 @@ fn repartitioned_aggregation_survives_sigkill_case(windowed: bool) {
     };
     feed(0..2000);
     let mut child = start(1);
-    let consumer: BaseConsumer = kafka
-        .consumer(&unique("probe"), "earliest")
-        .expect("consumer");
-    consumer.subscribe(&[output.as_str()]).expect("subscribe");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // A record, not an error event (the output topic may not exist yet): the query has
-    // committed once (outputs are sent at commits).
-    while Instant::now() < deadline
-        && !matches!(consumer.poll(Duration::from_millis(200)), Some(Ok(_)))
-    {}
+    wait_for_first_record(&kafka, &output);
     feed(2000..3500);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().expect("SIGKILL");
@@ -1889,14 +1886,7 @@ fn repartitioned_aggregation_survives_sigkill_case(windowed: bool) {
             .map(|(s, (n, total))| (s.into_bytes(), format!("{{\"N\":{n},\"TOTAL\":{total}}}")))
             .collect()
     };
-    let mut latest = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        latest = latest_values(&kafka, &output);
-        if latest == expected {
-            break;
-        }
-    }
+    let latest = wait_for_latest(&kafka, &output, &expected, Duration::from_secs(120));
     child.kill().expect("stop");
     let _ = child.wait();
     assert_eq!(latest, expected);

@@ -73,6 +73,8 @@ struct Tasks {
     owned: BTreeMap<i32, PartitionTask>,
     /// An error met inside a rebalance callback: the query stops on it.
     failed: Option<EngineError>,
+    /// Set to stop the query (a restore in progress gives up on it).
+    stop: Arc<AtomicBool>,
     /// Records polled and runs of one partition processed since the last commit (how much a
     /// task processes at once).
     polled: u64,
@@ -91,8 +93,13 @@ impl Tasks {
             }
         }
         let refs: Vec<(i32, &QueryTask)> = fresh.iter().map(|(p, t)| (*p, t)).collect();
-        let mut restored =
-            crate::state::restore(&refs, &self.kafka, &self.producer, &self.changelog)?;
+        let mut restored = crate::state::restore(
+            &refs,
+            &self.kafka,
+            &self.producer,
+            &self.changelog,
+            &self.stop,
+        )?;
         let mut starts = BTreeMap::new();
         for (p, task) in fresh {
             let r = restored
@@ -383,6 +390,7 @@ pub(crate) fn spawn(
     }
     let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
     let stats = Arc::new(QueryStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
     let tasks = Arc::new(Mutex::new(Tasks {
         repartitioned: input != template.source_topic(),
         template: template.clone(),
@@ -395,6 +403,7 @@ pub(crate) fn spawn(
         stats: stats.clone(),
         owned: BTreeMap::new(),
         failed: None,
+        stop: stop.clone(),
         polled: 0,
         runs: 0,
     }));
@@ -406,7 +415,6 @@ pub(crate) fn spawn(
         .lock()
         .map(|t| t.log.query_id.clone())
         .unwrap_or_default();
-    let stop = Arc::new(AtomicBool::new(false));
     let (stop2, stats2) = (stop.clone(), stats.clone());
     let thread = std::thread::Builder::new()
         .name(format!("query-{query_id}"))
@@ -447,6 +455,11 @@ fn run(
         };
         let polled = !batch.is_empty();
         let mut result = match t.failed.take() {
+            // A restore the stop interrupted is not a failure.
+            Some(e) if stopping => {
+                tracing::info!(query = %query_id, "{e}");
+                Ok(())
+            }
             Some(e) => Err(e),
             None => t.process(batch),
         };

@@ -29,6 +29,7 @@ use runnel_runtime::aggregate::AggregateOperator;
 use runnel_state::{Batch, Checkpoint, Opened, StateError, StateStore};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -235,6 +236,7 @@ fn read_until(
     kafka: &KafkaConfig,
     topic: &str,
     ranges: &BTreeMap<i32, (Option<i64>, i64)>,
+    stop: &AtomicBool,
     mut apply: impl FnMut(Record) -> Result<(), EngineError>,
 ) -> Result<(), EngineError> {
     let mut open: BTreeMap<i32, i64> = ranges
@@ -276,6 +278,11 @@ fn read_until(
             }
             Some(Err(e)) => tracing::warn!("restore of {topic}: {e}"),
             None => {}
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Err(EngineError::Internal(format!(
+                "restoring {topic}: the query was stopped"
+            )));
         }
         if last_progress.elapsed() > STALL {
             return Err(EngineError::Internal(format!(
@@ -386,12 +393,13 @@ struct Restoring<'a> {
 /// Rebuilds the state of the tasks of changelog partitions `tasks` (partition, task with empty
 /// state): each from its local store and its changelog partition's tail, or from its whole
 /// changelog partition when the store is missing or cannot be trusted. All partitions are read
-/// by one consumer.
+/// by one consumer. Setting `stop` (the query is being stopped) ends it with an error.
 pub fn restore(
     tasks: &[(i32, &QueryTask)],
     kafka: &KafkaConfig,
     producer: &Producer,
     changelog: &Changelog,
+    stop: &AtomicBool,
 ) -> Result<BTreeMap<i32, Restored>, EngineError> {
     let started = Instant::now();
     let partitions: Vec<i32> = tasks.iter().map(|(p, _)| *p).collect();
@@ -435,7 +443,7 @@ pub fn restore(
         ranges.insert(p, (from, end));
         restoring.insert(p, r);
     }
-    read_until(kafka, &changelog.topic, &ranges, |rec| {
+    read_until(kafka, &changelog.topic, &ranges, stop, |rec| {
         let Some(r) = restoring.get_mut(&rec.partition) else {
             return Ok(());
         };
@@ -473,11 +481,11 @@ pub fn restore(
         }
     }
     if !again.is_empty() {
-        read_until(kafka, &changelog.topic, &again, |rec| {
-            match restoring.get_mut(&rec.partition) {
-                Some(r) if again.contains_key(&rec.partition) => r.replay.apply(rec),
-                _ => Ok(()),
-            }
+        read_until(kafka, &changelog.topic, &again, stop, |rec| match restoring
+            .get_mut(&rec.partition)
+        {
+            Some(r) if again.contains_key(&rec.partition) => r.replay.apply(rec),
+            _ => Ok(()),
         })?;
     }
     let mut out = BTreeMap::new();

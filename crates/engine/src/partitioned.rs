@@ -75,6 +75,8 @@ struct Tasks {
     failed: Option<EngineError>,
     /// Set to stop the query (a restore in progress gives up on it).
     stop: Arc<AtomicBool>,
+    /// Assignments handled so far (the first one's table rows were read when the query started).
+    assignments: u64,
     /// Records polled and runs of one partition processed since the last commit (how much a
     /// task processes at once).
     polled: u64,
@@ -92,6 +94,7 @@ impl Tasks {
                 fresh.push((p, task));
             }
         }
+        let fresh_partitions: Vec<i32> = fresh.iter().map(|(p, _)| *p).collect();
         let refs: Vec<(i32, &QueryTask)> = fresh.iter().map(|(p, t)| (*p, t)).collect();
         let mut restored = crate::state::restore(
             &refs,
@@ -124,6 +127,19 @@ impl Tasks {
                 },
             );
         }
+        // Pull queries read the table's rows from this server's copy, which has the rows of
+        // the tasks it ran up to date and the others' as of when it last read the table's
+        // topic: after taking tasks over, read the topic again (the previous owner flushed its
+        // outputs before letting go, or a dead one's committed outputs are all there).
+        if self.assignments > 0 && !fresh_partitions.is_empty() {
+            if let (Some(m), Some(sink)) =
+                (self.template.materialization(), self.template.sink_source())
+            {
+                let records = crate::runner::read_to_end(&self.kafka, &sink.topic)?;
+                crate::materialized::bootstrap(m, sink, &records)?;
+            }
+        }
+        self.assignments += 1;
         // A restore may load whole stores: keep only what the bound allows.
         let share = self.memory_share();
         for t in self.owned.values() {
@@ -404,6 +420,7 @@ pub(crate) fn spawn(
         owned: BTreeMap::new(),
         failed: None,
         stop: stop.clone(),
+        assignments: 0,
         polled: 0,
         runs: 0,
     }));

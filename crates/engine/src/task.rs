@@ -883,6 +883,13 @@ impl QueryTask {
         QueryTask::new_aggregate(plan, None, config.clone(), agg.clone())
     }
 
+    /// The table an aggregation writes (its catalog entry), if it has a sink.
+    pub fn sink_source(&self) -> Option<&Source> {
+        self.aggregate
+            .as_deref()
+            .and_then(|(_, _, _, sink)| sink.as_ref())
+    }
+
     /// A task for one input partition of this aggregation on Kafka (Kafka Streams' task: see
     /// `crate::partitioned`): the same plan, sink and settings, its own empty state, and the
     /// same materialization (the partitions' groups are disjoint).

@@ -715,6 +715,42 @@ fn a_killed_servers_tasks_move_to_the_surviving_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A changelog whose partitions do not match the input's (written by an older Runnel, or the
+/// input was given more partitions) cannot be split into tasks: the statement fails and says
+/// what to do, and nothing is written to it.
+#[test]
+fn a_changelog_with_other_partitions_is_refused_with_a_clear_error() {
+    let kafka = kafka();
+    let input = unique("events");
+    let service = format!("{}_", unique("svc"));
+    let changelog = format!(
+        "_confluent-ksql-{service}query_CTAS_PER_KEY_0-Aggregate-Aggregate-Materialize-changelog"
+    );
+    kafka.create_topic(&input, 4, 1).expect("input");
+    kafka.create_topic(&changelog, 1, 1).expect("changelog");
+    let dir = std::env::temp_dir().join(unique("mismatch"));
+    let mut engine = kafka_engine(&kafka, &service, &dir, &[]);
+    engine
+        .execute_script(&format!(
+            "CREATE STREAM events (k STRING KEY, v INT) WITH (KAFKA_TOPIC='{input}', VALUE_FORMAT='JSON');"
+        ))
+        .expect("stream");
+    let err = engine
+        .execute_script("CREATE TABLE per_key AS SELECT k, COUNT(*) AS n FROM events GROUP BY k;")
+        .expect_err("a changelog with 1 partition for 4 input partitions");
+    let message = err.to_string();
+    assert!(
+        message.contains(&changelog)
+            && message.contains("1 partitions")
+            && message.contains("has 4")
+            && message.contains("delete the changelog topic"),
+        "{message}"
+    );
+    assert!(engine.queries.is_empty(), "no query runs");
+    engine.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_half_written_batch_is_never_restored() {
     let kafka = kafka();

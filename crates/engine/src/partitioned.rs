@@ -75,7 +75,8 @@ struct Tasks {
     failed: Option<EngineError>,
     /// Set to stop the query (a restore in progress gives up on it).
     stop: Arc<AtomicBool>,
-    /// Assignments handled so far (the first one's table rows were read when the query started).
+    /// Assignments that gave this server tasks so far (the first one's table rows were read
+    /// when the query started).
     assignments: u64,
     /// Records polled and runs of one partition processed since the last commit (how much a
     /// task processes at once).
@@ -131,15 +132,18 @@ impl Tasks {
         // the tasks it ran up to date and the others' as of when it last read the table's
         // topic: after taking tasks over, read the topic again (the previous owner flushed its
         // outputs before letting go, or a dead one's committed outputs are all there).
-        if self.assignments > 0 && !fresh_partitions.is_empty() {
-            if let (Some(m), Some(sink)) =
-                (self.template.materialization(), self.template.sink_source())
-            {
-                let records = crate::runner::read_to_end(&self.kafka, &sink.topic)?;
-                crate::materialized::bootstrap(m, sink, &records)?;
+        // (An incremental rebalance may assign nothing new: that is not a take-over.)
+        if !fresh_partitions.is_empty() {
+            if self.assignments > 0 {
+                if let (Some(m), Some(sink)) =
+                    (self.template.materialization(), self.template.sink_source())
+                {
+                    let records = crate::runner::read_to_end(&self.kafka, &sink.topic)?;
+                    crate::materialized::bootstrap(m, sink, &records)?;
+                }
             }
+            self.assignments += 1;
         }
-        self.assignments += 1;
         // A restore may load whole stores: keep only what the bound allows.
         let share = self.memory_share();
         for t in self.owned.values() {

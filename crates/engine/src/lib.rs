@@ -1023,8 +1023,7 @@ impl Engine {
         if let (Some(m), Some(sink)) = (task.materialization(), self.catalog.source(sink_name)) {
             // The sink topic is the table's changelog: a restarted engine rebuilds the
             // table's state for pull queries from it before the query resumes.
-            let records = runner::read_to_end(k, &sink.topic)?;
-            materialized::bootstrap(m, sink, &records)?;
+            materialized::bootstrap_from_topic(m, sink, k)?;
         }
         let changelog = task.is_stateful().then(|| runner::Changelog {
             topic: format!(
@@ -1052,6 +1051,7 @@ impl Engine {
             reset,
             log,
             changelog,
+            task.source_topic(),
         )?))
     }
 

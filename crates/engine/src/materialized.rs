@@ -224,6 +224,16 @@ impl Materialization {
     }
 }
 
+/// Reads the table's topic (its changelog) to its end into `m` (see `bootstrap`).
+pub fn bootstrap_from_topic(
+    m: &Materialization,
+    table: &runnel_plan::catalog::Source,
+    kafka: &runnel_connect::kafka::KafkaConfig,
+) -> Result<(), crate::EngineError> {
+    let records = crate::runner::read_to_end(kafka, &table.topic)?;
+    bootstrap(m, table, &records)
+}
+
 /// Rebuilds a table's state from the records of its topic (in offset order per partition):
 /// a record with a value upserts its key (and window), a tombstone deletes it. Records that do
 /// not decode are skipped.

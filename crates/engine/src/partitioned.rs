@@ -138,8 +138,7 @@ impl Tasks {
                 if let (Some(m), Some(sink)) =
                     (self.template.materialization(), self.template.sink_source())
                 {
-                    let records = crate::runner::read_to_end(&self.kafka, &sink.topic)?;
-                    crate::materialized::bootstrap(m, sink, &records)?;
+                    crate::materialized::bootstrap_from_topic(m, sink, &self.kafka)?;
                 }
             }
             self.assignments += 1;
@@ -409,6 +408,7 @@ pub(crate) fn spawn(
         crate::runner::start_at_end(&kafka, &group, input)?;
     }
     let consumer = kafka.group_consumer(&group, &auto_offset_reset)?;
+    let query_id = log.query_id.clone();
     let stats = Arc::new(QueryStats::default());
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = Arc::new(Mutex::new(Tasks {
@@ -432,10 +432,6 @@ pub(crate) fn spawn(
     consumer
         .subscribe(&[input])
         .map_err(runnel_connect::kafka::KafkaError::from)?;
-    let query_id = tasks
-        .lock()
-        .map(|t| t.log.query_id.clone())
-        .unwrap_or_default();
     let (stop2, stats2) = (stop.clone(), stats.clone());
     let thread = std::thread::Builder::new()
         .name(format!("query-{query_id}"))

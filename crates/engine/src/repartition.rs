@@ -819,7 +819,7 @@ pub fn spawn(
     // starts at its beginning, whatever the source's offset reset. It commits in its own group,
     // since the GroupBy stage's group has subscribed members (a broker rejects commits from an
     // unassigned consumer into such a group).
-    let mut aggregate = crate::runner::spawn_persistent_from(
+    let mut aggregate = crate::runner::spawn_persistent(
         task,
         kafka,
         format!("{group}-Aggregate"),

@@ -198,31 +198,11 @@ pub fn read_to_end(kafka: &KafkaConfig, topic: &str) -> Result<Vec<Record>, crat
     Ok(out)
 }
 
-/// Starts a persistent query: reads the source topic in consumer group `group`, writes the sink.
-/// Stateful queries (with a changelog) run a task per input partition (see `crate::partitioned`).
+/// Starts a persistent query: reads `input` (the task's source topic, or the repartition topic
+/// the aggregating stage of a repartitioned aggregation reads, see `crate::repartition`) in
+/// consumer group `group` and writes the sink. Stateful queries (with a changelog) run a task
+/// per input partition (see `crate::partitioned`).
 pub fn spawn_persistent(
-    task: Arc<QueryTask>,
-    kafka: KafkaConfig,
-    group: String,
-    auto_offset_reset: String,
-    log: ProcessingLog,
-    changelog: Option<Changelog>,
-) -> Result<Running, crate::EngineError> {
-    let input = task.source_topic().to_string();
-    spawn_persistent_from(
-        task,
-        kafka,
-        group,
-        auto_offset_reset,
-        log,
-        changelog,
-        &input,
-    )
-}
-
-/// `spawn_persistent` reading `input` instead of the task's source topic: the aggregating stage
-/// of a repartitioned aggregation reads the repartition topic (see `crate::repartition`).
-pub(crate) fn spawn_persistent_from(
     task: Arc<QueryTask>,
     kafka: KafkaConfig,
     group: String,
